@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up (first time only) and run the whole test suite, browser tests included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test: chromium is missing; install it (Debian: apt-get install chromium) for the browser tests" >&2
+  fi
+fi
+exec .venv/bin/python -m pytest "$@"
