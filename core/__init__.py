@@ -1,0 +1,34 @@
+"""unitax engine: one image classifier over datasets whose class lists disagree.
+
+Importing ``core`` is cheap (numpy, scipy, pandas): the torch-based modules (features,
+training, the pipeline) load on first use of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from core.crossdomain import (count_matrix, cross_domain_matrices, empty_classes, normalize_rows,
+                              ordered_pairs, prediction_matrix)
+from core.metrics import (best_parameters, per_pair_scores, rank_all, relationship_scores,
+                          score_selection, sweep)
+from core.selection import METHODS, Edges, RankedRows, rank_rows, select_edges, select_relationships
+from core.synthetic import SyntheticTaxonomy, make_synthetic_taxonomy, sample_cross_counts
+from core.taxonomy import UniversalTaxonomy, build_universal_taxonomy
+
+_LAZY: dict[str, str] = {}  # public name -> module, for modules that import torch
+
+__all__ = [
+    "METHODS", "Edges", "RankedRows", "SyntheticTaxonomy", "UniversalTaxonomy",
+    "best_parameters", "build_universal_taxonomy", "count_matrix", "cross_domain_matrices",
+    "empty_classes", "make_synthetic_taxonomy", "normalize_rows", "ordered_pairs",
+    "per_pair_scores", "prediction_matrix", "rank_all", "rank_rows", "relationship_scores",
+    "sample_cross_counts", "score_selection", "select_edges", "select_relationships", "sweep",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'core' has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""Boundary checks shared by the engine's public functions (numpy only)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+ROW_SUM_TOL = 1e-6  # rows of P must sum to 1 within this (float32 round-off is ~1e-7 per entry)
+
+
+def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
+    """Return ``x`` as a finite, non-negative float64 2-D array or raise.
+
+    Raises TypeError for non-numeric input and ValueError for a wrong shape, NaN/inf or
+    negative entries; the message names the value and the expected form.
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a 2-D numeric array, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a 2-D numeric array, got {type(x).__name__}") from exc
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (K_a, K_b), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} has a NaN or inf entry at {tuple(int(v) for v in bad)}: "
+                         f"{arr[tuple(bad)]}")
+    if (arr < 0).any():
+        bad = np.argwhere(arr < 0)[0]
+        raise ValueError(f"{name} has a negative entry at {tuple(int(v) for v in bad)}: "
+                         f"{arr[tuple(bad)]}")
+    return arr
+
+
+def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
+    """Validate ``x`` as a matrix of row probabilities (K_a, K_b).
+
+    Rows sum to 1, or to less: an all-zero row is a class without images, and a row summing
+    to less than 1 keeps mass the model put nowhere (the thesis's noise-free matrices without
+    the uniform remainder); such rows are used as they are. Rows summing to MORE than 1 (counts,
+    say) are normalised, with a ``UserWarning`` naming how many rows were rescaled.
+    """
+    arr = as_matrix(x, name=name)
+    sums = arr.sum(axis=1)
+    off = sums > 1.0 + ROW_SUM_TOL
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        warnings.warn(f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
+                      f"{sums[first]:.6g}); normalising them", UserWarning, stacklevel=3)
+        arr = arr.copy()
+        arr[off] /= sums[off, None]
+    return arr
+
+
+def as_class_counts(class_counts: object) -> list[int]:
+    """Validate a sequence of per-domain class counts (each an int >= 1)."""
+    if isinstance(class_counts, (str, bytes)) or not isinstance(class_counts, Sequence | np.ndarray):
+        raise TypeError(f"class_counts must be a sequence of ints, got {type(class_counts).__name__}")
+    counts = list(class_counts)
+    if not counts:
+        raise ValueError("class_counts is empty: at least one domain is needed")
+    out = []
+    for a, k in enumerate(counts):
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"class_counts[{a}] must be an int, got {k!r}")
+        if k < 1:
+            raise ValueError(f"class_counts[{a}] must be >= 1 (domain {a} has no classes), got {k}")
+        out.append(int(k))
+    return out
+
+
+def check_pair_dict(mats: Mapping, class_counts: Sequence[int], *, name: str) -> None:
+    """Check that every key is a pair (a, b) of distinct known domains with a (K_a, K_b) value."""
+    if not isinstance(mats, Mapping):
+        raise TypeError(f"{name} must be a dict {{(a, b): matrix}}, got {type(mats).__name__}")
+    n = len(class_counts)
+    for key, mat in mats.items():
+        if not (isinstance(key, tuple) and len(key) == 2
+                and all(isinstance(v, int | np.integer) for v in key)):
+            raise TypeError(f"{name} keys must be pairs of domain indices (a, b), got {key!r}")
+        a, b = int(key[0]), int(key[1])
+        if not (0 <= a < n and 0 <= b < n) or a == b:
+            raise ValueError(f"{name} key {key!r} must be two different domains in 0..{n - 1}")
+        shape = tuple(mat.shape) if hasattr(mat, "shape") else np.shape(mat)
+        if shape != (class_counts[a], class_counts[b]):
+            raise ValueError(f"{name}[{key!r}] has shape {shape}, but class_counts gives "
+                             f"({class_counts[a]}, {class_counts[b]})")

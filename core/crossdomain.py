@@ -1,0 +1,112 @@
+"""Cross-domain prediction matrices (DESIGN 3, thesis step 1).
+
+``C_ab`` (K_a, K_b): row i = images whose TRUE class is a:i, column j = the domain-b model's
+PREDICTED class j. Hard mode counts argmax predictions (the thesis); soft mode sums softmax
+probabilities. ``P_ab`` is ``C_ab`` with rows normalised to 1; a class without images keeps an
+all-zero row and is reported (``empty_classes`` and a warning), never divided by zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def ordered_pairs(n_domains: int) -> list[tuple[int, int]]:
+    """Every ordered pair (a, b) with a != b, sorted: 2 domains -> [(0, 1), (1, 0)]."""
+    if isinstance(n_domains, bool) or not isinstance(n_domains, int | np.integer):
+        raise TypeError(f"n_domains must be an int, got {n_domains!r}")
+    if n_domains < 2:
+        raise ValueError(f"cross-domain prediction needs at least 2 domains, got {n_domains}")
+    return [(a, b) for a in range(n_domains) for b in range(n_domains) if a != b]
+
+
+def _labels(x: object, *, name: str, n_classes: int) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
+            raise TypeError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = arr[(arr < 0) | (arr >= n_classes)][0]
+        raise ValueError(f"{name} has class index {bad} outside 0..{n_classes - 1}")
+    return arr.astype(np.int64, copy=False)
+
+
+def count_matrix(true: object, predicted: object, n_classes_a: int, n_classes_b: int) -> np.ndarray:
+    """Count matrix C (K_a, K_b) from true labels (N,) and predictions.
+
+    ``predicted`` is either hard class indices (N,) of domain b (counts of argmax predictions)
+    or soft probabilities (N, K_b) (summed per true class).
+    """
+    for name, k in (("n_classes_a", n_classes_a), ("n_classes_b", n_classes_b)):
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {k!r}")
+    t = _labels(true, name="true", n_classes=n_classes_a)
+    pred = np.asarray(predicted)
+    if pred.ndim == 1:
+        p = _labels(pred, name="predicted", n_classes=n_classes_b)
+        if p.shape != t.shape:
+            raise ValueError(f"true has {t.shape[0]} labels but predicted has {p.shape[0]}")
+        flat = np.bincount(t * n_classes_b + p, minlength=n_classes_a * n_classes_b)
+        return flat.reshape(n_classes_a, n_classes_b).astype(np.float64)
+    if pred.ndim != 2 or pred.shape != (t.shape[0], n_classes_b):
+        raise ValueError(f"soft predictions must have shape (N, K_b) = ({t.shape[0]}, "
+                         f"{n_classes_b}), got {pred.shape}")
+    probs = pred.astype(np.float64, copy=False)
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise ValueError("soft predictions must be finite and non-negative (pass softmax "
+                         "probabilities, not logits)")
+    sums = probs.sum(axis=1)
+    if probs.shape[0] and np.abs(sums - 1).max() > 1e-3:
+        raise ValueError(f"soft prediction rows must sum to 1 (softmax probabilities); a row "
+                         f"sums to {sums[np.argmax(np.abs(sums - 1))]:.4g}")
+    out = np.zeros((n_classes_a, n_classes_b))
+    np.add.at(out, t, probs)
+    return out
+
+
+def normalize_rows(counts: np.ndarray) -> np.ndarray:
+    """Row-normalise a count matrix (K_a, K_b); all-zero rows stay all-zero."""
+    c = np.asarray(counts, dtype=np.float64)
+    sums = c.sum(axis=1, keepdims=True)
+    return np.divide(c, sums, out=np.zeros_like(c), where=sums > 0)
+
+
+def empty_classes(counts: np.ndarray) -> np.ndarray:
+    """Indices (n,) of the rows of a count matrix that hold no images."""
+    return np.flatnonzero(np.asarray(counts).sum(axis=1) == 0)
+
+
+def prediction_matrix(true: object, predicted: object, n_classes_a: int,
+                      n_classes_b: int) -> np.ndarray:
+    """P (K_a, K_b) from true labels (N,) and hard (N,) or soft (N, K_b) predictions.
+
+    Classes of domain a with no images give all-zero rows, reported with a ``UserWarning``.
+    """
+    counts = count_matrix(true, predicted, n_classes_a, n_classes_b)
+    empty = empty_classes(counts)
+    if empty.size:
+        warnings.warn(f"{empty.size} class(es) of domain a have no images and give all-zero "
+                      f"rows: {empty[:10].tolist()}{' ...' if empty.size > 10 else ''}",
+                      UserWarning, stacklevel=2)
+    return normalize_rows(counts)
+
+
+def cross_domain_matrices(true_labels: Sequence[object], predictions: Mapping[tuple[int, int], object],
+                          class_counts: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
+    """P_ab for every pair in ``predictions``.
+
+    true_labels[a]: (N_a,) true labels of domain a's images; predictions[(a, b)]: the domain-b
+    model's hard (N_a,) or soft (N_a, K_b) predictions on those images.
+    """
+    out = {}
+    for (a, b), pred in sorted(predictions.items()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out[(a, b)] = prediction_matrix(true_labels[a], pred, class_counts[a], class_counts[b])
+    return out
