@@ -26,6 +26,8 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (K_a, K_b), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
+    if arr.min() >= 0 and np.isfinite(arr.sum()):  # fast path: two passes, no temporaries
+        return arr
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} has a NaN or inf entry at {tuple(int(v) for v in bad)}: "

@@ -87,22 +87,24 @@ class Edges:
 
 def _rank(p: np.ndarray, m: int, sparse_row: int = SPARSE_ROW) -> RankedRows:
     k_a, k_b = p.shape
-    nnz = np.count_nonzero(p, axis=1)
+    flat = np.flatnonzero(p)
+    rows = flat // k_b
+    nnz = np.bincount(rows, minlength=k_a)
     floor = np.zeros(k_a)
     dense_rows = np.flatnonzero(nnz > max(m, sparse_row))
-    if dense_rows.size and m < k_b:  # partial sort only where a row has many non-zeros
-        sub = p if dense_rows.size == k_a else p[dense_rows]
-        floor[dense_rows] = np.partition(sub, k_b - m, axis=1)[:, k_b - m]  # m-th largest
     if m >= k_b and k_a:  # full ranking: one 2-D stable sort
         order = np.argsort(-p, axis=1, kind="stable")
         srt = np.take_along_axis(p, order, axis=1)
-        flat = np.flatnonzero(srt.ravel() > 0)
+        flat = np.flatnonzero(srt)
         rows = flat // k_b
         cols, vals = order.ravel()[flat], srt.ravel()[flat]
     else:
-        thr = np.where(floor > 0, floor, np.finfo(np.float64).tiny)
-        flat = np.flatnonzero((p >= thr[:, None]).ravel())
-        rows, cols = np.divmod(flat, k_b)
+        if dense_rows.size:  # partial sort only where a row has many non-zeros
+            sub = p if dense_rows.size == k_a else p[dense_rows]
+            floor[dense_rows] = np.partition(sub, k_b - m, axis=1)[:, k_b - m]  # m-th largest
+            keep = p.ravel()[flat] >= floor[rows]
+            flat, rows = flat[keep], rows[keep]
+        cols = flat - rows * k_b
         vals = p.ravel()[flat]
         order = np.lexsort((-vals, rows))  # rows asc, then value desc; stable keeps column asc
         rows, cols, vals = rows[order], cols[order], vals[order]
