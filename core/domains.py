@@ -1,0 +1,296 @@
+"""Domains: a labelled source as is, or a synthetic domain over a base source, with a domain shift.
+
+Public API (what the pipeline calls)::
+
+    spec = DomainSpec(name="syn0", source="procedural", shift="A",
+                      synthetic=taxonomy, synthetic_index=0, n_train=60, n_val=15, n_test=30)
+    domains = build_domains([spec, ...], root=None, seed=42)   # -> list[Domain]
+    d = domains[0]
+    d.name, d.class_names                      # str, list[str] (K_a names)
+    d.splits["train"|"val"|"test"]             # core.sources.ImageSet:
+        len(s); s.labels (N,) int64; s.image(i) -> uint8 (H,W,3); s.images(idx, size) -> (imgs, ok); s.key
+    d.concepts                                 # synthetic: frozenset of base concepts per class, else None
+    d.concept_labels["train"]                  # synthetic: base concept (N,) of every image, else None
+    d.key                                      # stable string naming the domain's exact pixels
+    preview_grid(d, split="train", per_class=6) -> (uint8 (rows*size, per_class*size, 3), row names)
+
+A synthetic domain (DESIGN 4.2) takes class i = the set of base classes ("concepts")
+``taxonomy.domains[a][i]``: its images are the base images of those concepts, relabelled i, and
+its class name joins the concept names with "+". Each domain draws its own images: procedural
+domains render fresh instances (a per-domain pool seed); over a real base the images of a concept
+are dealt out disjointly to the domains that share it (all of them get the full set only when a
+shard would be empty). ``n_train/n_val/n_test`` are images per concept (synthetic) or a cap per
+class (plain sources); None = the defaults below / all images. Shifts are seeded per image by
+(seed, domain name, split, index). Numpy only at import time (shifts import torch on first use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.sources import SOURCES, SPLITS, ImageSet, ProceduralPool, Source, load_source
+from core.synthetic import SyntheticTaxonomy
+
+__all__ = [
+    "DomainSpec", "Domain", "DEFAULT_PER_CONCEPT", "build_domain", "build_domains",
+    "build_synthetic_domains", "preview_grid",
+]
+
+SHIFT_NAMES = ("none", "A", "B", "C")
+# images per concept and split for synthetic domains (also per class for plain procedural domains):
+# enough for a 2-layer head on frozen features, small enough for the 3-minute CPU demo
+DEFAULT_PER_CONCEPT = (60, 15, 30)
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """One domain to build: a plain source, or class sets over a base source (synthetic)."""
+
+    name: str
+    source: str = "procedural"  # key of core.sources.SOURCES; the base for a synthetic domain
+    shift: str = "none"  # none | A | B | C (core.shifts.SHIFTS)
+    root: str | None = None  # dataset folder for on-disk sources (overrides build_domains' root)
+    synthetic: SyntheticTaxonomy | None = None  # ground-truth world; None = the source as is
+    synthetic_index: int = 0  # which domain of the synthetic world this is
+    n_train: int | None = None  # per concept (synthetic) or cap per class (plain); None = default
+    n_val: int | None = None
+    n_test: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Domain:
+    """A built domain: class names, splits, and (synthetic) the concept ground truth."""
+
+    name: str
+    class_names: list[str]
+    splits: dict[str, ImageSet]
+    source: str
+    shift: str
+    concepts: list[frozenset[int]] | None = None
+    concept_labels: dict[str, np.ndarray] | None = None
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """split -> labels (N,) int64."""
+        return {s: self.splits[s].labels for s in SPLITS}
+
+    @property
+    def key(self) -> str:
+        """Stable digest of the domain's pixels and labels (cache keys, run folders)."""
+        h = hashlib.sha1(self.name.encode())
+        for s in SPLITS:
+            h.update(self.splits[s].key.encode())
+            h.update(np.ascontiguousarray(self.splits[s].labels).tobytes())
+        return h.hexdigest()[:16]
+
+
+def _stable_int(*parts: object) -> int:
+    """A 63-bit integer from a tuple of values, identical across runs and machines."""
+    digest = hashlib.sha1("|".join(repr(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _check_spec(spec: DomainSpec) -> None:
+    if not isinstance(spec, DomainSpec):
+        raise TypeError(f"expected a DomainSpec, got {type(spec).__name__}")
+    if not isinstance(spec.name, str) or not spec.name.strip():
+        raise ValueError(f"domain name must be a non-empty str, got {spec.name!r}")
+    if spec.source not in SOURCES:
+        raise ValueError(f"domain {spec.name!r}: unknown source {spec.source!r}; expected one of {sorted(SOURCES)}")
+    if spec.shift not in SHIFT_NAMES:
+        raise ValueError(f"domain {spec.name!r}: unknown shift {spec.shift!r}; expected one of {list(SHIFT_NAMES)}")
+    for field_name in ("n_train", "n_val", "n_test"):
+        n = getattr(spec, field_name)
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
+            raise ValueError(f"domain {spec.name!r}: {field_name} must be a non-negative int or None, got {n!r}")
+    if spec.synthetic is not None:
+        if not isinstance(spec.synthetic, SyntheticTaxonomy):
+            raise TypeError(f"domain {spec.name!r}: synthetic must be a SyntheticTaxonomy, got {type(spec.synthetic).__name__}")
+        n_dom = len(spec.synthetic.domains)
+        if not 0 <= spec.synthetic_index < n_dom:
+            raise ValueError(f"domain {spec.name!r}: synthetic_index {spec.synthetic_index} out of range 0..{n_dom - 1}")
+
+
+def _counts(spec: DomainSpec, defaults: tuple[int | None, int | None, int | None]) -> dict[str, int | None]:
+    given = (spec.n_train, spec.n_val, spec.n_test)
+    return {s: (d if g is None else int(g)) for s, g, d in zip(SPLITS, given, defaults)}
+
+
+def _cap_per_class(labels: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """Indices keeping at most ``cap`` images per class (a seeded choice), sorted."""
+    if cap is None:
+        return np.arange(labels.size)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep.append(np.sort(idx[np.random.default_rng([seed, int(c)]).permutation(idx.size)[:cap]]))
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
+
+
+def _shifted(imageset: ImageSet, spec: DomainSpec, split: str, seed: int) -> ImageSet:
+    return imageset.with_shift(spec.shift, seed=_stable_int("shift", seed, spec.name, split))
+
+
+def _plain_domain(spec: DomainSpec, base: Source, seed: int) -> Domain:
+    """The source's own classes; splits capped per class; the domain's shift applied."""
+    caps = _counts(spec, (None, None, None))
+    splits = {}
+    for s in SPLITS:
+        src = base.splits[s]
+        keep = _cap_per_class(src.labels, caps[s], _stable_int("cap", seed, spec.name, s))
+        splits[s] = _shifted(src.subset(keep, name=f"{spec.name}/{s}"), spec, s, seed)
+    return Domain(spec.name, list(base.class_names), splits, spec.source, spec.shift)
+
+
+def _procedural_domain(spec: DomainSpec, seed: int, classes: list[frozenset[int]],
+                       counts: dict[str, int]) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
+    """Fresh rendered instances for this domain: pool seed from (seed, domain name)."""
+    pool = ProceduralPool(seed=_stable_int("procedural", seed, spec.name))
+    splits, concept_labels = {}, {}
+    for k, s in enumerate(SPLITS):
+        concepts = np.array([c for cls in classes for c in sorted(cls) for _ in range(counts[s])], dtype=np.int64)
+        labels = np.array([i for i, cls in enumerate(classes) for _ in range(len(cls) * counts[s])], dtype=np.int64)
+        instances = np.array([j for cls in classes for _ in cls for j in range(counts[s])], dtype=np.int64) + (k << 32)
+        items = ProceduralPool.items(concepts, instances) if concepts.size else np.zeros(0, np.int64)
+        splits[s] = _shifted(ImageSet(pool, items, labels, name=f"{spec.name}/{s}"), spec, s, seed)
+        concept_labels[s] = concepts
+    return splits, concept_labels
+
+
+def _real_synthetic_domain(spec: DomainSpec, base: Source, seed: int, counts: dict[str, int | None]
+                           ) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
+    """Base images of each concept, dealt out disjointly among the domains that share the concept."""
+    tax, a = spec.synthetic, spec.synthetic_index
+    owners = {}  # concept -> sorted domain indices holding it
+    for d, classes in enumerate(tax.domains):
+        for cls in classes:
+            for c in cls:
+                owners.setdefault(c, []).append(d)
+    splits, concept_labels = {}, {}
+    for s in SPLITS:
+        src = base.splits[s]
+        picked, labels, concepts = [], [], []
+        for i, cls in enumerate(tax.domains[a]):
+            for c in sorted(cls):
+                idx = np.flatnonzero(src.labels == c)
+                idx = idx[np.random.default_rng([seed, c, SPLITS.index(s)]).permutation(idx.size)]
+                share = owners[c]
+                shard = idx[share.index(a)::len(share)]
+                chosen = (shard if shard.size else idx)[: counts[s]]
+                picked.append(chosen)
+                labels += [i] * chosen.size
+                concepts += [c] * chosen.size
+        idx = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+        sub = src.subset(idx, np.asarray(labels, dtype=np.int64), name=f"{spec.name}/{s}")
+        splits[s] = _shifted(sub, spec, s, seed)
+        concept_labels[s] = np.asarray(concepts, dtype=np.int64)
+    return splits, concept_labels
+
+
+def build_domain(spec: DomainSpec, *, root: str | None = None, seed: int = 42, base: Source | None = None) -> Domain:
+    """Build one domain. ``base``: an already loaded source to reuse (build_domains shares them)."""
+    _check_spec(spec)
+    tax = spec.synthetic
+    if tax is None:
+        if base is None:
+            kwargs = {}
+            if spec.source == "procedural":
+                c = _counts(spec, DEFAULT_PER_CONCEPT)
+                kwargs["per_class"] = (c["train"], c["val"], c["test"])
+            base = load_source(spec.source, root=spec.root or root, seed=_stable_int("src", seed, spec.name)
+                               if spec.source == "procedural" else seed, **kwargs)
+        domain = _plain_domain(spec, base, seed) if spec.source != "procedural" else Domain(
+            spec.name, list(base.class_names),
+            {s: _shifted(base.splits[s], spec, s, seed) for s in SPLITS}, spec.source, spec.shift)
+    else:
+        classes = tax.domains[spec.synthetic_index]
+        if spec.source == "procedural":
+            from core import procedural
+
+            if tax.n_concepts > procedural.MAX_CONCEPTS:
+                raise ValueError(f"domain {spec.name!r}: n_concepts={tax.n_concepts} exceeds the "
+                                 f"{procedural.MAX_CONCEPTS} procedural concepts")
+            concept_names = procedural.concept_names(tax.n_concepts)
+            counts = _counts(spec, DEFAULT_PER_CONCEPT)
+            splits, concept_labels = _procedural_domain(spec, seed, classes, counts)
+        else:
+            if base is None:
+                base = load_source(spec.source, root=spec.root or root, seed=seed)
+            if tax.n_concepts > base.n_classes:
+                raise ValueError(f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
+                                 f"base source {spec.source!r} has only {base.n_classes} classes")
+            concept_names = list(base.class_names)
+            splits, concept_labels = _real_synthetic_domain(spec, base, seed, _counts(spec, (None, None, None)))
+        names = tax.class_names(concept_names)[spec.synthetic_index]
+        domain = Domain(spec.name, names, splits, spec.source, spec.shift, list(classes), concept_labels)
+    if len(domain.class_names) < 2:
+        raise ValueError(f"domain {spec.name!r} has {len(domain.class_names)} class(es); at least 2 are needed")
+    return domain
+
+
+def build_domains(specs: Sequence[DomainSpec], *, root: str | None = None, seed: int = 42) -> list[Domain]:
+    """Build every spec; on-disk sources are loaded once and shared. Names must be unique."""
+    specs = list(specs)
+    names = [getattr(s, "name", None) for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
+    if dupes:
+        raise ValueError(f"domain names must be unique, repeated: {dupes}")
+    loaded: dict[tuple[str, str | None], Source] = {}
+    out = []
+    for spec in specs:
+        _check_spec(spec)
+        base = None
+        if spec.source != "procedural":
+            where = spec.root or root
+            if (spec.source, where) not in loaded:
+                loaded[(spec.source, where)] = load_source(spec.source, root=where, seed=seed)
+            base = loaded[(spec.source, where)]
+        out.append(build_domain(spec, root=root, seed=seed, base=base))
+    return out
+
+
+def build_synthetic_domains(taxonomy: SyntheticTaxonomy, *, base: str = "procedural",
+                            shifts: Sequence[str] = ("A", "B", "C"), names: Sequence[str] | None = None,
+                            root: str | None = None, seed: int = 42,
+                            per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT) -> list[Domain]:
+    """All domains of a synthetic world over one base source; shifts cycle over the domains."""
+    n = len(taxonomy.domains)
+    names = list(names) if names is not None else [f"syn{a}" for a in range(n)]
+    if len(names) != n:
+        raise ValueError(f"need {n} domain names, got {len(names)}")
+    if not shifts:
+        raise ValueError("shifts must name at least one shift (use ('none',) for no shift)")
+    specs = [DomainSpec(name=names[a], source=base, shift=shifts[a % len(shifts)], root=root, synthetic=taxonomy,
+                        synthetic_index=a, n_train=per_concept[0], n_val=per_concept[1], n_test=per_concept[2])
+             for a in range(n)]
+    return build_domains(specs, root=root, seed=seed)
+
+
+def preview_grid(domain: Domain, *, split: str = "train", per_class: int = 6, max_classes: int = 12,
+                 size: int = 64, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Example images: one row per class (first ``max_classes``), ``per_class`` seeded picks each.
+
+    Returns (uint8 (rows*size, per_class*size, 3), row names). Missing or unreadable images are
+    mid-grey tiles. Shifts are applied, so the grid shows what the model sees.
+    """
+    if split not in domain.splits:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(domain.splits)}")
+    if per_class < 1 or max_classes < 1:
+        raise ValueError(f"per_class and max_classes must be >= 1, got {per_class} and {max_classes}")
+    s = domain.splits[split]
+    rows = min(max_classes, len(domain.class_names))
+    grid = np.full((rows * size, per_class * size, 3), 128, dtype=np.uint8)
+    for i in range(rows):
+        idx = np.flatnonzero(s.labels == i)
+        idx = idx[np.random.default_rng([seed, i]).permutation(idx.size)[:per_class]]
+        if idx.size == 0:
+            continue
+        imgs, ok = s.images(idx, size)
+        for j, (img, good) in enumerate(zip(imgs, ok)):
+            if good:
+                grid[i * size:(i + 1) * size, j * size:(j + 1) * size] = img
+    return grid, list(domain.class_names[:rows])

@@ -1,0 +1,246 @@
+"""Backbone features of an ImageSet, computed once per image and cached on disk.
+
+Public API (what the pipeline calls)::
+
+    feats = extract_features(split, backbone="efficientnet_lite0", image_size=64,
+                             device=None, batch_size=None, num_workers=None,
+                             cache_dir=None, progress=None)        # -> float32 (N, D)
+    result = extract_features_report(split, ...)                   # FeatureResult: features, failed,
+                                                                   # from_cache, seconds, images_per_s
+    feature_cache_key(split, backbone=..., image_size=...) -> str  # hex digest naming the cache file
+
+``split`` is a core.sources.ImageSet (a Domain's ``splits["train"]`` etc.). ``progress(done, total,
+images_per_s, eta_s)`` is called after every batch. Unreadable images (corrupt / truncated files)
+are skipped and counted: their rows are zero, their indices are in ``FeatureResult.failed``, and
+extract_features warns once. The cache lives in ``$UNITAX_CACHE`` or ``<repo>/.cache/features``,
+one ``<key>.npy`` + ``<key>.json`` per (images + shift, backbone, image size, transform); a file
+that is truncated, altered or written for other images is rebuilt, never trusted. Decoding and
+rendering run in producer threads while the model computes (overlap); on CPU the glibc allocator
+is tuned first (core.device.tune_cpu_allocator; measured in bench/bench_features.py).
+
+Imports torch: never import this module from ``core/__init__.py`` or numpy-only modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.backbones import DEFAULT_BACKBONE, Backbone, load_backbone
+from core.device import autocast, default_batch_size, default_workers, pick_device, tune_cpu_allocator
+from core.sources import ImageSet
+
+__all__ = [
+    "FeatureResult", "extract_features", "extract_features_report", "compute_features",
+    "feature_cache_key", "default_cache_dir",
+]
+
+TRANSFORM_VERSION = "rgb-uint8/resize-bilinear-square/v1"  # bump when preprocessing changes
+CACHE_FORMAT = 1
+
+Progress = Callable[[int, int, float, "float | None"], None]
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """Features of one split plus what happened while computing them."""
+
+    features: np.ndarray  # (N, D) float32; rows of unreadable images are zero
+    failed: np.ndarray  # (F,) int64 indices of unreadable images
+    from_cache: bool
+    seconds: float
+    images_per_s: float  # of the forward pipeline (0.0 when read from cache)
+
+
+def default_cache_dir() -> Path:
+    """$UNITAX_CACHE, else <repo>/.cache/features."""
+    env = os.environ.get("UNITAX_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / ".cache" / "features"
+
+
+def _backbone_name(backbone: str | Backbone) -> str:
+    if isinstance(backbone, Backbone):
+        return backbone.name
+    if not isinstance(backbone, str) or not backbone:
+        raise TypeError(f"backbone must be a name or a core.backbones.Backbone, got {backbone!r}")
+    return backbone
+
+
+def feature_cache_key(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64) -> str:
+    """Hex digest of (images + shift, backbone, image size, transform version): the cache file name."""
+    text = f"{split.key}|backbone={_backbone_name(backbone)}|size={int(image_size)}|{TRANSFORM_VERSION}"
+    return hashlib.sha1(text.encode()).hexdigest()[:24]
+
+
+def _checksum(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1).data)
+
+
+def _read_cache(path: Path, key_text: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Features and failed indices if the cache entry is complete and matches; else None."""
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CACHE_FORMAT or meta.get("key") != key_text or meta.get("n") != n:
+            return None
+        feats = np.load(path, allow_pickle=False)
+        if feats.dtype != np.float32 or feats.shape != tuple(meta["shape"]) or _checksum(feats) != meta["crc32"]:
+            return None
+        return feats, np.asarray(meta.get("failed", []), dtype=np.int64)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, EOFError):
+        return None
+
+
+def _write_cache(path: Path, key_text: str, feats: np.ndarray, failed: np.ndarray) -> None:
+    """Atomic: write both files under temporary names, then rename (meta last)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, feats, allow_pickle=False)
+    os.replace(tmp, path)
+    meta = {"format": CACHE_FORMAT, "key": key_text, "n": int(feats.shape[0]), "shape": list(feats.shape),
+            "crc32": _checksum(feats), "failed": [int(i) for i in failed], "created": time.time()}
+    tmp_meta = path.with_name(f".{path.stem}.json.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta))
+    os.replace(tmp_meta, path.with_suffix(".json"))
+
+
+@lru_cache(maxsize=2)
+def _cached_backbone(name: str, device: str) -> Backbone:
+    """Load each backbone once per process and device (loading costs more than a small split)."""
+    model = load_backbone(name).to(device)
+    if device.startswith("cuda"):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _check_args(split: ImageSet, image_size: int, batch_size: int | None, num_workers: int | None) -> None:
+    if not isinstance(split, ImageSet):
+        raise TypeError(f"split must be a core.sources.ImageSet, got {type(split).__name__}")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 16 <= image_size <= 1024:
+        raise ValueError(f"image_size must be an int in 16..1024, got {image_size!r}")
+    for name, v in (("batch_size", batch_size), ("num_workers", num_workers)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "batch_size" else 0)):
+            raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+
+
+def compute_features(split: ImageSet, model: Backbone, *, image_size: int, device: torch.device,
+                     batch_size: int, num_workers: int, progress: Progress | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Forward every image of ``split`` -> (features (N, D) float32, failed (F,), images/s).
+
+    ``num_workers`` producer threads build uint8 batches (decode/render + resize + shift) ahead
+    of the model (decode overlaps compute); 0 builds each batch inline in this thread.
+    """
+    n = len(split)
+    out = np.zeros((n, model.dim), dtype=np.float32)
+    failed = []
+    starts = list(range(0, n, batch_size))
+    cuda = device.type == "cuda"
+    t0 = time.perf_counter()
+    done = 0
+
+    def produce(start: int) -> tuple[int, np.ndarray, np.ndarray]:
+        idx = np.arange(start, min(start + batch_size, n))
+        imgs, ok = split.images(idx, image_size)
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2)
+        if cuda:
+            x = x.pin_memory()
+        return start, x, ok
+
+    workers = max(1, num_workers)
+    # num_workers=0: produce each batch inline (no overlap, but no thread oversubscription either)
+    with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
+        if num_workers == 0:
+            queue: deque = deque([None] * len(starts))
+        else:
+            queue = deque(pool.submit(produce, s) for s in starts[: workers + 1])
+        next_start = len(queue)
+        position = 0
+        while queue:
+            item = queue.popleft()
+            start, x, ok = produce(starts[position]) if item is None else item.result()
+            position += 1
+            if next_start < len(starts):
+                queue.append(pool.submit(produce, starts[next_start]))
+                next_start += 1
+            x = x.to(device, non_blocking=True)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                f = model.features(x.float().div_(255))
+            out[start:start + len(ok)] = f.float().cpu().numpy()
+            bad = np.flatnonzero(~ok)
+            if bad.size:
+                out[start + bad] = 0.0
+                failed.extend((start + bad).tolist())
+            done += len(ok)
+            if progress is not None:
+                elapsed = time.perf_counter() - t0
+                rate = done / elapsed if elapsed > 0 else 0.0
+                progress(done, n, rate, (n - done) / rate if rate > 0 else None)
+    elapsed = time.perf_counter() - t0
+    return out, np.asarray(failed, dtype=np.int64), (n / elapsed if elapsed > 0 else 0.0)
+
+
+def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64,
+                            device: str | torch.device | None = None, batch_size: int | None = None,
+                            num_workers: int | None = None, cache_dir: str | os.PathLike | None = None,
+                            use_cache: bool = True, progress: Progress | None = None) -> FeatureResult:
+    """Features of every image of ``split`` (disk-cached) plus a report; see the module docstring."""
+    _check_args(split, image_size, batch_size, num_workers)
+    name = _backbone_name(backbone)
+    key = feature_cache_key(split, backbone=name, image_size=image_size)
+    key_text = f"{split.key}|backbone={name}|size={int(image_size)}|{TRANSFORM_VERSION}"
+    path = Path(cache_dir).expanduser() / f"{key}.npy" if cache_dir is not None else default_cache_dir() / f"{key}.npy"
+    t0 = time.perf_counter()
+    if use_cache:
+        hit = _read_cache(path, key_text, len(split))
+        if hit is not None:
+            if progress is not None:
+                progress(len(split), len(split), 0.0, 0.0)
+            return FeatureResult(hit[0], hit[1], True, time.perf_counter() - t0, 0.0)
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
+    model = backbone.to(dev) if isinstance(backbone, Backbone) else _cached_backbone(name, str(dev))
+    bs = int(batch_size) if batch_size else default_batch_size(dev, int(image_size))
+    nw = default_workers(dev) if num_workers is None else int(num_workers)
+    feats, failed, rate = compute_features(split, model, image_size=int(image_size), device=dev, batch_size=bs,
+                                           num_workers=nw, progress=progress)
+    if use_cache:
+        _write_cache(path, key_text, feats, failed)
+    return FeatureResult(feats, failed, False, time.perf_counter() - t0, rate)
+
+
+def extract_features(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64,
+                     device: str | torch.device | None = None, batch_size: int | None = None,
+                     num_workers: int | None = None, cache_dir: str | os.PathLike | None = None,
+                     progress: Progress | None = None) -> np.ndarray:
+    """Features (N, D) float32 of every image of ``split``; cached on disk; warns about unreadable images."""
+    result = extract_features_report(split, backbone=backbone, image_size=image_size, device=device,
+                                     batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
+                                     progress=progress)
+    if result.failed.size:
+        shown = ", ".join(str(i) for i in result.failed[:10])
+        warnings.warn(f"{result.failed.size} of {len(split)} images in {split!r} could not be read "
+                      f"(indices {shown}{', ...' if result.failed.size > 10 else ''}); their feature rows are zero",
+                      stacklevel=2)
+    return result.features
