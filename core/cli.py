@@ -1,0 +1,196 @@
+"""Command line for runs: ``python -m core run|status|list|predict ...``.
+
+    run --config X.yaml [--out runs/ID] [--from STEP] [--until STEP] [--data-root DIR] [--device D]
+    status RUN               RUN = a run id under $UNITAX_RUNS or a run folder path
+    list [--root DIR]
+    predict RUN IMAGE [--method M] [--top-k K]
+
+On a terminal ``run`` shows tqdm progress bars (rate and ETA); otherwise it prints log lines.
+Exit codes: 0 done, 1 failed, 2 usage/config error, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from core.runs import STEPS
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="universal taxonomy runs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run or resume the pipeline from a config")
+    run.add_argument("--config", required=True, help="YAML config (see assets/configs/)")
+    run.add_argument("--out", help="run folder (default: $UNITAX_RUNS/<time>-<config name>)")
+    run.add_argument("--from", dest="from_step", choices=STEPS, help="rerun from this step on")
+    run.add_argument("--until", dest="until_step", choices=STEPS, help="stop after this step")
+    run.add_argument("--data-root", help="override the config's data_root (folder with the datasets)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override the config's device")
+    run.add_argument("--no-progress", action="store_true", help="plain log lines instead of bars")
+    st = sub.add_parser("status", help="show a run's status")
+    st.add_argument("run", help="run id or folder")
+    st.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list runs, newest first")
+    ls.add_argument("--root", help="runs root (default $UNITAX_RUNS or <repo>/runs)")
+    pr = sub.add_parser("predict", help="classify one image with a finished run")
+    pr.add_argument("run", help="run id or folder")
+    pr.add_argument("image", help="image file")
+    pr.add_argument("--method", help="selection method folder (default: the first)")
+    pr.add_argument("--top-k", type=int, default=5)
+    return parser
+
+
+class _Bars:
+    """tqdm bars: one per step, updated from the pipeline's progress callback."""
+
+    def __init__(self, use_bars: bool):
+        self.use_bars = use_bars
+        self.bar = None
+        self.step = None
+
+    def __call__(self, step: str, fraction: float, eta_s, message: str) -> None:
+        if fraction < 0:  # a log line
+            if self.use_bars and self.bar is not None:
+                self.bar.write(message, file=sys.stderr)
+            else:
+                print(f"[{step}] {message}", flush=True)
+            return
+        if not self.use_bars:
+            return
+        from tqdm import tqdm
+
+        if step != self.step:
+            self.close()
+            self.step = step
+            # remaining = tqdm's ETA from the progress rate; the message carries the work rate
+            # (images/s while extracting features, samples/s while training heads)
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.bar = tqdm(total=1000, desc=f"{step:<11}", file=sys.stderr, ncols=width if width > 0 else 100,
+                            bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed}<{remaining} {postfix}")
+        target = int(round(min(max(fraction, 0.0), 1.0) * 1000))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        if message:
+            self.bar.set_postfix_str(message[:60], refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _cmd_run(args) -> int:
+    from core.config import load_config
+    from core.pipeline import run_pipeline
+    from core.runs import new_run_id, runs_root
+
+    import dataclasses
+
+    try:
+        cfg = load_config(args.config)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if args.data_root:
+        cfg = dataclasses.replace(cfg, data_root=args.data_root)
+    if args.device:
+        cfg = dataclasses.replace(cfg, device=args.device)
+    out = Path(args.out) if args.out else runs_root() / new_run_id(cfg.name)
+    bars = _Bars(sys.stderr.isatty() and not args.no_progress)
+    # Under a job, stdout is the run's log.txt, which the pipeline already writes: stay quiet.
+    quiet = not sys.stdout.isatty() and _is_run_log(out)
+    status = run_pipeline(cfg, out, from_step=args.from_step, until_step=args.until_step,
+                          on_progress=None if quiet else bars)
+    bars.close()
+    print(f"run {out}: {status['state']}" + (f" ({status['error']})" if status.get("error") else ""))
+    if status["state"] == "done":
+        _print_results(out)
+    return {"done": 0, "pending": 0, "cancelled": 130}.get(status["state"], 1)
+
+
+def _is_run_log(out: Path) -> bool:
+    try:
+        return Path(f"/proc/self/fd/1").resolve() == (out / "log.txt").resolve()
+    except OSError:
+        return False
+
+
+def _print_results(run) -> None:
+    from core.runs import open_run
+
+    df = open_run(run).results()
+    if df is not None:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _cmd_status(args) -> int:
+    from core.runs import open_run
+
+    try:
+        run = open_run(args.run)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = run.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"run      {run.path}")
+    print(f"state    {status['state']}   step {status.get('step')}   progress {status.get('progress', 0):.0%}")
+    print(f"done     {', '.join(status.get('steps_done', [])) or '-'}")
+    if status.get("eta_s"):
+        print(f"eta      {status['eta_s']:.0f}s")
+    print(f"message  {status.get('message', '')}")
+    if status.get("error"):
+        print(f"error    {status['error']}")
+    if status["state"] == "done":
+        _print_results(run.path)
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from core.runs import list_runs
+
+    infos = list_runs(args.root)
+    if not infos:
+        print("no runs")
+        return 0
+    print(f"{'id':<40} {'state':<10} {'config':<16} headline")
+    for i in infos:
+        head = " ".join(f"{k}={v:.3f}" for k, v in i.headline.items() if isinstance(v, (int, float)))
+        print(f"{i.id:<40} {i.state:<10} {str(i.config_name):<16} {head}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from core.inference import predict_image
+
+    try:
+        result = predict_image(args.run, args.image, method=args.method, top_k=args.top_k)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"universal ({result['method']}):")
+    for name, p in result["universal"]:
+        print(f"  {p:6.3f}  {name}")
+    for dom, top in result["domains"].items():
+        print(f"{dom}:")
+        for name, p in top:
+            print(f"  {p:6.3f}  {name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` without the program name, starting with the command."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict}[args.command](args)

@@ -1,0 +1,290 @@
+"""Training loop for heads on in-memory features: seeded mini-batches, AdamW/SGD + schedule,
+validation every epoch, checkpoint on validation accuracy, early stopping, progress callback.
+
+The loop is objective-agnostic: ``loss_fn(logits, *extras) -> scalar`` and
+``correct_fn(logits, *extras) -> bool (B,)`` receive the batch's extra tensors (labels for a
+baseline; domain ids and labels for the universal model). Mixed precision on CUDA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.config import TrainConfig
+
+__all__ = ["EpochProgress", "TrainResult", "fit", "train_classifier", "predict_logits",
+           "make_optimizer", "make_scheduler", "seed_everything"]
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    """What the progress callback receives after every epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    best_val_acc: float
+    lr: float
+    samples_per_s: float
+    epoch_s: float  # wall time of this epoch (training + validation)
+    eta_s: float  # upper bound: remaining epochs at the current speed (early stopping may cut it)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # with the best-validation-accuracy weights loaded
+    history: list[dict] = field(default_factory=list)  # one dict per epoch (EpochProgress fields)
+    best_epoch: int = 0
+    best_val_acc: float = 0.0
+    stopped_early: bool = False
+    samples_per_s: float = 0.0  # mean training throughput
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (init, dropout) and return a CPU generator for shuffling."""
+    torch.manual_seed(int(seed))
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    raise ValueError(f"optimizer {config.optimizer!r} is not 'adamw' or 'sgd'")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch multiplier: linear warmup, then cosine to 0, steps of 0.1 at 50%/75%, or flat."""
+    warm, total = config.warmup_epochs, config.epochs
+
+    def factor(epoch: int) -> float:
+        if epoch < warm:
+            return (epoch + 1) / (warm + 1)
+        frac = (epoch - warm) / max(1, total - warm)
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * frac))
+        if config.schedule == "step":
+            return 0.1 ** (int(frac >= 0.5) + int(frac >= 0.75))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _as_tensor(x, device: torch.device, dtype=None) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
+
+
+def _prepare(data: Sequence, device: torch.device, name: str) -> list[torch.Tensor]:
+    if not isinstance(data, (tuple, list)) or len(data) < 1:
+        raise TypeError(f"{name} must be a tuple (X, *extras), got {type(data).__name__}")
+    tensors = [_as_tensor(data[0], device, torch.float32)] + [_as_tensor(d, device) for d in data[1:]]
+    n = tensors[0].shape[0]
+    if tensors[0].ndim != 2:
+        raise ValueError(f"{name}: X must be (N, D), got shape {tuple(tensors[0].shape)}")
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape[0] != n:
+            raise ValueError(f"{name}: entry {i} has {t.shape[0]} rows, X has {n}")
+    return tensors
+
+
+@torch.no_grad()
+def _evaluate(model, tensors, loss_fn, correct_fn, batch_size, device) -> tuple[float, float]:
+    from core.device import autocast
+
+    model.eval()
+    n = tensors[0].shape[0]
+    if n == 0:
+        return float("nan"), float("nan")
+    loss_sum, correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        batch = [t[start:start + batch_size] for t in tensors]
+        with autocast(device):
+            logits = model(batch[0])
+        logits = logits.float()
+        loss_sum += float(loss_fn(logits, *batch[1:])) * batch[0].shape[0]
+        correct += int(correct_fn(logits, *batch[1:]).sum())
+    return loss_sum / n, correct / n
+
+
+def _fit(
+    model: nn.Module,
+    train: Sequence,
+    val: Sequence,
+    *,
+    loss_fn: Callable[..., torch.Tensor],
+    correct_fn: Callable[..., torch.Tensor],
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Callable[[EpochProgress], None] | None = None,
+) -> TrainResult:
+    from core.device import autocast
+
+    config = config or TrainConfig()
+    device = torch.device(device)
+    gen = seed_everything(seed)
+    model.to(device)
+    tr = _prepare(train, device, "train")
+    va = _prepare(val, device, "val")
+    n = tr[0].shape[0]
+    if n == 0:
+        raise ValueError("train: no training samples")
+    opt = make_optimizer(model, config)
+    sched = make_scheduler(opt, config)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
+    result = TrainResult(model=model)
+    best_state, best_acc, since_best, total_samples, total_time = None, -1.0, 0, 0, 0.0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen).to(device)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            batch = [t[idx] for t in tr]
+            with autocast(device) if use_amp else contextlib.nullcontext():
+                logits = model(batch[0])
+            logits = logits.float()
+            loss = loss_fn(logits, *batch[1:])
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            with torch.no_grad():
+                correct += int(correct_fn(logits.detach(), *batch[1:]).sum())
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        dt = time.perf_counter() - t0
+        total_samples, total_time = total_samples + n, total_time + dt
+        val_loss, val_acc = _evaluate(model, va, loss_fn, correct_fn, max(1024, config.batch_size), device)
+        train_acc = correct / n
+        score = train_acc if math.isnan(val_acc) else val_acc
+        if score > best_acc:
+            best_acc, since_best, result.best_epoch = score, 0, epoch
+            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            since_best += 1
+        epoch_s = (time.perf_counter() - t0)
+        info = EpochProgress(epoch, config.epochs, loss_sum / n, train_acc, val_loss, val_acc, best_acc, lr,
+                             n / max(dt, 1e-9), epoch_s, epoch_s * (config.epochs - epoch))
+        result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
+        if progress is not None:
+            progress(info)
+        if config.patience and since_best >= config.patience:
+            result.stopped_early = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.best_val_acc = best_acc
+    result.samples_per_s = total_samples / max(total_time, 1e-9)
+    return result
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device, n: int | None = 1):
+    """Limit torch's intra-op threads on CPU while training small heads (restored after).
+
+    Measured on the shared 2-core CPU (bench/bench_pipeline.py, tests): heads of a few hundred
+    units run 7-50x faster on one thread than on two when the cores are busy (OpenMP threads
+    wait on each other); on an idle machine the two are within 20%. ``n=None`` leaves it alone.
+    """
+    if device.type != "cpu" or n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, old)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def fit(model: nn.Module, train: Sequence, val: Sequence, *, loss_fn: Callable[..., torch.Tensor],
+        correct_fn: Callable[..., torch.Tensor], config: TrainConfig | None = None, seed: int = 0,
+        device: torch.device | str = "cpu", progress: Callable[[EpochProgress], None] | None = None,
+        threads: int | None = 1) -> TrainResult:
+    """Train ``model`` on ``train = (X (N, D), *extras)``; validate on ``val`` each epoch.
+
+    Keeps the weights of the epoch with the best validation accuracy (first one on ties) and
+    stops after ``config.patience`` epochs without improvement (0 = never). An empty ``val``
+    falls back to training accuracy. ``threads`` caps torch's CPU threads meanwhile (see
+    :func:`cpu_threads`). Returns a :class:`TrainResult` with the best model.
+    """
+    device = torch.device(device)
+    with cpu_threads(device, threads):
+        return _fit(model, train, val, loss_fn=loss_fn, correct_fn=correct_fn, config=config, seed=seed,
+                    device=device, progress=progress)
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits, y.long())
+
+
+def _argmax_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(dim=1) == y.long()
+
+
+def train_classifier(
+    model: nn.Module,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Callable[[EpochProgress], None] | None = None,
+) -> TrainResult:
+    """Plain classifier (a per-domain baseline): X (N, D) float, y (N,) int in [0, n_out)."""
+    n_out = model.out.out_features if hasattr(model, "out") else None
+    for name, y in (("y_train", y_train), ("y_val", y_val)):
+        y = np.asarray(y)
+        if y.size and (y.min() < 0 or (n_out is not None and y.max() >= n_out)):
+            raise ValueError(f"{name}: labels must be in [0, {n_out}), got range [{y.min()}, {y.max()}]")
+    return fit(model, (X_train, np.asarray(y_train, dtype=np.int64)), (X_val, np.asarray(y_val, dtype=np.int64)),
+               loss_fn=_ce, correct_fn=_argmax_correct, config=config, seed=seed, device=device,
+               progress=progress)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 4096,
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """Logits (N, K) of ``model`` on features X (N, D), float32 numpy."""
+    from core.device import autocast
+
+    device = torch.device(device)
+    model.to(device).eval()
+    out = []
+    with cpu_threads(device, 1):
+        for start in range(0, len(X), batch_size):
+            x = _as_tensor(X[start:start + batch_size], device, torch.float32)
+            with autocast(device):
+                out.append(model(x).float().cpu())
+    if not out:
+        return np.zeros((0, model.out.out_features), dtype=np.float32)
+    return torch.cat(out).numpy()
