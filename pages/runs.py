@@ -1,0 +1,43 @@
+"""📚 Runs: the history of runs with their configs and headline metrics; compare two; delete."""
+
+import pandas as pd
+import streamlit as st
+
+from core.runs import delete_run, list_runs, open_run
+from ui.common import RUN_KEY, ensure_navigation, guard
+from ui.runview import config_diff, runs_table
+
+ensure_navigation()
+st.title("📚 Runs")
+infos = list_runs()
+if not infos:
+    st.info("📭 No runs yet. Start one from 🏠 Home.")
+    st.stop()
+st.dataframe(runs_table(infos), hide_index=True, width="stretch")
+ids = [i.id for i in infos]
+
+st.subheader("Compare two runs")
+c1, c2 = st.columns(2)
+left = c1.selectbox("Run A", ids, index=0, key="runs_a")
+right = c2.selectbox("Run B", ids, index=min(1, len(ids) - 1), key="runs_b")
+with guard("Comparing the runs"):
+    ra, rb = open_run(left), open_run(right)
+    diff = config_diff(ra.config, rb.config)
+    st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
+    if len(diff):
+        st.dataframe(diff, hide_index=True, width="stretch")
+    for col, r in ((c1, ra), (c2, rb)):
+        res = r.results()
+        col.dataframe(res if res is not None else pd.DataFrame({"results": ["not finished"]}),
+                      hide_index=True, width="stretch")
+
+st.subheader("Delete a run")
+victim = st.selectbox("Run to delete", ids, index=None, key="runs_victim", placeholder="choose a run")
+sure = st.checkbox("I understand the folder is removed for good", key="runs_sure")
+if st.button("🗑️ Delete", disabled=not (victim and sure), key="runs_delete"):
+    with guard("Deleting the run", "Cancel it first if it is still running."):
+        delete_run(victim)
+        if st.session_state.get(RUN_KEY) == victim:
+            st.session_state.pop(RUN_KEY, None)
+        st.toast(f"Deleted {victim}", icon="🗑️")
+        st.rerun()

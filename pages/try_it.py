@@ -1,0 +1,62 @@
+"""🖼️ Try it: classify one image with the run's universal model: universal top-k and every
+domain's top-k. Only this page loads torch (lazily, when you press Classify)."""
+
+import numpy as np
+import streamlit as st
+
+from ui import data
+from ui.common import ensure_navigation, guard, require_run
+from ui.upload import read_image
+
+ensure_navigation()
+st.title("🖼️ Try it")
+run = require_run("universal")
+names, class_names = data.domain_info(str(run.path))
+methods = [m for m in run.methods() if (run.path / "universal" / m / "model.pt").exists()]
+if not methods:
+    st.info("This run has no universal model file yet (model.pt); train one on 🎯 Universal model.")
+    st.stop()
+
+c1, c2 = st.columns([1, 2])
+method = c1.selectbox("Universal model", methods, key="try_method")
+top_k = c1.slider("Top k", 1, 10, 5, key="try_topk")
+src = c1.radio("Image", ["📤 Upload", "🎲 A test image"], key="try_src")
+image = None
+if src == "📤 Upload":
+    up = c2.file_uploader("PNG or JPEG, up to 10 MB", type=["png", "jpg", "jpeg", "webp", "bmp"], key="try_upload")
+    if up is not None:
+        try:
+            image = read_image(up.getvalue())
+        except (ValueError, TypeError) as exc:
+            c2.error(f"🚫 {exc}")
+else:
+    a = c2.selectbox("Domain", range(len(names)), format_func=lambda a: names[a], key="try_domain")
+    n_test = run.domains()[a].get("n_test", 0)
+    k = c2.number_input("Test image #", 0, max(int(n_test) - 1, 0), 0, key="try_index")
+    imgs = data.test_images(str(run.path), a, (int(k),))
+    if imgs:
+        image = imgs[0]
+        label = data.test_label(str(run.path), a, int(k))
+        if label is not None:
+            c2.caption(f"True class in {names[a]}: **{class_names[a][label]}**")
+    else:
+        c2.warning("The test images of this run cannot be re-opened here; upload an image instead.")
+
+if image is not None:
+    c2.image(image, width=192)
+    if c2.button("🔮 Classify", type="primary", key="try_go"):
+        with guard("Classifying the image", "Check the run finished its universal step."), st.spinner("Loading the model…"):
+            from core.inference import predict_image  # torch: imported only here, on demand
+
+            st.session_state.try_result = predict_image(str(run.path), np.array(image), method=method, top_k=top_k)
+
+res = st.session_state.get("try_result")
+if res:
+    bar = {"p": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f")}
+    st.subheader(f"Universal top-{len(res['universal'])} ({res.get('method', method)})")
+    st.dataframe([{"class": n, "p": float(p)} for n, p in res["universal"]], hide_index=True,
+                 width="stretch", column_config=bar)
+    cols = st.columns(max(1, len(res["domains"])))
+    for col, (dom, top) in zip(cols, res["domains"].items()):
+        col.markdown(f"**{dom}** model")
+        col.dataframe([{"class": n, "p": float(p)} for n, p in top], hide_index=True, width="stretch", column_config=bar)

@@ -1,0 +1,152 @@
+"""Unit tests of the dashboard's helper package (ui/): graph, plots, uploads, jobs, run tables."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ui.graph import GraphFilter, graph_elements, graph_html, strip_remote
+from ui.jobs import format_eta, overall_progress, parse_epoch
+from ui.plots import SORTS, heatmap, row_bars, sort_order, sweep_curves
+from ui.runview import config_diff, flatten
+from ui.upload import read_image
+
+MAPPINGS = [np.array([[1.0, 0.0], [0.0, 0.5]]), np.array([[0.5, 0.5], [0.0, 0.2]])]
+UNAMES = ["dog", "car"]
+CNAMES = [["dog", "auto"], ["dalmatian", "car_side"]]
+DNAMES = ["cifar", "caltech"]
+
+
+def test_graph_elements_nodes_edges_and_string_ids():
+    nodes, edges = graph_elements(MAPPINGS, UNAMES, CNAMES, DNAMES)
+    assert {n["id"] for n in nodes} == {"u:0", "u:1", "0:0", "0:1", "1:0", "1:1"}
+    assert all(isinstance(n["label"], str) for n in nodes)  # pyvis draws no integer labels
+    assert len(edges) == 5 and {e["weight"] for e in edges} == {1.0, 0.5, 0.2}
+    colours = {n["group"]: n["color"] for n in nodes}
+    assert len(set(colours.values())) == 3  # two domains + universal, all distinct
+
+
+@pytest.mark.parametrize("flt, want_edges", [
+    (GraphFilter(domains=(1,)), 3),
+    (GraphFilter(min_weight=0.5), 4),
+    (GraphFilter(search="dalmat"), 5),  # a:0 dalmatian sits in both universal classes
+    (GraphFilter(search="DOG"), 2),  # U0 "dog" only: cifar dog and caltech dalmatian
+    (GraphFilter(search="zebra"), 0),
+])
+def test_graph_filters(flt, want_edges):
+    nodes, edges = graph_elements(MAPPINGS, UNAMES, CNAMES, DNAMES, flt=flt)
+    assert len(edges) == want_edges
+    ids = {n["id"] for n in nodes}
+    assert all(e["source"] in ids and e["target"] in ids for e in edges)
+
+
+def test_graph_elements_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="2 mappings, 1 class-name lists"):
+        graph_elements(MAPPINGS, UNAMES, CNAMES[:1], DNAMES)
+
+
+def test_graph_html_is_self_contained():
+    nodes, edges = graph_elements(MAPPINGS, UNAMES, CNAMES, DNAMES)
+    html = graph_html(nodes, edges)
+    tags = re.findall(r"<(?:script|link)\b[^>]*(?:src|href)\s*=\s*[\"']([^\"']+)", html)
+    assert tags == [], f"remote resources left: {tags}"
+    assert "new vis.Network" in html and '"dalmatian"' in html
+
+
+def test_strip_remote_removes_cdn_tags_only():
+    html = ('<link href="https://cdn.x/b.css" rel="stylesheet" />'
+            '<script src="https://cdn.x/b.js"\n integrity="x"></script><script>var a = 1;</script>')
+    assert strip_remote(html) == "<script>var a = 1;</script>"
+
+
+def test_sort_order_and_heatmap_hover_names():
+    P = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]])
+    rows, cols = sort_order(P, SORTS[2])
+    assert rows.tolist() == [0, 1, 2] and cols.tolist() == [1, 0]
+    fig = heatmap(P, ["a", "b", "c"], ["x", "y"], sort=SORTS[2])
+    assert fig.data[0].customdata[0][0].tolist() == ["a", "y"]
+    assert fig.data[0].z[0].tolist() == [0.9, 0.1]
+    with pytest.raises(ValueError, match="sort 'weird'"):
+        sort_order(P, "weird")
+
+
+def test_row_bars_top_k_sorted():
+    fig = row_bars(np.array([0.1, 0.6, 0.3]), ["a", "b", "c"], top_k=2)
+    assert list(fig.data[0].y) == ["b", "c"]
+
+
+def test_sweep_curves_one_panel_per_parametrised_method():
+    df = pd.DataFrame({"method": ["threshold"] * 3 + ["mcfp"] + ["hypothesis"] * 2,
+                       "param": ["t"] * 3 + [None] + ["k_max"] * 2,
+                       "value": [0.3, 0.1, 0.2, np.nan, 1, 2], "f1": [0.6, 0.5, 0.7, 0.55, 0.4, 0.8]})
+    fig = sweep_curves(df, "f1")
+    curves = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in curves] == ["threshold", "hypothesis"]
+    assert list(curves[0].y) == [0.5, 0.7, 0.6]  # sorted by parameter value
+    refs = [t for t in fig.data if t.name == "mcfp"]
+    assert len(refs) == 2 and all(list(t.y) == [0.55, 0.55] for t in refs)  # one line per panel
+    assert curves[1].xaxis == "x2"
+    with pytest.raises(ValueError, match="metric 'auc'"):
+        sweep_curves(df, "auc")
+
+
+def _png(size=(8, 8)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_read_image_accepts_png_and_refuses_bad_uploads():
+    img = read_image(_png())
+    assert img.size == (8, 8) and img.mode == "RGB"
+    with pytest.raises(ValueError, match="empty"):
+        read_image(b"")
+    with pytest.raises(ValueError, match="not a readable image"):
+        read_image(b"\x89PNG but not really")
+    with pytest.raises(ValueError, match="limit is"):
+        read_image(_png(), max_bytes=10)
+    with pytest.raises(TypeError, match="uploaded bytes"):
+        read_image("path.png")
+
+
+def test_progress_eta_and_epoch_parsing():
+    assert overall_progress({"state": "done"}) == 1.0
+    half = overall_progress({"state": "running", "steps_done": ["domains", "features"], "step": "baselines",
+                             "progress": 0.5})
+    assert half == pytest.approx(2.5 / 8)
+    assert format_eta(65) == "1 min 05 s" and format_eta(None) == "—"
+    assert parse_epoch("universal mcfp: epoch 3/25 loss 2.5 acc 0.38 val 0.49") == {
+        "label": "universal mcfp", "epoch": 3, "loss": 2.5, "acc": 0.38, "val_acc": 0.49}
+    assert parse_epoch("features: 10/20 batches") is None
+
+
+def test_config_diff_lists_changed_keys():
+    a = {"seed": 1, "features": {"backbone": "x", "image_size": 64}}
+    b = {"seed": 2, "features": {"backbone": "x", "image_size": 64}, "name": "n"}
+    assert flatten(a) == {"seed": 1, "features.backbone": "x", "features.image_size": 64}
+    assert config_diff(a, b)["key"].tolist() == ["name", "seed"]
+
+
+def test_sample_run_follows_the_contract(tmp_path):
+    from core.runs import open_run
+    from core.synthetic import make_synthetic_taxonomy
+    from ui.sample_run import write_synthetic_run
+
+    tax = make_synthetic_taxonomy(12, 3, 8, 2, 1.5, 0.5, seed=0)
+    run = open_run(write_synthetic_run(tmp_path, "s", tax, images_per_class=10, methods=("mcfp", "threshold")))
+    mats, preds = run.matrices("hard"), run.predictions()
+    assert set(mats) == {(a, b) for a in range(3) for b in range(3) if a != b}
+    for (a, b), P in mats.items():
+        assert np.allclose(P.sum(axis=1), 1.0)
+        true, pred = preds["true"][a], preds["pred"][(a, b)]
+        C = np.zeros_like(P)
+        np.add.at(C, (true, pred), 1)
+        assert np.allclose(C, run.matrices("count")[(a, b)])
+    assert run.status()["state"] == "done" and run.methods() == ["mcfp", "threshold"]
+    assert run.ground_truth().class_counts == tax.class_counts

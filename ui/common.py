@@ -1,0 +1,167 @@
+"""Shared page plumbing: the current run (sidebar picker + URL), error display, small guards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import streamlit as st
+
+from core.runs import STEPS, Run, list_runs, open_run, runs_root
+
+__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_picker", "current_run", "require_run", "show_error", "guard", "stamp"]
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_KEY = "run_id"  # session_state key and URL query parameter of the current run
+
+
+def _signature(root: Path) -> tuple:
+    """Cheap fingerprint of the runs folder: names and modification times of the files that
+    list_runs reads (status, config, results, environment)."""
+    if not root.is_dir():
+        return ()
+    sig = []
+    for p in sorted(root.iterdir()):
+        if p.is_dir():
+            sig.append((p.name, *(stamp(p / f) for f in ("status.json", "config.yaml", "results.json", "environment.json"))))
+    return tuple(sig)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _list_runs(root: str, signature: tuple) -> list:
+    return list_runs(root)
+
+
+def runs_list() -> list:
+    """core.runs.list_runs, cached until a run folder changes (a rerun costs a few stat calls).
+    A running job is still checked live: its pid may have died without touching the files."""
+    root = runs_root()
+    infos = _list_runs(str(root), _signature(root))
+    if any(i.state in ("running", "pending") for i in infos):
+        return list_runs(root)
+    return infos
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _config(path: str, stamp_: float) -> dict:
+    return open_run(path).config
+
+
+def run_config(run: Run) -> dict:
+    """The run's resolved config (YAML parsed once per file version)."""
+    return _config(str(run.path), stamp(run.path / "config.yaml"))
+
+
+def ensure_navigation() -> None:
+    """Call first in every page. Streamlit runs a ``pages/`` script on its own (its legacy
+    multipage mode: no sidebar, no page config) when the very first request after a server start
+    is a deep link such as a shared ``/relationships?method=...`` URL, because app.py's
+    st.navigation has not run yet. Then switch the process to st.navigation and rerun through
+    app.py; the URL, query parameters included, is kept."""
+    if st.session_state.get("_nav_checked"):  # only a session's first run can be affected (and
+        return                                   # AppTest, which resets the mode on every run)
+    st.session_state["_nav_checked"] = True
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def run_picker() -> str | None:
+    """Sidebar selectbox over the run folders; keeps the choice in session state and the URL."""
+    infos = runs_list()
+    ids = [i.id for i in infos]
+    wanted = st.session_state.get(RUN_KEY) or st.query_params.get("run")
+    if wanted not in ids:
+        wanted = ids[0] if ids else None
+    st.session_state[RUN_KEY] = wanted
+    if not ids:
+        st.sidebar.caption(f"📂 No runs yet under `{runs_root()}`")
+        return None
+    icons = {"done": "✅", "running": "⏳", "pending": "⏳", "failed": "❌", "cancelled": "⏹️"}
+    labels = {i.id: f"{icons.get(i.state, '•')} {i.id}" for i in infos}
+    choice = st.sidebar.selectbox(
+        "Current run", ids, index=ids.index(wanted), format_func=labels.get, key="_run_picker"
+    )
+    st.session_state[RUN_KEY] = choice
+    st.query_params["run"] = choice
+    return choice
+
+
+def current_run() -> Run | None:
+    """The run chosen in the sidebar (or via ``?run=``), else the newest run, else None."""
+    run_id = st.session_state.get(RUN_KEY) or st.query_params.get("run")
+    try:
+        if run_id:
+            return open_run(run_id)
+        infos = runs_list()
+        return open_run(infos[0].id) if infos else None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def require_run(step: str | None = None) -> Run:
+    """The current run, or stop the page with a hint; with ``step``, also require that step done."""
+    run = current_run()
+    if run is None:
+        st.info("📭 No run yet. Start one from **🏠 Home** (“Run the demo”) or **🧪 Cross-domain**.")
+        st.stop()
+    if step is not None and step in STEPS and not run.has(step):
+        state = run.status()
+        st.info(
+            f"⏳ Run `{run.id}` has not finished the **{step}** step yet "
+            f"(state: {state['state']}, step: {state.get('step') or '—'}). "
+            "Follow it on **🧪 Cross-domain** or pick another run in the sidebar."
+        )
+        st.stop()
+    return run
+
+
+def show_error(exc: BaseException, what: str, todo: str) -> None:
+    """Show ``exc`` as an ``st.error`` with what failed and what to do; the traceback goes to the
+    server log only (set ``UNITAX_DEBUG=1`` to also show it in an expander)."""
+    st.error(f"**{what} failed:** {type(exc).__name__}: {exc}\n\n👉 {todo}", icon="🚨")
+    detail = "".join(traceback.format_exception(exc))
+    print(detail, flush=True)
+    if os.environ.get("UNITAX_DEBUG"):
+        with st.expander("Details"):
+            st.code(detail)
+
+
+@contextlib.contextmanager
+def guard(what: str, todo: str = "Check the inputs, or the run's log on 🧪 Cross-domain.") -> Iterator[None]:
+    """Context manager: any Exception inside is shown with :func:`show_error`, then the page stops."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+        show_error(exc, what, todo)
+        st.stop()
+
+
+def stamp(path: Path) -> float:
+    """Modification time of ``path`` (0 when missing): part of cache keys so new files reload."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def configs_dir() -> Path:
+    """Where 🗂️ Domains saves configs: ``<runs root>/_configs`` (travels with the runs)."""
+    from core.runs import runs_root as _root
+
+    return _root() / "_configs"
+
+
+def config_choices() -> dict[str, Path]:
+    """Launchable configs: the shipped ones (assets/configs) and the saved ones, by label."""
+    out = {f"📦 {p.stem}": p for p in sorted((REPO / "assets" / "configs").glob("*.yaml"))}
+    if configs_dir().is_dir():
+        out.update({f"💾 {p.stem}": p for p in sorted(configs_dir().glob("*.yaml"))})
+    return out

@@ -1,0 +1,272 @@
+"""Cached loaders and computations. Every function takes the run folder as a string plus a file
+time stamp, so a cache entry is reused on revisits and refreshed when the run writes new files.
+All maths happens in ``core``; these functions only call it and keep the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.runs import open_run
+
+__all__ = [
+    "method_names",
+    "load_matrices",
+    "load_truth",
+    "select_all",
+    "scores",
+    "pair_scores",
+    "sweep_table",
+    "best_table",
+    "live_taxonomy",
+    "saved_taxonomy",
+    "domain_info",
+]
+
+# Parameter of each method as the UI shows it: (name, min, max, step, default). None = no parameter.
+PARAMS: dict[str, tuple[str, float, float, float, float] | None] = {
+    "threshold": ("t", 0.0, 1.0, 0.01, 0.2),
+    "mcfp": None,
+    "mcfp_binary": None,
+    "density": ("p", 0.05, 1.0, 0.01, 0.8),
+    "hypothesis": ("k_max", 1, 10, 1, 4),
+}
+
+
+def method_names() -> list[str]:
+    """Selection method names, read from ``core.selection.METHODS`` (the single source)."""
+    from core.selection import METHODS
+
+    return list(METHODS)
+
+
+def param_spec(method: str) -> tuple[str, float, float, float, float] | None:
+    """(name, min, max, step, default) of ``method``'s slider, or None for parameter-free ones.
+    The default comes from ``core.selection.METHODS`` when it names one."""
+    from core.selection import METHODS
+
+    spec = PARAMS.get(method)
+    default = getattr(METHODS.get(method), "default", None)
+    if spec is None or default is None:
+        return spec
+    return (*spec[:4], type(spec[4])(default))
+
+
+def method_label(method: str) -> str:
+    """Readable name of a method ("Naive threshold") from core.selection.METHODS."""
+    from core.selection import METHODS
+
+    label = getattr(METHODS.get(method), "label", "")
+    return f"{label} ({method})" if label else method
+
+
+def _params(method: str, value: float | None) -> dict:
+    spec = PARAMS.get(method)
+    if spec is None or value is None:
+        return {}
+    name = spec[0]
+    return {name: int(value) if name == "k_max" else float(value)}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_matrices(run_dir: str, kind: str, stamp: float) -> dict[tuple[int, int], np.ndarray]:
+    """``{(a, b): P_ab (K_a, K_b)}`` of the run (kind hard|soft|count)."""
+    return open_run(run_dir).matrices(kind)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_truth(run_dir: str, stamp: float) -> dict | None:
+    """Ground truth of a synthetic run: {"true": {(a,b): W_ab}, "class_counts": [...]}, or None."""
+    tax = open_run(run_dir).ground_truth()
+    if tax is None:
+        return None
+    return {"true": tax.true_relationships(), "class_counts": list(tax.class_counts)}
+
+
+def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:
+    """(domain names, class names per domain) from domains.json (cheap, uncached)."""
+    doms = open_run(run_dir).domains()
+    return [d["name"] for d in doms], [list(d["class_names"]) for d in doms]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def select_all(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> dict:
+    """``{(a, b): W_ab}`` for every pair of the run's matrices with one method setting."""
+    from core.selection import select_edges
+
+    ranked = _ranked(run_dir, kind, stamp)
+    params = _params(method, value)
+    return {pair: select_edges(r, method, **params).dense() for pair, r in ranked.items()}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _ranked(run_dir: str, kind: str, stamp: float) -> dict:
+    """core.selection.rank_rows of every matrix: the parameter-independent work, done once."""
+    from core.selection import rank_rows
+
+    return {pair: rank_rows(P) for pair, P in load_matrices(run_dir, kind, stamp).items()}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def scores(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> dict | None:
+    """EDR / precision / recall / F1 of one setting against the ground truth (None: no truth)."""
+    from core.metrics import relationship_scores
+
+    truth = load_truth(run_dir, stamp)
+    if truth is None:
+        return None
+    pred = select_all(run_dir, kind, method, value, stamp)
+    return relationship_scores(pred, truth["true"], truth["class_counts"])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def pair_scores(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> pd.DataFrame | None:
+    """Per-pair breakdown (one row per (a, b)) of one setting, or None without ground truth."""
+    from core.metrics import per_pair_scores
+
+    truth = load_truth(run_dir, stamp)
+    if truth is None:
+        return None
+    pred = select_all(run_dir, kind, method, value, stamp)
+    return per_pair_scores(pred, truth["true"], truth["class_counts"], domain_names=domain_info(run_dir)[0])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sweep_table(run_dir: str, kind: str, stamp: float) -> pd.DataFrame | None:
+    """Scores of every method over its parameter grid (core.metrics.sweep), or None."""
+    from core.metrics import sweep
+
+    truth = load_truth(run_dir, stamp)
+    if truth is None:
+        return None
+    mats = load_matrices(run_dir, kind, stamp)
+    return sweep(mats, truth["true"], truth["class_counts"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def sweep_figure(run_dir: str, kind: str, stamp: float, metric: str):
+    """The sweep curves of one metric (a plotly Figure, built once: building costs ~0.3 s)."""
+    from ui.plots import sweep_curves
+
+    return sweep_curves(sweep_table(run_dir, kind, stamp), metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def best_table(run_dir: str, kind: str, stamp: float) -> pd.DataFrame | None:
+    """The thesis-style table: each method at its best parameter."""
+    from core.metrics import best_parameters
+
+    df = sweep_table(run_dir, kind, stamp)
+    return None if df is None else best_parameters(df)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def live_taxonomy(run_dir: str, kind: str, method: str, value: float | None, stamp: float):
+    """A UniversalTaxonomy built now from the run's matrices with one method setting."""
+    from core.taxonomy import build_universal_taxonomy
+
+    run = open_run(run_dir)
+    doms = run.domains()
+    pred = select_all(run_dir, kind, method, value, stamp)
+    return build_universal_taxonomy(
+        pred,
+        [len(d["class_names"]) for d in doms],
+        class_names=[list(d["class_names"]) for d in doms],
+        domain_names=[d["name"] for d in doms],
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def saved_taxonomy(run_dir: str, method: str, stamp: float):
+    """The UniversalTaxonomy the pipeline saved under taxonomy/<method>/ (or None)."""
+    return open_run(run_dir).taxonomy(method)
+
+
+def matrices_stamp(run_dir: str) -> float:
+    """Cache stamp of the cross-domain outputs (matrices + ground truth)."""
+    base = Path(run_dir)
+    return sum(_mtime(base / p) for p in ("crossdomain/matrices.npz", "ground_truth.json", "domains.json"))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def edge_count(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> int:
+    """Number of selected relationships over all pairs for one setting."""
+    return int(sum(np.count_nonzero(W) for W in select_all(run_dir, kind, method, value, stamp).values()))
+
+
+def stamp_of(run_dir: str, rel: str) -> float:
+    """Modification time of one file of the run (0 when missing)."""
+    return _mtime(Path(run_dir) / rel)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_predictions(run_dir: str, stamp: float) -> dict | None:
+    """{"true": {a: (N_a,)}, "pred": {(a, b): (N_a,)}} hard cross-predictions, or None."""
+    return open_run(run_dir).predictions()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def graph_data(run_dir: str, source: str, stamp: float, flt, _tax, class_names: list, domain_names: list):
+    """ui.graph.graph_elements of one taxonomy (named by ``source``; ``_tax`` is not hashed)."""
+    from ui.graph import graph_elements
+
+    return graph_elements(_tax.mappings, _tax.names, class_names, domain_names, flt=flt)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_graph_html(nodes: list[dict], edges: list[dict], dark: bool) -> str:
+    """ui.graph.graph_html, cached (the HTML embeds ~700 kB of vis-network)."""
+    from ui.graph import graph_html
+
+    return graph_html(nodes, edges, dark=dark)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def run_domains(run_dir: str, stamp: float) -> list:
+    """The run's domains rebuilt from its config (deterministic), for image previews."""
+    from core.config import load_config
+    from core.pipeline import RunContext, _load_domains
+
+    return _load_domains(RunContext(cfg=load_config(Path(run_dir) / "config.yaml"), run_dir=Path(run_dir)))
+
+
+def test_images(run_dir: str, a: int, indices: tuple[int, ...]) -> list:
+    """Test images of domain ``a`` at ``indices``; [] when the run's data cannot be re-opened
+    here (real datasets moved away, a run without config) - the caller says so."""
+    if not indices:
+        return []
+    try:
+        split = run_domains(run_dir, stamp_of(run_dir, "config.yaml"))[a].splits["test"]
+        return [_as_image(split.image(int(i))) for i in indices]
+    except Exception:  # noqa: BLE001 - previews are optional; never break the page for them
+        return []
+
+
+def test_label(run_dir: str, a: int, index: int) -> int | None:
+    """True class of test image ``index`` of domain ``a`` (None when the data cannot be opened)."""
+    try:
+        return int(run_domains(run_dir, stamp_of(run_dir, "config.yaml"))[a].labels["test"][index])
+    except Exception:  # noqa: BLE001 - optional information
+        return None
+
+
+def _as_image(img):
+    """A PIL image or an (H, W[, 3]) array as something st.image draws."""
+    if hasattr(img, "convert"):
+        return img.convert("RGB")
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255 if arr.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    return arr

@@ -1,0 +1,123 @@
+"""Job widgets: a polling status panel (progress per step, ETA, log tail, cancel / resume) and
+the launch helper. The job itself is a detached ``python -m core run`` process (core.jobs), so it
+survives page reloads and browser restarts; the panel only reads status.json every second."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from core.jobs import cancel_job, is_alive, start_job
+from core.runs import STEPS, open_run
+from ui.common import RUN_KEY, show_error
+
+__all__ = ["STATE_ICONS", "parse_epoch", "overall_progress", "launch", "job_panel", "format_eta"]
+
+STATE_ICONS = {"pending": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+
+
+_EPOCH = re.compile(r"^(?P<label>.+?): epoch (?P<epoch>\d+)/(?P<epochs>\d+) loss (?P<loss>[-\d.e]+) "
+                    r"acc (?P<acc>[-\d.e]+) val (?P<val>[-\d.e]+)")
+
+
+def parse_epoch(message: str | None) -> dict | None:
+    """{"label", "epoch", "loss", "acc", "val_acc"} from a training status message, else None."""
+    m = _EPOCH.match(message or "")
+    if not m:
+        return None
+    return {"label": m["label"], "epoch": int(m["epoch"]), "loss": float(m["loss"]),
+            "acc": float(m["acc"]), "val_acc": float(m["val"])}
+
+
+def overall_progress(status: dict) -> float:
+    """Fraction 0..1 of the whole pipeline: finished steps plus the current step's progress."""
+    done = len([s for s in status.get("steps_done") or [] if s in STEPS])
+    if status.get("state") == "done":
+        return 1.0
+    part = float(status.get("progress") or 0.0) if status.get("step") not in (status.get("steps_done") or []) else 0.0
+    return min(1.0, (done + min(max(part, 0.0), 1.0)) / len(STEPS))
+
+
+def format_eta(eta_s: float | None) -> str:
+    """'1 min 05 s' style text for an ETA in seconds ('—' when unknown)."""
+    if eta_s is None or eta_s < 0:
+        return "—"
+    m, s = divmod(int(round(eta_s)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def launch(config, *, run_id: str | None = None, from_step: str | None = None) -> str | None:
+    """Start a background run and make it the current run; errors are shown, None returned."""
+    try:
+        new_id = start_job(config, run_id=run_id, from_step=from_step)
+    except Exception as exc:  # noqa: BLE001 - shown to the user, with what to do
+        show_error(exc, "Launching the run", "Fix the config (🗂️ Domains checks it) and launch again.")
+        return None
+    st.session_state[RUN_KEY] = new_id
+    st.session_state.pop("_run_picker", None)
+    st.query_params["run"] = new_id
+    return new_id
+
+
+def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> None:
+    """Live status of one run, refreshed every ``every`` seconds while it runs. With
+    ``live_curves``, the epochs reported in the status are collected and drawn as they come."""
+
+    @st.fragment(run_every=every)
+    def _panel() -> None:
+        alive = is_alive(run_id)
+        run = open_run(run_id)
+        status = run.status()
+        state = status["state"]
+        icon = STATE_ICONS.get(state, "•")
+        done = status.get("steps_done") or []
+        step = status.get("step") or "—"
+        st.progress(overall_progress(status),
+                    text=f"{icon} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
+                         f"{step}" + (f" · ETA {format_eta(status.get('eta_s'))}" if alive else "")
+                         + f" · {status.get('message') or ''}")
+        st.caption(" → ".join(f"✅ {s}" if s in done else (f"▶️ **{s}**" if s == step else f"◻️ {s}")
+                              for s in STEPS))
+        if live_curves and alive:
+            _live_curve(run_id, parse_epoch(status.get("message")))
+        if status.get("error"):
+            st.error(f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, "
+                     "then resume.", icon="🚨")
+        with st.expander("📜 Log (last 40 lines)", expanded=alive):
+            st.code(run.log_tail(40) or "(empty)", language=None)
+        prev = st.session_state.get(f"_job_state_{run_id}")
+        st.session_state[f"_job_state_{run_id}"] = state
+        if prev in ("running", "pending") and state not in ("running", "pending"):
+            st.rerun(scope="app")  # the run finished: redraw the pages' results
+
+    _panel()
+    status = open_run(run_id).status()
+    c1, c2, _ = st.columns([1, 1, 3])
+    if status["state"] in ("running", "pending"):
+        if c1.button("⏹️ Cancel", key=f"cancel_{run_id}"):
+            try:
+                cancel_job(run_id)
+            except Exception as exc:  # noqa: BLE001
+                show_error(exc, "Cancelling", "The process may already be gone; reload the page.")
+            st.rerun()
+    elif status["state"] in ("failed", "cancelled"):
+        if c1.button("▶️ Resume", key=f"resume_{run_id}", help="Continue from the first unfinished step"):
+            run = open_run(run_id)
+            nxt = next((s for s in STEPS if s not in (status.get("steps_done") or [])), None)
+            cfg = run.path / "config.yaml"
+            cfg = cfg if cfg.exists() else run.path / "config.input.yaml"
+            if launch(cfg, run_id=run_id, from_step=nxt):
+                st.rerun()
+
+
+def _live_curve(run_id: str, point: dict | None) -> None:
+    """Append one reported epoch to this session's live history and draw the current model's."""
+    store = st.session_state.setdefault(f"_live_{run_id}", {})
+    if point is not None:
+        store.setdefault(point["label"], {})[point["epoch"]] = point
+    if store:
+        label = point["label"] if point else next(reversed(store))
+        rows = [store[label][e] for e in sorted(store[label])]
+        st.caption(f"📈 live: {label}")
+        st.line_chart({k: [r[k] for r in rows] for k in ("loss", "acc", "val_acc")}, height=200)

@@ -1,0 +1,36 @@
+"""Tables for the 📚 Runs page (no streamlit import)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["runs_table", "flatten", "config_diff"]
+
+
+def runs_table(infos) -> pd.DataFrame:
+    """One row per RunInfo: id, created, state, step, config name and its headline metrics."""
+    rows = []
+    for i in infos:
+        row = {"run": i.id, "created": i.created, "state": i.state, "step": i.step, "config": i.config_name}
+        row.update({k: round(v, 4) if isinstance(v, float) else v for k, v in (i.headline or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flatten(cfg, prefix: str = "") -> dict:
+    """{"a.b.c": value} for a nested dict (lists kept as their string form)."""
+    out = {}
+    for k, v in (cfg or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v if not isinstance(v, list) else str(v)
+    return out
+
+
+def config_diff(a: dict, b: dict) -> pd.DataFrame:
+    """Keys whose values differ between two configs: key, A, B."""
+    fa, fb = flatten(a), flatten(b)
+    keys = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+    return pd.DataFrame({"key": keys, "A": [str(fa.get(k)) for k in keys], "B": [str(fb.get(k)) for k in keys]})
