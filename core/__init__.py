@@ -16,7 +16,25 @@ from core.selection import METHODS, Edges, RankedRows, rank_rows, select_edges, 
 from core.synthetic import SyntheticTaxonomy, make_synthetic_taxonomy, sample_cross_counts
 from core.taxonomy import UniversalTaxonomy, build_universal_taxonomy
 
-_LAZY: dict[str, str] = {}  # public name -> module, for modules that import torch
+_LAZY_MODULES = {  # module -> public names, loaded on first use (torch, PIL, yaml, ...)
+    "core.domains": ["DomainSpec", "build_domain", "build_domains", "build_synthetic_domains",
+                     "preview_grid"],
+    "core.sources": ["SOURCES", "load_source", "stratified_split"],
+    "core.procedural": ["concept_names", "render"],
+    "core.shifts": ["SHIFTS", "apply_shift"],
+    "core.device": ["pick_device"],
+    "core.backbones": ["load_backbone"],
+    "core.features": ["extract_features", "extract_features_report"],
+    "core.config": ["RunConfig", "config_from_dict", "load_config"],
+    "core.pipeline": ["build_config_domains", "load_run_domains", "run_pipeline"],
+    "core.runs": ["delete_run", "list_runs", "open_run", "runs_root"],
+    "core.jobs": ["cancel_job", "is_alive", "start_job"],
+    "core.heads": ["MLPHead"],
+    "core.universal": ["domain_predictions", "soft_targets", "train_universal"],
+    "core.inference": ["predict_image"],
+    "core.embedding": ["embed_2d"],
+}
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
 __all__ = [
     "METHODS", "Edges", "RankedRows", "SyntheticTaxonomy", "UniversalTaxonomy",

@@ -40,7 +40,7 @@ import numpy as np
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
 from core.runs import STEPS, append_log, read_json, read_status, write_json, write_status
 
-__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "load_run_domains", "STEP_FUNCTIONS",
+__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "load_run_domains", "build_config_domains", "STEP_FUNCTIONS",
            "step_dependencies", "BACKBONE_COUNTER"]
 
 
@@ -184,6 +184,13 @@ def load_run_domains(run_dir: str | os.PathLike) -> list[DomainData]:
     return _load_domains(RunContext(cfg=cfg, run_dir=Path(run_dir)))
 
 
+def build_config_domains(cfg: RunConfig) -> list[DomainData]:
+    """The domains a config describes, built exactly as a run builds them (no run folder)."""
+    import tempfile
+
+    return _load_domains(RunContext(cfg=cfg, run_dir=Path(tempfile.gettempdir())))
+
+
 def step_domains(ctx: RunContext) -> None:
     domains = _load_domains(ctx)
     for d in domains:
@@ -263,7 +270,14 @@ def _model_path(ctx: RunContext, a: int) -> Path:
 
 
 def _epoch_reporter(ctx: RunContext, label: str, index: int, count: int):
+    """Progress callback for one model's training; also keeps ``live_history.json`` (this
+    model's epochs so far) up to date, so the dashboard draws exact live curves."""
+    epochs: list[dict] = []
+
     def report(info) -> None:
+        epochs.append({k: getattr(info, k) for k in ("epoch", "train_loss", "train_acc",
+                                                     "val_loss", "val_acc")})
+        write_json(ctx.run_dir / "live_history.json", {"label": label, "epochs": epochs})
         frac = (index + info.epoch / info.epochs) / count
         # this model's remaining epochs + the models still to train at this model's epoch time
         eta = info.eta_s + (count - index - 1) * info.epoch_s * info.epochs

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ui.graph import GraphFilter, graph_elements, graph_html, strip_remote
-from ui.jobs import format_eta, overall_progress, parse_epoch
+from ui.jobs import format_eta, overall_progress
 from ui.plots import SORTS, heatmap, row_bars, sort_order, sweep_curves
 from ui.runview import config_diff, flatten
 from ui.upload import read_image
@@ -115,15 +115,12 @@ def test_read_image_accepts_png_and_refuses_bad_uploads():
         read_image("path.png")
 
 
-def test_progress_eta_and_epoch_parsing():
+def test_progress_and_eta():
     assert overall_progress({"state": "done"}) == 1.0
     half = overall_progress({"state": "running", "steps_done": ["domains", "features"], "step": "baselines",
                              "progress": 0.5})
     assert half == pytest.approx(2.5 / 8)
     assert format_eta(65) == "1 min 05 s" and format_eta(None) == "—"
-    assert parse_epoch("universal mcfp: epoch 3/25 loss 2.5 acc 0.38 val 0.49") == {
-        "label": "universal mcfp", "epoch": 3, "loss": 2.5, "acc": 0.38, "val_acc": 0.49}
-    assert parse_epoch("features: 10/20 batches") is None
 
 
 def test_config_diff_lists_changed_keys():

@@ -6,6 +6,7 @@ model's mean test accuracy is at most 0.10 below the baselines' mean.
 """
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -81,6 +82,9 @@ def test_run_folder_contract(tiny_run):
                  "baselines/metrics.json", "crossdomain/matrices.npz", "crossdomain/predictions.npz",
                  "results.json", "results.csv", "embedding.npz"):
         assert (run_dir / name).exists(), name
+    live = json.loads((run_dir / "live_history.json").read_text())  # the last model trained
+    assert live["label"].startswith("universal")
+    assert [e["epoch"] for e in live["epochs"]] == list(range(1, len(live["epochs"]) + 1))
     n = len(run.domains())
     for kind in ("hard", "soft", "count"):
         mats = run.matrices(kind)

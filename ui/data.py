@@ -234,10 +234,9 @@ def cached_graph_html(nodes: list[dict], edges: list[dict], dark: bool) -> str:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def run_domains(run_dir: str, stamp: float) -> list:
     """The run's domains rebuilt from its config (deterministic), for image previews."""
-    from core.config import load_config
-    from core.pipeline import RunContext, _load_domains
+    from core.pipeline import load_run_domains
 
-    return _load_domains(RunContext(cfg=load_config(Path(run_dir) / "config.yaml"), run_dir=Path(run_dir)))
+    return load_run_domains(run_dir)
 
 
 def test_images(run_dir: str, a: int, indices: tuple[int, ...]) -> list:

@@ -4,30 +4,15 @@ survives page reloads and browser restarts; the panel only reads status.json eve
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from core.jobs import cancel_job, is_alive, start_job
-from core.runs import STEPS, open_run
+from core.runs import STEPS, open_run, read_json
 from ui.common import RUN_KEY, show_error
 
-__all__ = ["STATE_ICONS", "parse_epoch", "overall_progress", "launch", "job_panel", "format_eta"]
+__all__ = ["STATE_ICONS", "overall_progress", "launch", "job_panel", "format_eta"]
 
 STATE_ICONS = {"pending": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
-
-
-_EPOCH = re.compile(r"^(?P<label>.+?): epoch (?P<epoch>\d+)/(?P<epochs>\d+) loss (?P<loss>[-\d.e]+) "
-                    r"acc (?P<acc>[-\d.e]+) val (?P<val>[-\d.e]+)")
-
-
-def parse_epoch(message: str | None) -> dict | None:
-    """{"label", "epoch", "loss", "acc", "val_acc"} from a training status message, else None."""
-    m = _EPOCH.match(message or "")
-    if not m:
-        return None
-    return {"label": m["label"], "epoch": int(m["epoch"]), "loss": float(m["loss"]),
-            "acc": float(m["acc"]), "val_acc": float(m["val"])}
 
 
 def overall_progress(status: dict) -> float:
@@ -80,7 +65,7 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
         st.caption(" → ".join(f"✅ {s}" if s in done else (f"▶️ **{s}**" if s == step else f"◻️ {s}")
                               for s in STEPS))
         if live_curves and alive:
-            _live_curve(run_id, parse_epoch(status.get("message")))
+            _live_curve(run_id)
         if status.get("error"):
             st.error(f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, "
                      "then resume.", icon="🚨")
@@ -111,13 +96,12 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
                 st.rerun()
 
 
-def _live_curve(run_id: str, point: dict | None) -> None:
-    """Append one reported epoch to this session's live history and draw the current model's."""
-    store = st.session_state.setdefault(f"_live_{run_id}", {})
-    if point is not None:
-        store.setdefault(point["label"], {})[point["epoch"]] = point
-    if store:
-        label = point["label"] if point else next(reversed(store))
-        rows = [store[label][e] for e in sorted(store[label])]
-        st.caption(f"📈 live: {label}")
-        st.line_chart({k: [r[k] for r in rows] for k in ("loss", "acc", "val_acc")}, height=200)
+def _live_curve(run_id: str) -> None:
+    """The curves of the model being trained, from the run's live_history.json (one row per
+    finished epoch, written by the pipeline)."""
+    live = read_json(open_run(run_id).path / "live_history.json")
+    if live and live.get("epochs"):
+        rows = live["epochs"]
+        st.caption(f"📈 live: {live['label']} (epoch {rows[-1]['epoch']})")
+        st.line_chart({k: [r[k] for r in rows] for k in ("train_loss", "train_acc", "val_acc")},
+                      height=200)

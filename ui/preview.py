@@ -56,14 +56,11 @@ def synthetic_preview(cfg: dict) -> None:
 def built_domains(cfg_json: str) -> list:
     """The domains of a config, built exactly as the pipeline builds them (no run folder)."""
     import json
-    import tempfile
-    from pathlib import Path
 
     from core.config import config_from_dict
-    from core.pipeline import RunContext, _load_domains
+    from core.pipeline import build_config_domains
 
-    cfg = config_from_dict(json.loads(cfg_json))
-    return _load_domains(RunContext(cfg=cfg, run_dir=Path(tempfile.gettempdir())))
+    return build_config_domains(config_from_dict(json.loads(cfg_json)))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

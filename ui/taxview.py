@@ -48,11 +48,14 @@ def member_pairs(members, counts: dict, mats: dict, class_names, domain_names) -
 
 
 def evidence_indices(predictions: dict | None, a: int, i: int, b: int, j: int) -> np.ndarray:
-    """Test-image indices of domain a with true class i that domain b's model predicted as j."""
+    """Indices in domain a's test split of the images of class i that domain b's model
+    predicted as j (prediction rows mapped through ``item``: unreadable images have no row)."""
     if predictions is None or a not in predictions["true"] or (a, b) not in predictions["pred"]:
         return np.zeros(0, dtype=np.int64)
     true, pred = predictions["true"][a], predictions["pred"][(a, b)]
-    return np.flatnonzero((true == i) & (pred == j))
+    rows = np.flatnonzero((true == i) & (pred == j))
+    item = predictions.get("item", {}).get(a)
+    return rows if item is None else np.asarray(item)[rows]
 
 
 def exports(tax) -> dict[str, tuple[bytes, str, str]]:
