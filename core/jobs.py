@@ -33,13 +33,13 @@ _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped on poll so finished jobs l
 
 
 def _validate(config: str | os.PathLike | dict) -> None:
-    """Raise (ValueError/TypeError with the key path, FileNotFoundError) for a bad config."""
+    """Raise (ValueError/TypeError with the key path, FileNotFoundError) for a bad config or a
+    dataset that is not where the config says."""
     from core.config import config_from_dict, load_config
+    from core.pipeline import check_data
 
-    if isinstance(config, dict):
-        config_from_dict(config)
-    else:
-        load_config(Path(config).expanduser())
+    cfg = config_from_dict(config) if isinstance(config, dict) else load_config(Path(config).expanduser())
+    check_data(cfg)
 
 
 def _config_to_file(config: str | os.PathLike | dict, run_dir: Path) -> Path:

@@ -40,7 +40,7 @@ import numpy as np
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
 from core.runs import STEPS, append_log, read_json, read_status, write_json, write_status
 
-__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "load_run_domains", "build_config_domains", "STEP_FUNCTIONS",
+__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "load_run_domains", "build_config_domains", "check_data", "STEP_FUNCTIONS",
            "step_dependencies", "BACKBONE_COUNTER"]
 
 
@@ -182,6 +182,23 @@ def load_run_domains(run_dir: str | os.PathLike) -> list[DomainData]:
         raise FileNotFoundError(f"{os.fspath(run_dir)!r} has no config.yaml")
     cfg = config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     return _load_domains(RunContext(cfg=cfg, run_dir=Path(run_dir)))
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Check, cheaply and before any work, that every dataset the config names is on disk
+    (folders and files are looked up, nothing is read); raise ValueError naming the domain and
+    the layout expected."""
+    from core.sources import check_root
+
+    wanted = []
+    if cfg.domains.synthetic is not None:
+        wanted.append(("synthetic domains", cfg.domains.synthetic.base, cfg.data_root))
+    wanted += [(d.name, d.source, d.root or cfg.data_root) for d in cfg.domains.list]
+    for name, source, root in wanted:
+        try:
+            check_root(source, root)
+        except ValueError as exc:
+            raise ValueError(f"domains: {name}: {exc}") from None
 
 
 def build_config_domains(cfg: RunConfig) -> list[DomainData]:

@@ -33,7 +33,7 @@ from core import procedural
 
 __all__ = [
     "SOURCES", "SPLITS", "IMAGE_EXTENSIONS", "ImageSet", "Source", "ProceduralPool", "ArrayPool",
-    "FilePool", "decode_image", "load_source", "stratified_split",
+    "FilePool", "check_root", "decode_image", "load_source", "stratified_split",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -335,6 +335,25 @@ def _require_root(root, name: str) -> Path:
         raise ValueError(f"dataset root {str(path)!r} for source {name!r} does not exist or is not a folder; "
                          f"expected layout: {SOURCES[name]}")
     return path
+
+
+def check_root(name: str, root: str | os.PathLike | None) -> None:
+    """Check that source ``name`` can be found under ``root`` (the layout only: folders and
+    files are looked up, nothing is read); raise ValueError naming the layout expected."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
+    if name in ("procedural", "digits"):
+        return
+    path = _require_root(root, name)
+    if name == "cifar100":
+        folder = path / "cifar-100-python" if (path / "cifar-100-python").is_dir() else path
+        missing = [f for f in ("train", "test", "meta") if not (folder / f).is_file()]
+        if missing:
+            raise ValueError(f"CIFAR-100 root {str(path)!r} lacks {missing}; expected layout: {SOURCES[name]}")
+    elif name in ("caltech101", "caltech256"):
+        sub = "101_ObjectCategories" if name == "caltech101" else "256_ObjectCategories"
+        if not any(c.is_dir() for c in (path / sub, path / name / sub)) and path.name != sub:
+            raise ValueError(f"no {sub!r} folder under {str(path)!r}; expected layout: {SOURCES[name]}")
 
 
 def _file_fingerprint(paths: list[str]) -> str:

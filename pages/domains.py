@@ -7,6 +7,7 @@ import streamlit as st
 import yaml
 
 from core.config import config_from_dict, config_to_dict
+from core.pipeline import check_data
 from ui import preview
 from ui.common import configs_dir, ensure_navigation, guard
 from ui.forms import datasets_section, model_section, synthetic_section
@@ -28,11 +29,18 @@ cfg["data_root"] = st.text_input("data_root (CIFAR-100, Caltech-101/256 live her
 cfg.update(model_section())
 
 try:
-    resolved = config_to_dict(config_from_dict(cfg))
+    parsed = config_from_dict(cfg)
+    resolved = config_to_dict(parsed)
 except (ValueError, TypeError) as exc:
     st.error(f"🚫 The setup is not valid yet: {exc}\n\n👉 Fix the field named at the start of the message.")
     st.stop()
-st.success("✅ The setup is valid.")
+try:
+    check_data(parsed)
+except ValueError as exc:
+    st.error(f"🚫 A dataset is missing: {exc}\n\n👉 Set data_root (or the row's root) to the folder "
+             "that holds it; nothing is downloaded.")
+    st.stop()
+st.success("✅ The setup is valid and its datasets are on disk.")
 
 if kind.startswith("🧬"):
     with st.spinner("Drawing the synthetic classes…"):

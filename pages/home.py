@@ -5,6 +5,7 @@ import streamlit as st
 from core.runs import STEPS
 from ui.common import REPO, current_run, ensure_navigation, run_config
 from ui.jobs import STATE_ICONS, launch
+from ui.runview import headline_table
 
 ensure_navigation()
 st.title("🧭 Unitax")
@@ -30,9 +31,11 @@ with left:
                     f"{len(done)}/{len(STEPS)} steps · config “{run_config(run).get('name', '—')}”")
         headline = (run.info().headline or {})
         if headline:
-            cols = st.columns(min(4, len(headline)))
-            for col, (k, v) in zip(cols * 4, list(headline.items())[:8]):
-                col.metric(k.replace("_", " "), f"{v:.3f}" if isinstance(v, float) else str(v))
+            if "baseline_mean" in headline:
+                st.metric("Baselines: mean test accuracy", f"{headline['baseline_mean']:.3f}")
+            table = headline_table(headline)
+            if len(table):
+                st.dataframe(table, hide_index=True, width="stretch")
         st.page_link("pages/crossdomain.py", label="Follow the run", icon="🧪")
 with right:
     st.subheader("Run the demo")

@@ -23,6 +23,10 @@ spec = data.param_spec(method)
 value = None
 if spec:
     name, lo, hi, step, default = spec
+    for m in (run_config(run).get("selection") or {}).get("methods") or []:  # the run's own setting
+        if isinstance(m, dict) and m.get("name") == method and name in (m.get("params") or {}):
+            default = type(default)(m["params"][name])
+            break
     key = f"rel_{method}_{name}"
     if key not in st.session_state:
         try:

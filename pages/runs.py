@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.runs import delete_run, list_runs, open_run
-from ui.common import RUN_KEY, ensure_navigation, guard
+from ui.common import RUN_KEY, ensure_navigation, guard, select_run
 from ui.runview import config_diff, runs_table
 
 ensure_navigation()
@@ -20,7 +20,9 @@ st.subheader("Compare two runs")
 c1, c2 = st.columns(2)
 left = c1.selectbox("Run A", ids, index=0, key="runs_a")
 right = c2.selectbox("Run B", ids, index=min(1, len(ids) - 1), key="runs_b")
-with guard("Comparing the runs"):
+if len(ids) < 2:
+    st.caption("Comparing needs two runs: launch another one to compare it with this one.")
+with guard("Comparing the runs") if len(ids) > 1 else st.empty():
     ra, rb = open_run(left), open_run(right)
     diff = config_diff(ra.config, rb.config)
     st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
@@ -38,6 +40,6 @@ if st.button("🗑️ Delete", disabled=not (victim and sure), key="runs_delete"
     with guard("Deleting the run", "Cancel it first if it is still running."):
         delete_run(victim)
         if st.session_state.get(RUN_KEY) == victim:
-            st.session_state.pop(RUN_KEY, None)
+            select_run(None)
         st.toast(f"Deleted {victim}", icon="🗑️")
         st.rerun()

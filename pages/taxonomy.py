@@ -6,7 +6,7 @@ import streamlit as st
 from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
 from ui.graph import GraphFilter
-from ui.taxview import evidence_indices, exports, member_pairs, universal_table
+from ui.taxview import evidence_indices, exports, matching_classes, member_pairs, universal_table
 
 ensure_navigation()
 st.title("🌳 Universal taxonomy")
@@ -62,14 +62,13 @@ if tab_graph.open:
 if tab_table.open:
     with tab_table, guard("The class table"):
         table = universal_table(tax, class_names, names)
-        if search:
-            table = table[table["members"].str.contains(search, case=False) | table["name"].str.contains(search, case=False)]
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table.iloc[matching_classes(tax, tuple(doms), search)], hide_index=True, width="stretch")
 if tab_evidence.open:
     with tab_evidence, guard("The evidence view"):
-        merged = [u for u, m in enumerate(tax.classes) if len({a for a, _ in m}) > 1]
+        merged = [u for u in matching_classes(tax, tuple(doms), search)
+                  if len({a for a, _ in tax.classes[u]}) > 1]
         if not merged:
-            st.info("No universal class joins two domains with this setting.")
+            st.info("No universal class joins two domains with this setting and these filters.")
         else:
             u = st.selectbox("Universal class", merged, format_func=lambda u: f"U{u} {tax.names[u]}", key="tax_u")
             pairs = member_pairs(tax.classes[u], data.load_matrices(rd, "count", stamp),

@@ -23,7 +23,7 @@ top_k = c1.slider("Top k", 1, 10, 5, key="try_topk")
 src = c1.radio("Image", ["📤 Upload", "🎲 A test image"], key="try_src")
 image = None
 if src == "📤 Upload":
-    up = c2.file_uploader("PNG or JPEG, up to 10 MB", type=["png", "jpg", "jpeg", "webp", "bmp"], key="try_upload")
+    up = c2.file_uploader("PNG, JPEG, WEBP or BMP, up to 10 MB", type=["png", "jpg", "jpeg", "webp", "bmp"], key="try_upload")
     if up is not None:
         try:
             image = read_image(up.getvalue())

@@ -8,7 +8,7 @@ import streamlit as st
 from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
 from ui.jobs import job_panel, launch
-from ui.plots import embedding_scatter, history_curves, results_bars
+from ui.plots import class_labels, embedding_scatter, history_curves, results_bars
 
 ensure_navigation()
 st.title("🎯 Universal model")
@@ -64,7 +64,8 @@ if emb is not None:
     names, class_names = data.domain_info(str(run.path))
     by = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="uni_colour")
     with guard("Drawing the embedding"):
-        if by == "class":
-            st.plotly_chart(embedding_scatter(emb["xy"], emb["label"], legend="class"), key="uni_emb")
+        if by == "class":  # a class is (domain, class index): name both, so domains don't mix
+            labels = class_labels(emb["domain"], emb["label"], names, class_names)
+            st.plotly_chart(embedding_scatter(emb["xy"], labels, legend="class"), key="uni_emb")
         else:
             st.plotly_chart(embedding_scatter(emb["xy"], emb["domain"], names=names), key="uni_emb")

@@ -186,7 +186,7 @@ def test_try_it_rejects_a_non_image_upload(open_page):
     at = open_page("try_it")
     if at.get("file_uploader"):
         at.get("file_uploader")[0].set_value(("x.png", b"not an image", "image/png")).run()
-        assert any("not a readable image" in e.value for e in at.error)
+        assert any("not an image that can be read" in e.value and "BytesIO" not in e.value for e in at.error)
     else:  # the run has no universal model on disk: the page says so
         assert at.info or at.warning
 
@@ -203,7 +203,10 @@ def test_domains_image_preview_and_missing_dataset(open_page):
     at.session_state["dom_table"] = {"edited_rows": {}, "added_rows": [{"name": "c100", "source": "cifar100", "shift": "none"}],
                                      "deleted_rows": []}
     at.run()
-    assert any("Building the domains failed" in e.value for e in at.error), [e.value for e in at.error]
+    errors = [e.value for e in at.error]
+    assert any("A dataset is missing" in e and "/nonexistent/datasets" in e and "cifar-100-python" in e
+               for e in errors), errors
+    assert not at.success, "a setup with a missing dataset is not called valid"
 
 
 def test_taxonomy_evidence_lists_cross_domain_counts(open_page):
@@ -251,3 +254,4 @@ def test_pages_do_not_import_torch_or_sklearn(runs):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
                          cwd=str(Path(APP).parent))
     assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+

@@ -76,7 +76,10 @@ def test_sort_order_and_heatmap_hover_names():
 
 def test_row_bars_top_k_sorted():
     fig = row_bars(np.array([0.1, 0.6, 0.3]), ["a", "b", "c"], top_k=2)
-    assert list(fig.data[0].y) == ["b", "c"]
+    assert list(fig.data[0].y) == ["b (1)", "c (2)"]  # the index keeps cut names apart
+    assert list(fig.data[0].customdata) == ["b", "c"]  # full names in the hover
+    long = row_bars(np.array([1.0]), ["x" * 40], top_k=1)
+    assert long.data[0].y[0] == "x" * 31 + "… (0)"
 
 
 def test_sweep_curves_one_panel_per_parametrised_method():
@@ -107,8 +110,9 @@ def test_read_image_accepts_png_and_refuses_bad_uploads():
     assert img.size == (8, 8) and img.mode == "RGB"
     with pytest.raises(ValueError, match="empty"):
         read_image(b"")
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(ValueError, match="not an image that can be read") as err:
         read_image(b"\x89PNG but not really")
+    assert "BytesIO" not in str(err.value)
     with pytest.raises(ValueError, match="limit is"):
         read_image(_png(), max_bytes=10)
     with pytest.raises(TypeError, match="uploaded bytes"):
@@ -147,3 +151,36 @@ def test_sample_run_follows_the_contract(tmp_path):
         assert np.allclose(C, run.matrices("count")[(a, b)])
     assert run.status()["state"] == "done" and run.methods() == ["mcfp", "threshold"]
     assert run.ground_truth().class_counts == tax.class_counts
+
+
+def test_headline_table_has_a_row_per_method():
+    from ui.runview import headline_table
+
+    t = headline_table({"baseline_mean": 0.8, "universal_mean/mcfp": 0.81, "f1/mcfp": 0.4,
+                        "universal_mean/density_p0.8": 0.79, "f1/density_p0.8": 0.53})
+    assert list(t["method"]) == ["mcfp", "density_p0.8"]
+    assert t.set_index("method").loc["density_p0.8", "F1 vs ground truth"] == 0.53
+
+
+def test_class_labels_keep_domains_apart():
+    import numpy as np
+
+    from ui.plots import class_labels
+
+    labels = class_labels(np.array([0, 1]), np.array([0, 0]), ["A", "B"], [["cat"], ["dog"]])
+    assert list(labels) == ["A: cat", "B: dog"]
+
+
+def test_matching_classes_filters_by_domain_and_name():
+    from core.taxonomy import build_universal_taxonomy
+    from ui.taxview import matching_classes
+
+    rel = {(0, 1): np.array([[0.9, 0.0], [0.0, 0.0]])}
+    tax = build_universal_taxonomy(rel, [2, 2], class_names=[["cat", "dog"], ["kitten", "cow"]],
+                                   domain_names=["A", "B"])
+    every = matching_classes(tax, (0, 1))
+    assert len(every) == tax.n_universal
+    only_b = matching_classes(tax, (1,))
+    assert all(any(a == 1 for a, _ in tax.classes[u]) for u in only_b) and len(only_b) < len(every)
+    assert [tax.names[u] for u in matching_classes(tax, (0, 1), "KITTEN")] == \
+        [n for n in tax.names if "kitten" in n]

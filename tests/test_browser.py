@@ -121,12 +121,12 @@ def _metric(page, label: str) -> str:
     return box.get_by_test_id("stMetricValue").inner_text()
 
 
-def _wait_done(page, runs: Path, timeout: float = 600) -> str:
+def _wait_done(page, runs: Path, timeout: float = 600, ignore: tuple[str, ...] = ("r-older",)) -> str:
     from core.runs import list_runs
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        infos = list_runs(runs)
+        infos = [i for i in list_runs(runs) if i.id not in ignore]
         if infos and infos[0].state in ("done", "failed", "cancelled"):
             return infos[0].id
         time.sleep(1)
@@ -138,12 +138,20 @@ def test_main_flow(server, browser_page):
     T0 = time.monotonic()
     page, external = browser_page
     base, runs = server["base"], server["runs"]
+    # An older run is the current one when the page opens: after the launch below, the page
+    # must follow the new run and stay on it (the sidebar's old choice must not win).
+    from core.synthetic import make_synthetic_taxonomy
+    from ui.sample_run import write_synthetic_run
+
+    write_synthetic_run(runs, "r-older", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3),
+                        methods=("mcfp",))
     page.goto(base)
     page.get_by_role("heading", name=re.compile("Unitax")).wait_for()
     _shot(page, "01-home")
 
     # Launch the tiny config from the Cross-domain page and wait for it.
     _nav(page, "Cross-domain")
+    page.get_by_text("Launch a run").click()  # folded while another run is the current one
     box = page.get_by_test_id("stSelectbox").filter(has_text="Config").first
     box.click()
     page.get_by_role("option", name=re.compile(r"tiny$")).click()
@@ -154,6 +162,11 @@ def test_main_flow(server, browser_page):
     status = open_run(runs / run_id).status()
     assert status["state"] == "done", f"run failed: {status.get('error')}\n{open_run(runs / run_id).log_tail(30)}"
     page.get_by_text("Prediction matrices P_ab").wait_for(timeout=30_000)  # the panel reran the page
+    page.wait_for_timeout(2000)  # a few more polls: the page must stay on the launched run
+    assert f"run={run_id}" in page.url, page.url
+    picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
+    shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
+    assert run_id in shown, shown
     page.locator(".js-plotly-plot").first.wait_for()
     _shot(page, "02-crossdomain")
 

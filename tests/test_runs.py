@@ -129,4 +129,9 @@ def test_start_job_refuses_bad_config_before_creating_anything(tmp_path):
         start_job({}, run_id="../escape", root=tmp_path)
     with pytest.raises(ValueError, match="from_step 'train'"):
         start_job({}, run_id="ok", root=tmp_path, from_step="train")
+    missing = {"domains": {"synthetic": None, "list": [{"name": "c101", "source": "caltech101"},
+                                                       {"name": "digits", "source": "digits"}]},
+               "data_root": str(tmp_path / "no-data")}
+    with pytest.raises(ValueError, match=r"^domains: c101: dataset root .*no-data.* does not exist"):
+        start_job(missing, run_id="nodata", root=tmp_path)
     assert list(tmp_path.iterdir()) == []

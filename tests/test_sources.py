@@ -214,3 +214,21 @@ def test_imageset_indexing_and_subset(seed):
     assert sub.labels.tolist() == [7, 7]
     np.testing.assert_array_equal(sub.image(1), s.image(3))
     assert sub.key != s.key and s.with_shift("A", seed=1).key != s.key
+
+
+def test_check_root_looks_up_the_layout_without_reading(tmp_path):
+    from core.sources import check_root
+
+    check_root("procedural", None)  # built in: nothing to look up
+    with pytest.raises(ValueError, match="source 'caltech101' needs a dataset root"):
+        check_root("caltech101", None)
+    with pytest.raises(ValueError, match=r"does not exist or is not a folder; expected layout: <root>/101_ObjectCategories"):
+        check_root("caltech101", tmp_path / "nope")
+    with pytest.raises(ValueError, match="no '256_ObjectCategories' folder under"):
+        check_root("caltech256", tmp_path)
+    (tmp_path / "256_ObjectCategories").mkdir()
+    check_root("caltech256", tmp_path)
+    with pytest.raises(ValueError, match=r"lacks \['train', 'test', 'meta'\]"):
+        check_root("cifar100", tmp_path)
+    with pytest.raises(ValueError, match="unknown source 'mnist'"):
+        check_root("mnist", tmp_path)

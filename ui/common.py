@@ -12,9 +12,10 @@ import streamlit as st
 
 from core.runs import STEPS, Run, list_runs, open_run, runs_root
 
-__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_picker", "current_run", "require_run", "show_error", "guard", "stamp"]
+__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_picker", "select_run", "current_run", "require_run", "show_error", "guard", "stamp"]
 
 REPO = Path(__file__).resolve().parent.parent
+PICKER_GENERATION = "_run_picker_generation"
 RUN_KEY = "run_id"  # session_state key and URL query parameter of the current run
 
 
@@ -86,12 +87,27 @@ def run_picker() -> str | None:
         return None
     icons = {"done": "✅", "running": "⏳", "pending": "⏳", "failed": "❌", "cancelled": "⏹️"}
     labels = {i.id: f"{icons.get(i.state, '•')} {i.id}" for i in infos}
+    # The widget's key changes whenever code picks the run (select_run): a fresh widget starts at
+    # ``wanted``, instead of the browser sending back the old choice and undoing the switch.
+    key = f"_run_picker_{st.session_state.get(PICKER_GENERATION, 0)}"
     choice = st.sidebar.selectbox(
-        "Current run", ids, index=ids.index(wanted), format_func=labels.get, key="_run_picker"
+        "Current run", ids, index=ids.index(wanted), format_func=labels.get, key=key
     )
     st.session_state[RUN_KEY] = choice
     st.query_params["run"] = choice
     return choice
+
+
+def select_run(run_id: str | None) -> None:
+    """Make ``run_id`` the current run from code (after a launch, say), sidebar included;
+    None falls back to the newest run (after a delete)."""
+    st.session_state[PICKER_GENERATION] = st.session_state.get(PICKER_GENERATION, 0) + 1
+    if run_id is None:
+        st.session_state.pop(RUN_KEY, None)
+        st.query_params.pop("run", None)
+    else:
+        st.session_state[RUN_KEY] = run_id
+        st.query_params["run"] = run_id
 
 
 def current_run() -> Run | None:

@@ -49,8 +49,9 @@ def datasets_section() -> list[dict]:
         if not r.get("name") and not r.get("source"):
             continue
         row = {"name": str(r.get("name") or ""), "source": str(r.get("source") or ""), "shift": r.get("shift") or "none"}
-        if r.get("root"):
-            row["root"] = str(r["root"])
+        root = r.get("root")
+        if isinstance(root, str) and root.strip():  # an empty cell comes back as "" or NaN
+            row["root"] = root.strip()
         rows.append(row)
     return rows
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.jobs import cancel_job, is_alive, start_job
 from core.runs import STEPS, open_run, read_json
-from ui.common import RUN_KEY, show_error
+from ui.common import select_run, show_error
 
 __all__ = ["STATE_ICONS", "overall_progress", "launch", "job_panel", "format_eta"]
 
@@ -39,9 +39,7 @@ def launch(config, *, run_id: str | None = None, from_step: str | None = None) -
     except Exception as exc:  # noqa: BLE001 - shown to the user, with what to do
         show_error(exc, "Launching the run", "Fix the config (🗂️ Domains checks it) and launch again.")
         return None
-    st.session_state[RUN_KEY] = new_id
-    st.session_state.pop("_run_picker", None)
-    st.query_params["run"] = new_id
+    select_run(new_id)
     return new_id
 
 

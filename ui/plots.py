@@ -47,20 +47,27 @@ def heatmap(P: np.ndarray, row_names: list[str], col_names: list[str], *, sort: 
                       "<br>P = %{z:.3f}<extra></extra>",
     ))
     fig.update_xaxes(title=col_label, showticklabels=len(cols) <= 40, tickvals=list(range(len(cols))),
-                     ticktext=list(cn))
+                     ticktext=[short(c) for c in cn], tickangle=-45, automargin=True)
     fig.update_yaxes(title=row_label, autorange="reversed", showticklabels=len(rows) <= 40,
-                     tickvals=list(range(len(rows))), ticktext=list(rn))
-    fig.update_layout(height=min(900, 260 + 6 * len(rows)), margin=dict(l=10, r=10, t=30, b=10))
+                     tickvals=list(range(len(rows))), ticktext=[short(r) for r in rn], automargin=True)
+    fig.update_layout(height=min(900, 420 + 12 * len(rows)), margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+def short(name: str, limit: int = 24) -> str:
+    """A tick label: the name cut to ``limit`` characters (the full name is in the hover)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def row_bars(row: np.ndarray, col_names: list[str], *, top_k: int = 15, title: str = "") -> go.Figure:
     """Bars of one class's foreign predictions: the top_k entries of one row of P."""
     row = np.asarray(row, dtype=float)
     order = np.argsort(-row, kind="stable")[:top_k]
-    fig = go.Figure(go.Bar(x=row[order], y=[str(col_names[j]) for j in order], orientation="h",
-                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
+    full = [str(col_names[j]) for j in order]
+    fig = go.Figure(go.Bar(x=row[order], y=[f"{short(n, 32)} ({j})" for n, j in zip(full, order)],
+                           orientation="h", customdata=full,
+                           hovertemplate="%{customdata}: %{x:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_layout(title=title, height=120 + 24 * len(order), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis_title="share of the class's images")
     return fig
@@ -118,6 +125,12 @@ def history_curves(hist: pd.DataFrame, *, title: str = "") -> go.Figure:
     fig.update_layout(title=title, height=320, xaxis_title="epoch", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def class_labels(domain: np.ndarray, label: np.ndarray, names: list[str],
+                 class_names: list[list[str]]) -> np.ndarray:
+    """Readable "domain: class" labels (N,) for domain (N,) and per-domain class indices (N,)."""
+    return np.array([f"{names[int(d)]}: {class_names[int(d)][int(c)]}" for d, c in zip(domain, label)])
 
 
 def embedding_scatter(xy: np.ndarray, colour: np.ndarray, *, names: list[str] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["runs_table", "flatten", "config_diff"]
+__all__ = ["runs_table", "flatten", "config_diff", "headline_table"]
 
 
 def runs_table(infos) -> pd.DataFrame:
@@ -34,3 +34,15 @@ def config_diff(a: dict, b: dict) -> pd.DataFrame:
     fa, fb = flatten(a), flatten(b)
     keys = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
     return pd.DataFrame({"key": keys, "A": [str(fa.get(k)) for k in keys], "B": [str(fb.get(k)) for k in keys]})
+
+
+def headline_table(headline: dict) -> pd.DataFrame:
+    """One row per selection method: the universal model's mean test accuracy and the method's
+    F1 against the ground truth, from a run's headline ({"universal_mean/<m>": .., "f1/<m>": ..})."""
+    rows: dict[str, dict] = {}
+    for key, value in headline.items():
+        kind, _, method = key.partition("/")
+        if method and kind in ("universal_mean", "f1"):
+            rows.setdefault(method, {"method": method})[
+                "universal: mean test accuracy" if kind == "universal_mean" else "F1 vs ground truth"] = value
+    return pd.DataFrame(list(rows.values()))

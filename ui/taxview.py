@@ -27,6 +27,14 @@ def universal_table(tax, class_names: list[list[str]], domain_names: list[str]) 
     return pd.DataFrame(rows)
 
 
+def matching_classes(tax, domains: tuple[int, ...], search: str = "") -> list[int]:
+    """Universal classes with a member in ``domains`` whose name contains ``search`` (any case),
+    the same filter the graph applies."""
+    needle = search.strip().lower()
+    return [u for u, members in enumerate(tax.classes)
+            if any(a in domains for a, _ in members) and needle in tax.names[u].lower()]
+
+
 def member_pairs(members, counts: dict, mats: dict, class_names, domain_names) -> pd.DataFrame:
     """Cross-domain evidence inside one universal class: for members a:i and b:j of different
     domains, the number of a:i test images the domain-b model predicted as j, and P_ab[i, j]."""

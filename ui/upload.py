@@ -27,5 +27,8 @@ def read_image(payload: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
             probe.verify()
         with Image.open(io.BytesIO(payload)) as img:
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"this is not a readable image ({exc}); upload a PNG or JPEG") from exc
+    except UnidentifiedImageError as exc:
+        raise ValueError("this file is not an image that can be read (its content is not PNG, "
+                         "JPEG, WEBP or BMP); upload another file") from exc
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"this image is damaged or truncated ({exc}); upload another file") from exc
