@@ -166,7 +166,7 @@ def test_main_flow(server, browser_page):
     assert f"run={run_id}" in page.url, page.url
     picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
     shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
-    assert run_id in shown, shown
+    assert run_id in shown and "✅" in shown, shown  # and its icon says it is done
     page.locator(".js-plotly-plot").first.wait_for()
     _shot(page, "02-crossdomain")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def run_picker() -> str | None:
     labels = {i.id: f"{icons.get(i.state, '•')} {i.id}" for i in infos}
     # The widget's key changes whenever code picks the run (select_run): a fresh widget starts at
     # ``wanted``, instead of the browser sending back the old choice and undoing the switch.
-    key = f"_run_picker_{st.session_state.get(PICKER_GENERATION, 0)}"
+    # It also changes with the runs' states, so the icons in the list stay current.
+    states = zlib.crc32("|".join(labels[i] for i in ids).encode())
+    key = f"_run_picker_{st.session_state.get(PICKER_GENERATION, 0)}_{states}"
     choice = st.sidebar.selectbox(
         "Current run", ids, index=ids.index(wanted), format_func=labels.get, key=key
     )
