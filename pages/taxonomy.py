@@ -39,11 +39,21 @@ c[1].metric("Domain classes", n_dom_classes)
 c[2].metric("Members per class", f"{sum(len(m) for m in tax.classes) / max(len(tax.classes), 1):.2f}")
 c[3].metric("Joining ≥ 2 domains", sum(len({a for a, _ in m}) > 1 for m in tax.classes))
 
+qp = st.query_params
+if "tax_domains" not in st.session_state:  # first visit: the URL decides (a reload keeps filters)
+    wanted = [int(a) for a in qp.get("domains", "").split(",") if a.isdigit() and int(a) < len(names)]
+    st.session_state.tax_domains = wanted or list(range(len(names)))
+    st.session_state.tax_search = qp.get("q", "")
+    try:
+        st.session_state.tax_min_w = min(max(float(qp.get("w", 0.0)), 0.0), 1.0)
+    except ValueError:
+        st.session_state.tax_min_w = 0.0
 f1, f2, f3 = st.columns([2, 2, 1])
-doms = f1.multiselect("Domains", list(range(len(names))), default=list(range(len(names))),
-                      format_func=lambda a: names[a], key="tax_domains")
+doms = f1.multiselect("Domains", list(range(len(names))), format_func=lambda a: names[a], key="tax_domains")
 search = f2.text_input("Find a class", key="tax_search", placeholder="e.g. dog")
-min_w = f3.slider("Min. weight", 0.0, 1.0, 0.0, 0.05, key="tax_min_w")
+min_w = f3.slider("Min. weight", 0.0, 1.0, step=0.05, key="tax_min_w")
+qp.from_dict({**{k: v for k, v in qp.to_dict().items() if k == "run"},
+              "domains": ",".join(str(a) for a in doms), "q": search, "w": str(min_w)})
 flt = GraphFilter(domains=tuple(doms), search=search, min_weight=min_w)
 
 tab_graph, tab_table, tab_evidence, tab_dl = st.tabs(["🕸️ Graph", "📋 Classes", "🔎 Evidence", "⬇️ Downloads"],

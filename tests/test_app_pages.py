@@ -255,3 +255,13 @@ def test_pages_do_not_import_torch_or_sklearn(runs):
                          cwd=str(Path(APP).parent))
     assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
+
+
+def test_taxonomy_filters_live_in_the_url(open_page):
+    at = open_page("taxonomy", domains="1", q="c1", w="0.2")
+    assert at.multiselect(key="tax_domains").value == [1]
+    assert at.text_input(key="tax_search").value == "c1"
+    assert at.slider(key="tax_min_w").value == 0.2
+    at.text_input(key="tax_search").set_value("c2").run()
+    assert at.query_params["q"] in ("c2", ["c2"])
+    assert not at.exception
