@@ -17,21 +17,22 @@ st.dataframe(runs_table(infos), hide_index=True, width="stretch")
 ids = [i.id for i in infos]
 
 st.subheader("Compare two runs")
-c1, c2 = st.columns(2)
-left = c1.selectbox("Run A", ids, index=0, key="runs_a")
-right = c2.selectbox("Run B", ids, index=min(1, len(ids) - 1), key="runs_b")
 if len(ids) < 2:
     st.caption("Comparing needs two runs: launch another one to compare it with this one.")
-with guard("Comparing the runs") if len(ids) > 1 else st.empty():
-    ra, rb = open_run(left), open_run(right)
-    diff = config_diff(ra.config, rb.config)
-    st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
-    if len(diff):
-        st.dataframe(diff, hide_index=True, width="stretch")
-    for col, r in ((c1, ra), (c2, rb)):
-        res = r.results()
-        col.dataframe(res if res is not None else pd.DataFrame({"results": ["not finished"]}),
-                      hide_index=True, width="stretch")
+else:
+    c1, c2 = st.columns(2)
+    left = c1.selectbox("Run A", ids, index=0, key="runs_a")
+    right = c2.selectbox("Run B", ids, index=1, key="runs_b")
+    with guard("Comparing the runs"):
+        ra, rb = open_run(left), open_run(right)
+        diff = config_diff(ra.config, rb.config)
+        st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
+        if len(diff):
+            st.dataframe(diff, hide_index=True, width="stretch")
+        for col, r in ((c1, ra), (c2, rb)):
+            res = r.results()
+            col.dataframe(res if res is not None else pd.DataFrame({"results": ["not finished"]}),
+                          hide_index=True, width="stretch")
 
 st.subheader("Delete a run")
 victim = st.selectbox("Run to delete", ids, index=None, key="runs_victim", placeholder="choose a run")

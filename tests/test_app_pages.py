@@ -228,7 +228,7 @@ def test_crossdomain_follows_and_cancels_a_running_job(open_page, runs):
                      progress=0.5, eta_s=75.0, message="syn0: epoch 3/6", pid=proc.pid)
         at = open_page("crossdomain", run="r-live")
         text = at.get("progress")[0].proto.text
-        assert "running" in text and "step 3/8: baselines" in text and "ETA 1 min 15 s" in text
+        assert "running" in text and "step 3/8: baselines" in text and "ETA of this step 1 min 15 s" in text
         at.button(key="cancel_r-live").click().run()
         assert open_run(run_dir).status()["state"] == "cancelled"
         assert proc.wait(10) is not None  # the job's process group got SIGTERM

@@ -58,7 +58,7 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
         step = status.get("step") or "—"
         st.progress(overall_progress(status),
                     text=f"{icon} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
-                         f"{step}" + (f" · ETA {format_eta(status.get('eta_s'))}" if alive else "")
+                         f"{step}" + (f" · ETA of this step {format_eta(status.get('eta_s'))}" if alive else "")
                          + f" · {status.get('message') or ''}")
         st.caption(" → ".join(f"✅ {s}" if s in done else (f"▶️ **{s}**" if s == step else f"◻️ {s}")
                               for s in STEPS))
