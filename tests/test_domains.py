@@ -92,3 +92,11 @@ def test_bad_specs(world, tmp_path):
         build_domain(DomainSpec("one", source="imagefolder", root=str(tmp_path / "only")))
     with pytest.raises(ValueError, match="n_train"):
         build_domain(DomainSpec("x", n_train=-1))
+
+
+def test_a_domain_with_one_class_is_refused():
+    world = SyntheticTaxonomy(3, [[frozenset({0, 1, 2})], [frozenset({0}), frozenset({1, 2})]])
+    with pytest.raises(ValueError, match=r"domain 'solo' has 1 class\(es\); at least 2 are needed"):
+        build_domain(DomainSpec(name="solo", synthetic=world, synthetic_index=0), seed=0)
+    pair = build_domain(DomainSpec(name="pair", synthetic=world, synthetic_index=1), seed=0)
+    assert len(pair.class_names) == 2
