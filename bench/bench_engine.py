@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core._reference import build_taxonomy_restart, select_loop  # noqa: E402
 from core.crossdomain import normalize_rows  # noqa: E402
 from core.metrics import rank_all, relationship_scores, score_selection  # noqa: E402
-from core.selection import METHODS, Edges  # noqa: E402
+from core.selection import Edges  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy, sample_cross_counts  # noqa: E402
 from core.taxonomy import build_universal_taxonomy  # noqa: E402
 

@@ -116,7 +116,7 @@ def _cmd_run(args) -> int:
 
 def _is_run_log(out: Path) -> bool:
     try:
-        return Path(f"/proc/self/fd/1").resolve() == (out / "log.txt").resolve()
+        return Path("/proc/self/fd/1").resolve() == (out / "log.txt").resolve()
     except OSError:
         return False
 

@@ -50,6 +50,8 @@ def predict_features(feature: np.ndarray, model, mappings: list[np.ndarray], uni
     """From one feature vector (D,): {"universal": [(name, p)], "domains": {name: [(class, d)]}}."""
     import torch
 
+    from core.universal import domain_predictions
+
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     with torch.no_grad():
@@ -57,7 +59,7 @@ def predict_features(feature: np.ndarray, model, mappings: list[np.ndarray], uni
     p = torch.softmax(logits.float(), dim=1).numpy()[0]
     out = {"universal": _topk(p, universal_names, top_k), "domains": {}}
     for a, M in enumerate(mappings):
-        out["domains"][domain_names[a]] = _topk(np.asarray(M) @ p, class_names[a], top_k)
+        out["domains"][domain_names[a]] = _topk(domain_predictions(p[None], M)[0], class_names[a], top_k)
     return out
 
 

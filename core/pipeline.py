@@ -21,7 +21,6 @@ with state "cancelled", an exception with "failed" + the error; finished steps a
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -333,7 +332,7 @@ def step_baselines(ctx: RunContext) -> None:
 
 
 def step_crossdomain(ctx: RunContext) -> None:
-    from core.crossdomain import count_matrix, normalize_rows, ordered_pairs
+    from core.crossdomain import count_matrix, empty_classes, normalize_rows, ordered_pairs
     from core.heads import load_model
     from core.training import predict_logits
 
@@ -357,7 +356,7 @@ def step_crossdomain(ctx: RunContext) -> None:
             mats[f"count/{a}-{b}"] = counts
             mats[f"hard/{a}-{b}"] = normalize_rows(counts)
             mats[f"soft/{a}-{b}"] = normalize_rows(count_matrix(y, probs, K[a], K[b])) if len(probs) else counts
-        empty = np.flatnonzero(np.bincount(y, minlength=K[a]) == 0)
+        empty = empty_classes(counts)  # rows are a's true classes: the same for every model b
         if empty.size:
             ctx.log(f"warning: domain {domains[a].name}: classes {empty.tolist()} have no test images (all-zero rows)")
         ctx.progress((a + 1) / n, message=f"cross-domain predictions on {domains[a].name}")
@@ -728,8 +727,3 @@ def run_pipeline(
     state = "done" if len(done) == len(STEPS) else "pending"
     msg = "done" if state == "done" else f"stopped after {done[-1] if done else 'nothing'}"
     return write_status(run_dir, state=state, step=None, message=msg, eta_s=None, pid=None)
-
-
-def format_timings(run_dir: str | os.PathLike) -> str:
-    t = read_json(Path(run_dir) / "timings.json", default={}) or {}
-    return json.dumps(t)

@@ -219,7 +219,8 @@ def _check_k_max(value: object) -> int:
 
 @dataclass(frozen=True)
 class Method:
-    """A selection method: its function, its parameter (name, checker, default, UI range)."""
+    """A selection method: its function and its parameter (name, checker, default, sweep grid,
+    and the (low, high, step) range a slider offers)."""
 
     func: Callable[..., _Picked]
     param: str | None = None
@@ -227,17 +228,20 @@ class Method:
     default: float | int | None = None
     grid: tuple[float, ...] = ()
     label: str = ""
+    bounds: tuple[float, float, float] = ()
 
 
 METHODS: dict[str, Method] = {
     "threshold": Method(_threshold, "t", lambda v: _check_unit(v, name="t", low_open=False), 0.3,
-                        tuple(np.round(np.arange(0.02, 1.0001, 0.02), 2)), "Naive threshold"),
+                        tuple(np.round(np.arange(0.02, 1.0001, 0.02), 2)), "Naive threshold",
+                        (0.0, 1.0, 0.01)),
     "mcfp": Method(_mcfp, label="Most common foreign prediction"),
     "mcfp_binary": Method(_mcfp_binary, label="MCFP, binary weights"),
     "density": Method(_density, "p", lambda v: _check_unit(v, name="p", low_open=True), 0.7,
-                      tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)), "Density threshold"),
+                      tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)), "Density threshold",
+                      (0.05, 1.0, 0.01)),
     "hypothesis": Method(_hypothesis, "k_max", _check_k_max, 3, tuple(range(1, 11)),
-                         "Relationship hypothesis"),
+                         "Relationship hypothesis", (1, 10, 1)),
 }
 
 

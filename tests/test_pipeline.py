@@ -8,8 +8,6 @@ model's mean test accuracy is at most 0.10 below the baselines' mean.
 import copy
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.runs import open_run
+from ui.common import stamp as _mtime  # modification time, 0 when missing
 
 __all__ = [
     "method_names",
@@ -26,16 +27,6 @@ __all__ = [
     "domain_info",
 ]
 
-# Parameter of each method as the UI shows it: (name, min, max, step, default). None = no parameter.
-PARAMS: dict[str, tuple[str, float, float, float, float] | None] = {
-    "threshold": ("t", 0.0, 1.0, 0.01, 0.2),
-    "mcfp": None,
-    "mcfp_binary": None,
-    "density": ("p", 0.05, 1.0, 0.01, 0.8),
-    "hypothesis": ("k_max", 1, 10, 1, 4),
-}
-
-
 def method_names() -> list[str]:
     """Selection method names, read from ``core.selection.METHODS`` (the single source)."""
     from core.selection import METHODS
@@ -44,15 +35,15 @@ def method_names() -> list[str]:
 
 
 def param_spec(method: str) -> tuple[str, float, float, float, float] | None:
-    """(name, min, max, step, default) of ``method``'s slider, or None for parameter-free ones.
-    The default comes from ``core.selection.METHODS`` when it names one."""
+    """(name, min, max, step, default) of ``method``'s slider, from ``core.selection.METHODS``;
+    None for parameter-free methods."""
     from core.selection import METHODS
 
-    spec = PARAMS.get(method)
-    default = getattr(METHODS.get(method), "default", None)
-    if spec is None or default is None:
-        return spec
-    return (*spec[:4], type(spec[4])(default))
+    spec = METHODS[method]
+    if spec.param is None:
+        return None
+    low, high, step = spec.bounds
+    return spec.param, low, high, step, spec.default
 
 
 def method_label(method: str) -> str:
@@ -64,11 +55,10 @@ def method_label(method: str) -> str:
 
 
 def _params(method: str, value: float | None) -> dict:
-    spec = PARAMS.get(method)
+    spec = param_spec(method)
     if spec is None or value is None:
         return {}
-    name = spec[0]
-    return {name: int(value) if name == "k_max" else float(value)}
+    return {spec[0]: type(spec[4])(value)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -79,11 +69,15 @@ def load_matrices(run_dir: str, kind: str, stamp: float) -> dict[tuple[int, int]
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_truth(run_dir: str, stamp: float) -> dict | None:
-    """Ground truth of a synthetic run: {"true": {(a,b): W_ab}, "class_counts": [...]}, or None."""
+    """Ground truth of a synthetic run: {"true": {(a,b): Edges of W_ab}, "class_counts": [...]},
+    or None. Kept sparse: every slider move scores against it."""
     tax = open_run(run_dir).ground_truth()
     if tax is None:
         return None
-    return {"true": tax.true_relationships(), "class_counts": list(tax.class_counts)}
+    from core.selection import Edges
+
+    return {"true": {pair: Edges.from_dense(w) for pair, w in tax.true_relationships().items()},
+            "class_counts": list(tax.class_counts)}
 
 
 def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:
@@ -92,14 +86,14 @@ def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:
     return [d["name"] for d in doms], [list(d["class_names"]) for d in doms]
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner=False, max_entries=256)
 def select_all(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> dict:
-    """``{(a, b): W_ab}`` for every pair of the run's matrices with one method setting."""
+    """``{(a, b): Edges}`` (sparse W_ab) for every pair of the run's matrices with one setting."""
     from core.selection import select_edges
 
     ranked = _ranked(run_dir, kind, stamp)
     params = _params(method, value)
-    return {pair: select_edges(r, method, **params).dense() for pair, r in ranked.items()}
+    return {pair: select_edges(r, method, **params) for pair, r in ranked.items()}
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -118,8 +112,8 @@ def scores(run_dir: str, kind: str, method: str, value: float | None, stamp: flo
     truth = load_truth(run_dir, stamp)
     if truth is None:
         return None
-    pred = select_all(run_dir, kind, method, value, stamp)
-    return relationship_scores(pred, truth["true"], truth["class_counts"])
+    return relationship_scores(select_all(run_dir, kind, method, value, stamp), truth["true"],
+                               truth["class_counts"])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -142,8 +136,7 @@ def sweep_table(run_dir: str, kind: str, stamp: float) -> pd.DataFrame | None:
     truth = load_truth(run_dir, stamp)
     if truth is None:
         return None
-    mats = load_matrices(run_dir, kind, stamp)
-    return sweep(mats, truth["true"], truth["class_counts"])
+    return sweep(_ranked(run_dir, kind, stamp), truth["true"], truth["class_counts"])  # ranked once
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -191,17 +184,10 @@ def matrices_stamp(run_dir: str) -> float:
     return sum(_mtime(base / p) for p in ("crossdomain/matrices.npz", "ground_truth.json", "domains.json"))
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def edge_count(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> int:
     """Number of selected relationships over all pairs for one setting."""
-    return int(sum(np.count_nonzero(W) for W in select_all(run_dir, kind, method, value, stamp).values()))
+    return int(sum(e.rows.size for e in select_all(run_dir, kind, method, value, stamp).values()))
 
 
 def stamp_of(run_dir: str, rel: str) -> float:

@@ -26,10 +26,9 @@ def _predictions(counts: dict, class_counts: list[int]) -> dict[str, np.ndarray]
 
 
 def _default_params(method: str) -> dict:
-    from core.selection import METHODS
+    from core.selection import check_params
 
-    spec = METHODS[method]
-    return {spec.param: spec.default} if spec.param else {}
+    return check_params(method, {})
 
 
 def write_synthetic_run(root: str | Path, run_id: str, taxonomy, *, images_per_class: int = 30,
