@@ -85,29 +85,46 @@ class _Bars:
             self.bar = None
 
 
-def _cmd_run(args) -> int:
-    from core.config import load_config
-    from core.pipeline import run_pipeline
-    from core.runs import new_run_id, runs_root
-
+def _load(args):
+    """The config of ``run`` with the command line's overrides; ValueError/OSError when bad."""
     import dataclasses
 
-    try:
-        cfg = load_config(args.config)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    from core.config import load_config
+    from core.pipeline import check_data
+
+    cfg = load_config(args.config)
     if args.data_root:
         cfg = dataclasses.replace(cfg, data_root=args.data_root)
     if args.device:
         cfg = dataclasses.replace(cfg, device=args.device)
-    out = Path(args.out) if args.out else runs_root() / new_run_id(cfg.name)
+    check_data(cfg)  # a missing dataset is refused before any run folder exists
+    return cfg
+
+
+def _cmd_run(args) -> int:
+    from core.pipeline import run_pipeline
+    from core.runs import MARKER, STEPS, create_run_dir, is_run_dir
+
+    if args.from_step and args.until_step and STEPS.index(args.from_step) > STEPS.index(args.until_step):
+        raise UsageError(f"--from {args.from_step} comes after --until {args.until_step}: that range holds no step")
+    try:
+        cfg = _load(args)
+    except (ValueError, TypeError, OSError) as exc:
+        raise UsageError(f"config error: {_one_line(exc)}") from None
+    out = Path(args.out) if args.out else create_run_dir(None, cfg.name)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a run folder")
+    if out.exists() and not is_run_dir(out) and any(out.iterdir()):
+        raise UsageError(f"--out {out} is not empty and is not a unitax run folder (no {MARKER} marker): "
+                         "choose a new or empty folder")
     bars = _Bars(sys.stderr.isatty() and not args.no_progress)
     # Under a job, stdout is the run's log.txt, which the pipeline already writes: stay quiet.
     quiet = not sys.stdout.isatty() and _is_run_log(out)
-    status = run_pipeline(cfg, out, from_step=args.from_step, until_step=args.until_step,
-                          on_progress=None if quiet else bars)
-    bars.close()
+    try:
+        status = run_pipeline(cfg, out, from_step=args.from_step, until_step=args.until_step,
+                              on_progress=None if quiet else bars)
+    finally:
+        bars.close()
     print(f"run {out}: {status['state']}" + (f" ({status['error']})" if status.get("error") else ""))
     if status["state"] == "done":
         _print_results(out)
@@ -135,8 +152,7 @@ def _cmd_status(args) -> int:
     try:
         run = open_run(args.run)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     status = run.status()
     if args.json:
         print(json.dumps(status, indent=2))
@@ -151,7 +167,7 @@ def _cmd_status(args) -> int:
         print(f"error    {status['error']}")
     if status["state"] == "done":
         _print_results(run.path)
-    return 0
+    return 1 if status["state"] == "corrupt" else 0
 
 
 def _cmd_list(args) -> int:
@@ -174,8 +190,7 @@ def _cmd_predict(args) -> int:
     try:
         result = predict_image(args.run, args.image, method=args.method, top_k=args.top_k)
     except (ValueError, FileNotFoundError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     print(f"universal ({result['method']}):")
     for name, p in result["universal"]:
         print(f"  {p:6.3f}  {name}")
@@ -186,11 +201,48 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+class UsageError(ValueError):
+    """A bad command line or config: one line on stderr, exit code 2."""
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        from core.fsio import os_error_message
+
+        return os_error_message(exc)
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _dispatch(args) -> int:
+    return {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict}[args.command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; ``argv`` without the program name, starting with the command."""
+    """Entry point; ``argv`` without the program name, starting with the command.
+
+    Never shows a traceback: a usage or config error is one line and exit code 2, any other
+    error one line and exit code 1, Ctrl-C exit code 130, a closed output pipe (``| head``)
+    ends quietly."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    return {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict}[args.command](args)
+    try:
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, never a traceback
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1

@@ -14,12 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.fsio import write_text
+from core.runlock import lock_holder, process_identity, same_process
 from core.runs import (
     STEPS,
+    LockedError,
     Run,
+    RunLock,
     append_log,
-    new_run_id,
-    pid_alive,
+    create_run_dir,
+    init_run_dir,
     read_status,
     runs_root,
     validate_run_id,
@@ -47,10 +51,17 @@ def _config_to_file(config: str | os.PathLike | dict, run_dir: Path) -> Path:
         import yaml
 
         path = run_dir / "config.input.yaml"
-        with open(path, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(config, fh, sort_keys=False)
+        write_text(path, yaml.safe_dump(config, sort_keys=False))
         return path
     return Path(config).expanduser().resolve()
+
+
+def _run_dir_for(base: Path, run_id: str | None, config: str | os.PathLike | dict) -> Path:
+    """A new, unique run folder, or the existing run folder ``run_id`` (resume)."""
+    if run_id is None:
+        name = Path(config).stem if not isinstance(config, dict) else str(config.get("name", "run"))
+        return create_run_dir(base, name)
+    return init_run_dir(base / validate_run_id(run_id))
 
 
 def start_job(
@@ -64,43 +75,40 @@ def start_job(
     """Launch ``python -m core run --config CONFIG --out ROOT/RUN_ID`` detached; return run_id.
 
     ``config`` is a YAML path or a config dict (validated first: a bad config raises here and
-    starts nothing). An existing ``run_id`` resumes that run. stdout/stderr go to the run's
-    log.txt; the process id is written to status.json.
+    starts nothing). An existing ``run_id`` resumes that run: refused (LockedError) while a
+    process works in it. stdout/stderr go to the run's log.txt; the process id and its start
+    time are written to status.json.
     """
     if from_step is not None and from_step not in STEPS:
         raise ValueError(f"from_step {from_step!r} is not a step; valid: {list(STEPS)}")
     base = Path(root) if root is not None else runs_root()
-    if run_id is None:
-        name = Path(config).stem if not isinstance(config, dict) else str(config.get("name", "run"))
-        run_id = new_run_id(name)
-    run_dir = base / validate_run_id(run_id)
+    if run_id is not None:
+        validate_run_id(run_id)
     _validate(config)  # a bad config raises here, before any folder or process exists
-    status = read_status(run_dir) if run_dir.exists() else None
-    if status and status["state"] == "running" and pid_alive(status.get("pid")):
-        raise ValueError(f"run {run_id!r} is already running (pid {status['pid']})")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = _config_to_file(config, run_dir)
-    cmd = [python or sys.executable, "-m", "core", "run", "--config", str(config_path), "--out", str(run_dir)]
-    if from_step:
-        cmd += ["--from", from_step]
-    write_status(run_dir, state="pending", message="starting", error=None, pid=None)
-    append_log(run_dir, "job: " + " ".join(cmd))
-    log = open(run_dir / "log.txt", "ab")
+    run_dir = _run_dir_for(base, run_id, config)
+    with RunLock(run_dir, purpose="start", wait_s=0.5):
+        status = read_status(run_dir)
+        if status["state"] in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+            raise LockedError(f"run {run_dir.name!r} is already starting (pid {status['pid']})")
+        config_path = _config_to_file(config, run_dir)
+        cmd = [python or sys.executable, "-m", "core", "run", "--config", str(config_path), "--out", str(run_dir)]
+        if from_step:
+            cmd += ["--from", from_step]
+        write_status(run_dir, state="pending", message="starting", error=None, pid=None, pid_identity=None)
+        append_log(run_dir, "job: " + " ".join(cmd))
+        proc = _launch(cmd, run_dir)
+        write_status(run_dir, pid=proc.pid, pid_identity=process_identity(proc.pid))
+    return run_dir.name
+
+
+def _launch(cmd: list[str], run_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.Popen(
-        cmd,
-        cwd=str(_REPO),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env=env,
-    )
-    log.close()
+    with open(run_dir / "log.txt", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=str(_REPO), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     _CHILDREN[proc.pid] = proc
-    write_status(run_dir, pid=proc.pid)
-    return run_id
+    return proc
 
 
 def _reap() -> None:
@@ -109,55 +117,75 @@ def _reap() -> None:
             del _CHILDREN[pid]
 
 
-def is_alive(run_id: str, *, root: str | os.PathLike | None = None) -> bool:
-    """True if the run's process is still running. A "running"/"pending" status whose process
-    is gone is rewritten as state "failed" with error "interrupted ..." and False is returned."""
-    _reap()
-    run_dir = (Path(root) if root is not None else runs_root()) / validate_run_id(run_id)
+def _run_process(run_dir: Path) -> tuple[int, str] | None:
+    """(pid, identity) of the process provably working for this run: the holder of its lock,
+    or the process a job started that has not taken the lock yet. None when there is none."""
+    holder = lock_holder(run_dir)
+    if holder and same_process(holder.get("pid"), holder.get("identity")):
+        return int(holder["pid"]), holder["identity"]
     status = read_status(run_dir)
-    pid = status.get("pid")
-    if pid_alive(pid):
-        return True
-    if status["state"] in ("running", "pending") and pid is not None:
-        effective = Run(run_dir).status()
-        if effective["state"] == "failed":
-            write_status(run_dir, state="failed", message="interrupted", error=effective["error"])
-    return False
+    if status["state"] in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+        return int(status["pid"]), status["pid_identity"]
+    return None
 
 
-def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict[str, Any]:
-    """Send SIGTERM to a running job and wait up to ``timeout`` s; return the final status.
-
-    The pipeline catches SIGTERM and writes state "cancelled" itself; if the process is already
-    gone or does not stop in time, the status is set to "cancelled" here.
-    """
+def _run_dir(run_id: str, root: str | os.PathLike | None) -> Path:
     run_dir = (Path(root) if root is not None else runs_root()) / validate_run_id(run_id)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run {run_id!r} under {run_dir.parent}")
-    status = read_status(run_dir)
-    pid = status.get("pid")
-    if status["state"] not in ("running", "pending"):
-        return status
-    if pid_alive(pid):
-        try:
-            os.killpg(int(pid), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            _reap()
-            if not pid_alive(pid):
-                break
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(int(pid), signal.SIGKILL)
-            time.sleep(0.2)
+    return run_dir
+
+
+def is_alive(run_id: str, *, root: str | os.PathLike | None = None) -> bool:
+    """True if a process works for the run. A "running"/"pending" status whose process is gone
+    is rewritten as state "failed" with error "interrupted ..." and False is returned."""
     _reap()
+    run_dir = _run_dir(run_id, root)
+    if _run_process(run_dir) is not None:
+        return True
+    effective = Run(run_dir).status()
+    if effective["state"] == "failed" and read_status(run_dir)["state"] in ("running", "pending"):
+        write_status(run_dir, state="failed", message="interrupted", error=effective["error"])
+    return False
+
+
+def _signal(pid: int, identity: str, sig: int) -> None:
+    """Send ``sig`` to the run's process (and its process group when it leads one), but only
+    if ``pid`` still names the process ``identity`` was taken from."""
+    if not same_process(pid, identity):
+        return
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    """Stop a running job: SIGTERM, then SIGKILL after ``timeout`` s; return the final status.
+
+    Only the run's own process is ever signalled (:func:`_run_process`): a PID left in
+    status.json after a crash or reboot may name any process and is not trusted. The pipeline
+    catches SIGTERM and writes state "cancelled" itself; if there is no process, or it does not
+    stop in time, the status is set to "cancelled" here.
+    """
+    run_dir = _run_dir(run_id, root)
+    target = _run_process(run_dir)
+    if target is None and read_status(run_dir)["state"] not in ("running", "pending"):
+        return read_status(run_dir)
+    if target is not None:
+        pid, identity = target
+        _signal(pid, identity, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and same_process(pid, identity):
+            _reap()
+            time.sleep(0.1)
+        _signal(pid, identity, signal.SIGKILL)
+        _reap()
     status = read_status(run_dir)
     if status["state"] in ("running", "pending"):
-        status = write_status(run_dir, state="cancelled", message="cancelled by user")
+        status = write_status(run_dir, state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
         append_log(run_dir, "cancelled by user")
     return status

@@ -37,9 +37,24 @@ from typing import Any, Callable
 import numpy as np
 
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
-from core.runs import STEPS, append_log, read_json, read_status, write_json, write_status
+from core.fsio import atomic_path, os_error_message, write_npz, write_text
+from core.runs import (
+    STEPS,
+    Run,
+    pair_key,
+    RunLock,
+    append_log,
+    check_step_outputs,
+    clear_step_outputs,
+    init_run_dir,
+    read_json,
+    read_status,
+    write_json,
+    write_status,
+)
+from core.runlock import process_identity
 
-__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "load_run_domains", "build_config_domains", "check_data", "STEP_FUNCTIONS",
+__all__ = ["Cancelled", "RunContext", "DomainData", "run_pipeline", "plan_steps", "load_run_domains", "build_config_domains", "check_data", "STEP_FUNCTIONS",
            "step_dependencies", "BACKBONE_COUNTER"]
 
 
@@ -321,9 +336,10 @@ def step_baselines(ctx: RunContext) -> None:
                                progress=_epoch_reporter(ctx, f"baseline {d.name}", a, len(domains)))
         pred = predict_logits(res.model, Xt, device=ctx.device).argmax(axis=1)
         test_acc = float((pred == yt).mean()) if len(pred) else float("nan")
-        save_model(_model_path(ctx, a), res.model, domain=d.name, domain_index=a, class_names=d.class_names,
-                   best_epoch=res.best_epoch, val_acc=res.best_val_acc, test_acc=test_acc,
-                   backbone=cfg.features.backbone, image_size=cfg.features.image_size)
+        with atomic_path(_model_path(ctx, a)) as tmp:
+            save_model(tmp, res.model, domain=d.name, domain_index=a, class_names=d.class_names,
+                       best_epoch=res.best_epoch, val_acc=res.best_val_acc, test_acc=test_acc,
+                       backbone=cfg.features.backbone, image_size=cfg.features.image_size)
         metrics[d.name] = {"test_acc": test_acc, "val_acc": res.best_val_acc, "best_epoch": res.best_epoch,
                            "samples_per_s": res.samples_per_s, "history": res.history}
         ctx.log(f"baseline {d.name}: val {res.best_val_acc:.3f} (epoch {res.best_epoch}) test {test_acc:.3f}, "
@@ -362,9 +378,8 @@ def step_crossdomain(ctx: RunContext) -> None:
         ctx.progress((a + 1) / n, message=f"cross-domain predictions on {domains[a].name}")
     assert len([k for k in mats if k.startswith("hard/")]) == len(ordered_pairs(n))
     out = ctx.run_dir / "crossdomain"
-    out.mkdir(parents=True, exist_ok=True)
-    _savez(out / "matrices.npz", mats)
-    _savez(out / "predictions.npz", preds)
+    write_npz(out / "matrices.npz", mats)
+    write_npz(out / "predictions.npz", preds)
     ctx.log(f"cross-domain: {len(ordered_pairs(n))} ordered pairs")
 
 
@@ -374,37 +389,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True) if len(logits) else e
 
 
-def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _load_pairs(path: Path, prefix: str) -> dict[tuple[int, int], np.ndarray]:
-    out = {}
-    with np.load(path) as npz:
-        for key in npz.files:
-            head, _, pair = key.partition("/")
-            if head == prefix:
-                a, b = pair.split("-")
-                out[(int(a), int(b))] = npz[key]
-    return dict(sorted(out.items()))
-
-
-def _ground_truth(ctx: RunContext):
-    data = read_json(ctx.run_dir / "ground_truth.json")
-    if data is None:
-        return None
-    from core.synthetic import SyntheticTaxonomy
-
-    return SyntheticTaxonomy.from_dict(data)
-
-
 def step_selection(ctx: RunContext) -> None:
     from core.selection import select_relationships
 
-    P = _load_pairs(ctx.run_dir / "crossdomain" / "matrices.npz", ctx.cfg.crossdomain.matrix)
-    gt = _ground_truth(ctx)
+    run = Run(ctx.run_dir)
+    P = run.matrices(ctx.cfg.crossdomain.matrix)
+    gt = run.ground_truth()
     # scores need a ground truth for every pair: only when all domains are synthetic
     true = gt.true_relationships() if gt is not None and not ctx.cfg.domains.list else None
     counts = ctx.class_counts
@@ -416,8 +406,7 @@ def step_selection(ctx: RunContext) -> None:
 
             scores = {k: float(v) for k, v in relationship_scores(W, true, counts).items()}
         folder = ctx.run_dir / "taxonomy" / m.key
-        folder.mkdir(parents=True, exist_ok=True)
-        _savez(folder / "relationships.npz", {f"{a}-{b}": w for (a, b), w in W.items()})
+        write_npz(folder / "relationships.npz", {pair_key(a, b): w for (a, b), w in W.items()})
         write_json(folder / "selection.json", {"method": m.name, "params": m.params, "matrix": ctx.cfg.crossdomain.matrix,
                                                "n_edges": int(sum((w > 0).sum() for w in W.values())),
                                                "scores": scores})
@@ -437,20 +426,21 @@ def step_taxonomy(ctx: RunContext) -> None:
     dnames = [d["name"] for d in info]
     for m in ctx.cfg.selection.methods:
         folder = ctx.run_dir / "taxonomy" / m.key
-        with np.load(folder / "relationships.npz") as npz:
-            W = {tuple(int(x) for x in k.split("-")): npz[k] for k in npz.files}
+        W = Run(ctx.run_dir).relationships(m.key)
         tax = build_universal_taxonomy(W, counts, class_names=names, domain_names=dnames)
-        (folder / "taxonomy.json").write_text(tax.to_json(), encoding="utf-8")
-        tax.to_graphml(folder / "taxonomy.graphml")
-        tax.mapping_table().to_csv(folder / "mappings.csv", index=False)
+        write_text(folder / "taxonomy.json", tax.to_json())
+        with atomic_path(folder / "taxonomy.graphml") as tmp:
+            tax.to_graphml(tmp)
+        write_text(folder / "mappings.csv", tax.mapping_table().to_csv(index=False))
         write_json(folder / "label_map.json", tax.label_map())
         ctx.log(f"taxonomy {m.key}: {len(tax.classes)} universal classes from {sum(counts)} domain classes")
 
 
 def _load_taxonomy(ctx: RunContext, key: str):
-    from core.taxonomy import UniversalTaxonomy
-
-    return UniversalTaxonomy.from_json((ctx.run_dir / "taxonomy" / key / "taxonomy.json").read_text(encoding="utf-8"))
+    tax = Run(ctx.run_dir).taxonomy(key)
+    if tax is None:
+        raise FileNotFoundError(f"{ctx.run_dir / 'taxonomy' / key / 'taxonomy.json'} is missing")
+    return tax
 
 
 def _union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -478,9 +468,11 @@ def step_universal(ctx: RunContext) -> None:
                               progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))
         acc = evaluate_universal(res.model, *test, mappings, device=ctx.device)
         folder = ctx.run_dir / "universal" / m.key
-        save_model(folder / "model.pt", res.model, method=m.key, n_universal=len(tax.classes),
-                   universal_names=list(tax.names), domain_names=names, best_epoch=res.best_epoch,
-                   val_acc=res.best_val_acc, backbone=cfg.features.backbone, image_size=cfg.features.image_size)
+        with atomic_path(folder / "model.pt") as tmp:
+            save_model(tmp, res.model, method=m.key, n_universal=len(tax.classes),
+                       universal_names=list(tax.names), domain_names=names, best_epoch=res.best_epoch,
+                       val_acc=res.best_val_acc, backbone=cfg.features.backbone,
+                       image_size=cfg.features.image_size)
         write_json(folder / "history.json", res.history)
         write_json(folder / "metrics.json", {names[a]: v for a, v in acc.items()})
         ctx.log(f"universal {m.key}: U={len(tax.classes)} val {res.best_val_acc:.3f} (epoch {res.best_epoch}) "
@@ -504,7 +496,7 @@ def step_results(ctx: RunContext) -> None:
     mean = {"domain": "mean", "n_classes": int(df["n_classes"].sum())}
     mean.update({c: float(df[c].mean()) for c in df.columns if c not in ("domain", "n_classes")})
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
-    df.to_csv(ctx.run_dir / "results.csv", index=False)
+    write_text(ctx.run_dir / "results.csv", df.to_csv(index=False))
     selection = {k: (read_json(ctx.run_dir / "taxonomy" / k / "selection.json") or {}).get("scores") for k in keys}
     n_universal = {k: len(_load_taxonomy(ctx, k).classes) for k in keys}
     headline = {"baseline_mean": mean["baseline"]}
@@ -542,7 +534,7 @@ def _embedding(ctx: RunContext, keys: list[str]) -> None:
         feats = model.features(x).numpy()
         upred = model(x).argmax(dim=1).numpy()
     xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
-    _savez(ctx.run_dir / "embedding.npz", {"xy": xy.astype(np.float32), "domain": dom[idx], "label": y[idx],
+    write_npz(ctx.run_dir / "embedding.npz", {"xy": xy.astype(np.float32), "domain": dom[idx], "label": y[idx],
                                            "universal_pred": upred,
                                            "item": np.concatenate(items)[idx], "method": np.array(best), "algorithm": np.array(how)})
     ctx.log(f"embedding: {len(idx)} test images of universal model {best} by {how}")
@@ -594,44 +586,53 @@ def _resolve(config: RunConfig | dict | str | os.PathLike) -> RunConfig:
     return load_config(config)
 
 
-def _steps_to_run(run_dir: Path, cfg: RunConfig, from_step: str | None) -> tuple[list[str], list[str]]:
-    """(steps to reuse, steps to run). A step is reused only if it and all earlier ones are."""
-    done = read_status(run_dir).get("steps_done", []) if (run_dir / "status.json").exists() else []
-    old = read_json(run_dir / "steps.json", default={}) or {}
+def plan_steps(run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None = None,
+               until_step: str | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(steps to reuse, steps to run, warnings) for running ``cfg`` in ``run_dir``.
+
+    A step is reused only if it and every earlier step finished with the same config and its
+    outputs still read back (a truncated file makes that step run again, with a warning naming
+    the file). ``from_step`` reruns that step and all later ones; ``until_step`` stops after that
+    step. Raises ValueError for a contradictory range and :class:`core.runs.CorruptRunError`
+    when the bookkeeping cannot be read (it is never taken for "nothing done").
+    """
+    for name, value in (("from_step", from_step), ("until_step", until_step)):
+        if value is not None and value not in STEPS:
+            raise ValueError(f"{name} {value!r} is not a step; valid: {list(STEPS)}")
+    if from_step and until_step and STEPS.index(from_step) > STEPS.index(until_step):
+        raise ValueError(f"--from {from_step} comes after --until {until_step}: that range holds no step")
+    run_dir = Path(run_dir)
+    done = read_status(run_dir)["steps_done"]
+    old = _read_step_hashes(run_dir)
     new = step_dependencies(cfg)
-    keep = []
+    keep, warnings = [], []
     for step in STEPS:
         if step == from_step or step not in done or old.get(step) != new[step]:
             break
+        problems = check_step_outputs(run_dir, step)
+        if problems:
+            warnings.append(f"step {step} runs again: " + "; ".join(problems))
+            break
         keep.append(step)
-    return keep, [s for s in STEPS if s not in keep]
+    todo = [s for s in STEPS if s not in keep]
+    if until_step is not None:
+        todo = [s for s in todo if STEPS.index(s) <= STEPS.index(until_step)]
+    return keep, todo, warnings
 
 
-# What each step writes; removed before the step reruns so no stale output (e.g. a taxonomy of a
-# method no longer in the config) survives next to fresh ones.
-_STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "domains": ("domains.json", "ground_truth.json"),
-    "features": (),  # the feature cache lives outside the run folder
-    "baselines": ("baselines",),
-    "crossdomain": ("crossdomain",),
-    "selection": ("taxonomy",),
-    "taxonomy": ("taxonomy/*/taxonomy.json", "taxonomy/*/taxonomy.graphml", "taxonomy/*/mappings.csv",
-                 "taxonomy/*/label_map.json"),
-    "universal": ("universal",),
-    "results": ("results.json", "results.csv", "embedding.npz"),
-}
+def _read_step_hashes(run_dir: Path) -> dict:
+    from core.fsio import read_json_strict
+    from core.runs import CorruptRunError
 
-
-def _clear_outputs(run_dir: Path, steps: list[str]) -> None:
-    import shutil
-
-    for step in steps:
-        for pattern in _STEP_OUTPUTS[step]:
-            for path in run_dir.glob(pattern):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
+    try:
+        hashes = read_json_strict(run_dir / "steps.json")
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise CorruptRunError(str(exc)) from None
+    if not isinstance(hashes, dict):
+        raise CorruptRunError(f"{run_dir / 'steps.json'} is corrupt: not a mapping of steps")
+    return hashes
 
 
 class _SignalGuard:
@@ -653,6 +654,55 @@ class _SignalGuard:
         return False
 
 
+def _error_text(exc: BaseException) -> str:
+    """The one line a user reads about a failed step."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os_error_message(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _prepare(run_dir: Path, cfg: RunConfig, device, keep: list[str]) -> dict[str, str]:
+    """Write the resolved config and environment, forget the steps that rerun; return the hashes
+    of the kept steps (the locked run folder's bookkeeping before the first step)."""
+    import yaml
+
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    env = _environment(cfg, device)
+    old_env = read_json(run_dir / "environment.json", default={}) or {}
+    env["created"] = old_env.get("created") or old_env.get("start_time") or env["start_time"]
+    write_json(run_dir / "environment.json", env)
+    hashes = step_dependencies(cfg)
+    stored = {s: hashes[s] for s in keep}
+    write_status(run_dir, steps_done=list(keep))  # first: a crash after it never claims a cleared step
+    write_json(run_dir / "steps.json", stored)
+    clear_step_outputs(run_dir, [s for s in STEPS if s not in keep])  # later steps depend on the rerun ones
+    return stored
+
+
+def _run_steps(ctx: RunContext, keep: list[str], todo: list[str], stored: dict[str, str]) -> list[str]:
+    """Run ``todo`` in order, recording each finished step; return every step done."""
+    run_dir, pid = ctx.run_dir, os.getpid()
+    hashes = step_dependencies(ctx.cfg)
+    timings = read_json(run_dir / "timings.json", default={}) or {}
+    done = list(keep)
+    for step in todo:
+        ctx.step = step
+        write_status(run_dir, state="running", pid=pid, pid_identity=process_identity(pid), step=step,
+                     progress=0.0, eta_s=None, message=f"{step}...")
+        t0 = time.perf_counter()
+        STEP_FUNCTIONS[step](ctx)
+        timings[step] = round(time.perf_counter() - t0, 3)
+        write_json(run_dir / "timings.json", timings)
+        done.append(step)
+        stored[step] = hashes[step]
+        write_json(run_dir / "steps.json", stored)
+        write_status(run_dir, steps_done=list(done), progress=1.0, eta_s=0.0, message=f"{step} done")
+        append_log(run_dir, f"step {step} done in {timings[step]:.1f}s")
+        if ctx.on_progress is not None:
+            ctx.on_progress(step, 1.0, 0.0, f"{step} done")
+    return done
+
+
 def run_pipeline(
     config: RunConfig | dict | str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -665,65 +715,45 @@ def run_pipeline(
 
     ``from_step`` reruns that step and all later ones; ``until_step`` stops after that step.
     ``on_progress(step, fraction, eta_s, message)`` is called often (fraction -1 = log line).
-    Never raises for a failing step: the status says "failed" with the error (or "cancelled").
+
+    Refusals raise before anything in the folder changes: a bad step range (ValueError), a
+    folder that is not empty and not a run folder (:class:`core.runs.NotARunFolderError`), a run
+    folder another process works in (:class:`core.runs.LockedError`), corrupt bookkeeping
+    (:class:`core.runs.CorruptRunError`). Once started it never raises for a failing step: the
+    status says "failed" with the error (or "cancelled"). When there is nothing to run, nothing
+    is touched.
     """
-    for name, value in (("from_step", from_step), ("until_step", until_step)):
-        if value is not None and value not in STEPS:
-            raise ValueError(f"{name} {value!r} is not a step; valid: {list(STEPS)}")
     cfg = _resolve(config)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    import yaml
+    if from_step and until_step and STEPS.index(from_step) > STEPS.index(until_step):
+        plan_steps(run_dir, cfg, from_step, until_step)  # raises the range error before any folder exists
+    run_dir = init_run_dir(run_dir)
+    with RunLock(run_dir, purpose="run"):
+        keep, todo, warnings = plan_steps(run_dir, cfg, from_step, until_step)
+        if not todo:
+            append_log(run_dir, f"nothing to run: {keep or 'no step'} done, range ends at {until_step}")
+            return read_status(run_dir)
+        from core.device import pick_device
 
-    from core.device import pick_device
-
-    device = pick_device(None if cfg.device == "auto" else cfg.device)
-    with open(run_dir / "config.yaml.tmp", "w", encoding="utf-8") as fh:
-        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
-    os.replace(run_dir / "config.yaml.tmp", run_dir / "config.yaml")
-    env = _environment(cfg, device)
-    old_env = read_json(run_dir / "environment.json", default={}) or {}
-    env["created"] = old_env.get("created") or old_env.get("start_time") or env["start_time"]
-    write_json(run_dir / "environment.json", env)
-    keep, todo = _steps_to_run(run_dir, cfg, from_step)
-    if until_step is not None:
-        todo = [s for s in todo if STEPS.index(s) <= STEPS.index(until_step)]
-    hashes = step_dependencies(cfg)
-    stored = {s: hashes[s] for s in keep}
-    write_json(run_dir / "steps.json", stored)
-    _clear_outputs(run_dir, [s for s in STEPS if s not in keep])  # also past until_step: stale
-    write_status(run_dir, state="running", step=todo[0] if todo else None, steps_done=list(keep), progress=0.0,
-                 eta_s=None, message="starting", pid=os.getpid(), error=None)
-    ctx = RunContext(cfg=cfg, run_dir=run_dir, device=device, on_progress=on_progress)
-    append_log(run_dir, f"run {run_dir.name}: config {cfg.name!r}, device {device}, "
-                        f"reusing {keep or 'nothing'}, running {todo}")
-    timings = read_json(run_dir / "timings.json", default={}) or {}
-    done = list(keep)
-    with _SignalGuard():
-        try:
-            for step in todo:
-                ctx.step = step
-                write_status(run_dir, state="running", pid=os.getpid(), step=step, progress=0.0, eta_s=None,
-                             message=f"{step}...")
-                t0 = time.perf_counter()
-                STEP_FUNCTIONS[step](ctx)
-                timings[step] = round(time.perf_counter() - t0, 3)
-                write_json(run_dir / "timings.json", timings)
-                done.append(step)
-                stored[step] = hashes[step]
-                write_json(run_dir / "steps.json", stored)
-                write_status(run_dir, steps_done=list(done), progress=1.0, eta_s=0.0, message=f"{step} done")
-                append_log(run_dir, f"step {step} done in {timings[step]:.1f}s")
-                if on_progress is not None:
-                    on_progress(step, 1.0, 0.0, f"{step} done")
-        except Cancelled as exc:
-            append_log(run_dir, f"cancelled: {exc}")
-            return write_status(run_dir, state="cancelled", message=f"cancelled during {ctx.step}", eta_s=None,
-                                pid=None, error=None)
-        except Exception as exc:  # noqa: BLE001 - any crash must leave "failed" + the error
-            append_log(run_dir, "failed:\n" + traceback.format_exc())
-            return write_status(run_dir, state="failed", message=f"failed during {ctx.step}", eta_s=None,
-                                pid=None, error=f"{type(exc).__name__}: {exc}")
-    state = "done" if len(done) == len(STEPS) else "pending"
-    msg = "done" if state == "done" else f"stopped after {done[-1] if done else 'nothing'}"
-    return write_status(run_dir, state=state, step=None, message=msg, eta_s=None, pid=None)
+        device = pick_device(None if cfg.device == "auto" else cfg.device)
+        ctx = RunContext(cfg=cfg, run_dir=run_dir, device=device, on_progress=on_progress)
+        with _SignalGuard():
+            try:
+                for line in warnings:
+                    ctx.log(f"warning: {line}")
+                stored = _prepare(run_dir, cfg, device, keep)
+                write_status(run_dir, state="running", step=todo[0], progress=0.0, eta_s=None, message="starting",
+                             pid=os.getpid(), pid_identity=process_identity(os.getpid()), error=None)
+                append_log(run_dir, f"run {run_dir.name}: config {cfg.name!r}, device {device}, "
+                                    f"reusing {keep or 'nothing'}, running {todo}")
+                done = _run_steps(ctx, keep, todo, stored)
+            except Cancelled as exc:
+                append_log(run_dir, f"cancelled: {exc}")
+                return write_status(run_dir, state="cancelled", message=f"cancelled during {ctx.step or 'start'}",
+                                    eta_s=None, pid=None, pid_identity=None, error=None)
+            except Exception as exc:  # noqa: BLE001 - any crash must leave "failed" + the error
+                append_log(run_dir, "failed:\n" + traceback.format_exc())
+                return write_status(run_dir, state="failed", message=f"failed during {ctx.step or 'start'}",
+                                    eta_s=None, pid=None, pid_identity=None, error=_error_text(exc))
+        state = "done" if len(done) == len(STEPS) else "pending"
+        msg = "done" if state == "done" else f"stopped after {done[-1] if done else 'nothing'}"
+        return write_status(run_dir, state=state, step=None, message=msg, eta_s=None, pid=None, pid_identity=None)

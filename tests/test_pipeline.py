@@ -137,7 +137,7 @@ def test_resume_reuses_finished_steps_and_from_step_reruns(tiny_run, tiny_cfg):
     # a changed selection config invalidates selection and later steps only
     cfg = copy.deepcopy(tiny_cfg)
     cfg["selection"]["methods"] = [{"name": "mcfp_binary"}]
-    keep, todo = pipeline._steps_to_run(run_dir, pipeline.config_from_dict(cfg), None)
+    keep, todo, _ = pipeline.plan_steps(run_dir, pipeline.config_from_dict(cfg))
     assert keep == ["domains", "features", "baselines", "crossdomain"]
     assert todo[0] == "selection"
     assert read_status(run_dir)["state"] == "done"
@@ -174,7 +174,7 @@ def test_sigterm_cancels_and_run_resumes(env, tiny_cfg, tmp_path):
     from core.runs import open_run
 
     slow = copy.deepcopy(tiny_cfg)
-    slow["baselines"]["train"].update(epochs=100000, patience=0)  # training never ends by itself
+    slow["baselines"]["train"].update(epochs=10000, patience=0)  # training never ends by itself
     run_id = start_job(slow, run_id="killme")
     run_dir = Path(os.environ["UNITAX_RUNS"]) / run_id
     deadline = time.time() + 90

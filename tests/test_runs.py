@@ -11,7 +11,10 @@ import yaml
 
 from core.runs import (
     STEPS,
+    LockedError,
+    RunLock,
     delete_run,
+    init_run_dir,
     list_runs,
     open_run,
     pid_alive,
@@ -42,8 +45,7 @@ def test_write_status_is_atomic_merge(tmp_path):
 
 
 def _fake_run(root, run_id, *, state="done", pid=None, created="2026-01-01T00:00:00+00:00"):
-    d = root / run_id
-    d.mkdir(parents=True)
+    d = init_run_dir(root / run_id)
     (d / "config.yaml").write_text(yaml.safe_dump({"name": "demo"}))
     (d / "environment.json").write_text(json.dumps({"start_time": created, "hostname": os.uname().nodename}))
     write_status(d, state=state, steps_done=list(STEPS[:3]), pid=pid)
@@ -105,10 +107,12 @@ def test_running_status_with_dead_pid_reads_as_interrupted(tmp_path):
 
 
 def test_live_running_run_cannot_be_deleted(tmp_path):
-    _fake_run(tmp_path, "live", state="running", pid=os.getpid())
-    assert open_run("live", root=tmp_path).status()["state"] == "running"
-    with pytest.raises(ValueError, match="still running"):
-        delete_run("live", root=tmp_path)
+    d = _fake_run(tmp_path, "live", state="running", pid=os.getpid())
+    with RunLock(d, purpose="test"):
+        assert open_run("live", root=tmp_path).status()["state"] == "running"
+        with pytest.raises(LockedError, match=rf"run folder .*live is in use by pid {os.getpid()}"):
+            delete_run("live", root=tmp_path, )
+    assert (d / "status.json").exists()
 
 
 def test_runs_module_does_not_import_torch():

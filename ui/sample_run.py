@@ -44,9 +44,9 @@ def write_synthetic_run(root: str | Path, run_id: str, taxonomy, *, images_per_c
 
     from core.config import config_to_dict, config_from_dict
     from core.crossdomain import normalize_rows
-    from core.runs import STEPS, validate_run_id, write_json, write_status
+    from core.runs import STEPS, init_run_dir, validate_run_id, write_json, write_status
 
-    run_dir = Path(root) / validate_run_id(run_id)
+    run_dir = init_run_dir(Path(root) / validate_run_id(run_id))  # a marked run folder, as the tool makes
     (run_dir / "crossdomain").mkdir(parents=True, exist_ok=True)
     counts = taxonomy.class_counts
     names = [f"syn{a}" for a in range(len(counts))]
