@@ -1,8 +1,11 @@
 """Run configuration: frozen dataclasses, loaded from YAML and validated before any work starts.
 
-Every key is checked: unknown keys, wrong types and impossible values raise ``ValueError`` (or
-``TypeError``) whose message starts with the key path, e.g. ``baselines.train.lr: must be > 0,
-got -1``. :func:`config_to_dict` gives the resolved config (all defaults filled in) that the run
+Every section is a frozen dataclass that checks itself when built (``__post_init__``, with the
+rules of :mod:`core.checks` attached to its fields): unknown keys, wrong types, NaN/inf and values
+outside the caps below raise :class:`ConfigError` (a ``ValueError``; :class:`ConfigTypeError` is
+also a ``TypeError``) whose message starts with the key path and shows the value, e.g.
+``baselines.train.lr: must be > 0 and <= 10, got -1``. Whether folders exist is not checked here
+(configs travel between machines); ``core.pipeline.check_data`` does that before a run starts. :func:`config_to_dict` gives the resolved config (all defaults filled in) that the run
 folder stores as ``config.yaml``.
 
 Sections (see ``assets/configs/demo.yaml`` for a commented example)::
@@ -20,12 +23,16 @@ Sections (see ``assets/configs/demo.yaml`` for a commented example)::
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
+import pathlib
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+from core.checks import (ConfigError, ConfigTypeError, Flag, Instance, Int, Mapping, Number, OneOf,
+                         Optional, Seq, Text, Validated, checked, duplicates, show)
+from core.selection import METHODS
 
 __all__ = [
     "HeadConfig",
@@ -42,6 +49,11 @@ __all__ = [
     "EmbeddingConfig",
     "RunConfig",
     "HEAD_PRESETS",
+    "LIMITS",
+    "SHIFTS",
+    "ACTIVATIONS",
+    "ConfigError",
+    "ConfigTypeError",
     "load_config",
     "config_from_dict",
     "config_to_dict",
@@ -49,29 +61,38 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "none")
+# Shift names. core.shifts.SHIFTS (name -> description) holds the same names but imports torch,
+# which parsing a config must not; tests/test_config.py checks that the two agree.
 SHIFTS = ("none", "A", "B", "C")
+SOURCE_NAMES = ("procedural", "digits", "cifar100", "caltech101", "caltech256", "imagefolder")
+SYNTHETIC_BASES = ("procedural", "digits", "cifar100", "caltech256")
 
+# Caps: generous for real work, small enough that a typo (1e20) is refused before any allocation.
+MAX_SEED = 2**32 - 1  # fits every RNG a run seeds (numpy, torch, random); never negative
+MAX_PER_CLASS = 10_000_000  # n_train / n_val / n_test: images per class (or per concept)
+MAX_SYNTHETIC_IMAGES = 10_000_000  # procedural images over all domains and splits (upper estimate)
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+MAX_WIDTH = 65_536
+MAX_HEAD_DEPTH = 32  # Linear layers in a head
+MIN_IMAGE, MAX_IMAGE = 16, 1024  # pixels per side
+MAX_LR = 10.0
+MAX_WEIGHT_DECAY = 10.0
+MAX_DOMAINS = 100  # every ordered pair of domains gets a cross-domain matrix
+MAX_CONCEPTS = 100_000
+MAX_SPREAD = 1e6  # means/variances of the synthetic class-size distributions
+MAX_POINTS = 1_000_000  # points in the 2-D embedding
+MAX_KEY_LEN = 100  # a selection method's folder name
+MAX_CONFIG_BYTES = 1 << 20  # a config file over 1 MiB is refused unread
+MAX_YAML_NODES = 100_000  # YAML nodes after expanding aliases (a config has a few hundred)
+MAX_YAML_DEPTH = 32  # nesting of YAML collections (a config nests 5 deep)
 
-def _meta(**kw: Any) -> dict:
-    return {"check": kw}
+LIMITS: dict[str, float] = {name: value for name, value in globals().items()
+                            if name.startswith(("MAX_", "MIN_"))}
 
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """A fully connected head on cached features."""
-
-    # number of Linear layers (1 = linear probe); the thesis baseline had 6, its universal head 2
-    depth: int = field(default=2, metadata=_meta(min=1, max=32))
-    # hidden width of every layer but the last
-    width: int = field(default=256, metadata=_meta(min=1))
-    # dropout before every Linear but the first; the thesis used dropout in its 6-layer heads
-    dropout: float = field(default=0.2, metadata=_meta(min=0.0, max_excl=1.0))
-    # non-linearity between layers. "none" reproduces the thesis heads, which had none (so the
-    # stack collapses to one linear map); offered, not hidden, but not the default
-    activation: str = field(default="relu", metadata=_meta(choices=ACTIVATIONS))
-    # optional preset name that fills the fields above ("thesis", "thesis_universal", "linear")
-    preset: str | None = field(default=None, metadata=_meta(choices=("thesis", "thesis_universal", "linear", None)))
-
+_PER_CLASS = Optional(Int(1, MAX_PER_CLASS))
+_FRACTION = Number(0.0, 1.0, hi_open=True)  # dropout, momentum, label smoothing: [0, 1)
+_PATH_TEXT = Text(max_len=4096)  # a path: a non-empty string; its existence is checked by the run
 
 # Presets: the thesis's heads (as published: no activation between the layers).
 HEAD_PRESETS: dict[str, dict[str, Any]] = {
@@ -82,304 +103,86 @@ HEAD_PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class HeadConfig(Validated):
+    """A fully connected head on cached features."""
+
+    # number of Linear layers (1 = linear probe); the thesis baseline had 6, its universal head 2
+    depth: int = checked(2, Int(1, MAX_HEAD_DEPTH))
+    # hidden width of every layer but the last
+    width: int = checked(256, Int(1, MAX_WIDTH))
+    # dropout before every Linear but the first; the thesis used dropout in its 6-layer heads
+    dropout: float = checked(0.2, _FRACTION)
+    # non-linearity between layers. "none" reproduces the thesis heads, which had none (so the
+    # stack collapses to one linear map); offered, not hidden, but not the default
+    activation: str = checked("relu", OneOf(ACTIVATIONS))
+    # optional preset name that fills the fields above (keys of HEAD_PRESETS)
+    preset: str | None = checked(None, Optional(OneOf(tuple(HEAD_PRESETS))))
+
+
+@dataclass(frozen=True)
+class TrainConfig(Validated):
     """Recipe shared by the baselines and the universal model (same recipe = fair comparison)."""
 
-    epochs: int = field(default=30, metadata=_meta(min=1))
-    batch_size: int = field(default=128, metadata=_meta(min=1))
-    optimizer: str = field(default="adamw", metadata=_meta(choices=("adamw", "sgd")))
-    lr: float = field(default=1e-3, metadata=_meta(min_excl=0.0))
-    weight_decay: float = field(default=1e-4, metadata=_meta(min=0.0))
-    momentum: float = field(default=0.9, metadata=_meta(min=0.0, max_excl=1.0))  # SGD only
+    epochs: int = checked(30, Int(1, MAX_EPOCHS))
+    batch_size: int = checked(128, Int(1, MAX_BATCH))
+    optimizer: str = checked("adamw", OneOf(("adamw", "sgd")))
+    lr: float = checked(1e-3, Number(0.0, MAX_LR, lo_open=True))
+    weight_decay: float = checked(1e-4, Number(0.0, MAX_WEIGHT_DECAY))
+    momentum: float = checked(0.9, _FRACTION)  # SGD only
     # learning-rate schedule over the epochs; cosine needs no tuning of step points
-    schedule: str = field(default="cosine", metadata=_meta(choices=("cosine", "step", "none")))
-    warmup_epochs: int = field(default=0, metadata=_meta(min=0))
+    schedule: str = checked("cosine", OneOf(("cosine", "step", "none")))
+    warmup_epochs: int = checked(0, Int(0, MAX_EPOCHS))
     # stop after this many epochs without a better validation accuracy (0 = never stop early)
-    patience: int = field(default=8, metadata=_meta(min=0))
+    patience: int = checked(8, Int(0, MAX_EPOCHS))
     # mixed precision on CUDA (ignored on CPU/MPS)
-    amp: bool = True
+    amp: bool = checked(True, Flag())
+
+    def _check(self) -> None:
+        if 0 < self.epochs <= self.warmup_epochs:
+            raise ConfigError(f"warmup_epochs: must be < epochs={self.epochs}, got {self.warmup_epochs}")
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
-    """Synthetic domains over a base source (DESIGN 4.2): classes are sets of base concepts."""
+class SyntheticConfig(Validated):
+    """Synthetic domains over a base source: classes are sets of base concepts."""
 
-    base: str = field(default="procedural", metadata=_meta(choices=("procedural", "digits", "cifar100", "caltech256")))
-    n_concepts: int = field(default=24, metadata=_meta(min=2))
-    n_domains: int = field(default=3, metadata=_meta(min=2))
-    concepts_mean: float = field(default=14.0, metadata=_meta(min_excl=0.0))
-    concepts_var: float = field(default=4.0, metadata=_meta(min=0.0))
-    class_size_mean: float = field(default=1.8, metadata=_meta(min_excl=0.0))
-    class_size_var: float = field(default=1.0, metadata=_meta(min=0.0))
+    base: str = checked("procedural", OneOf(SYNTHETIC_BASES))
+    n_concepts: int = checked(24, Int(2, MAX_CONCEPTS))
+    n_domains: int = checked(3, Int(2, MAX_DOMAINS))
+    concepts_mean: float = checked(14.0, Number(0.0, MAX_CONCEPTS, lo_open=True))
+    concepts_var: float = checked(4.0, Number(0.0, MAX_SPREAD))
+    class_size_mean: float = checked(1.8, Number(0.0, MAX_SPREAD, lo_open=True))
+    class_size_var: float = checked(1.0, Number(0.0, MAX_SPREAD))
     # one shift per domain (none, A, B, C); cycled when shorter than n_domains
-    shifts: tuple[str, ...] = field(default=("A", "B", "C"), metadata=_meta(each_choices=SHIFTS, min_len=1))
+    shifts: tuple[str, ...] = checked(("A", "B", "C"), Seq(OneOf(SHIFTS), 1, MAX_DOMAINS))
     # domain names; default "syn0", "syn1", ...
-    names: tuple[str, ...] | None = None
+    names: tuple[str, ...] | None = checked(None, Optional(Seq(Text(), 1, MAX_DOMAINS)))
+
+    def _check(self) -> None:
+        if self.names is not None and len(self.names) != self.n_domains:
+            raise ConfigError(f"names: {len(self.names)} names for n_domains={self.n_domains}")
+        if self.concepts_mean > self.n_concepts:
+            raise ConfigError(f"concepts_mean: must be <= n_concepts={self.n_concepts}, got {self.concepts_mean!r}")
+        if self.base == "procedural":
+            from core.procedural import MAX_CONCEPTS as procedural_max
+
+            if self.n_concepts > procedural_max:
+                raise ConfigError(f"n_concepts: the procedural base has {procedural_max} concepts, "
+                                  f"got {self.n_concepts}")
 
 
 @dataclass(frozen=True)
-class DomainConfig:
+class DomainConfig(Validated):
     """One real (non-synthetic) domain: a labelled source on disk or built in."""
 
-    name: str = field(default="", metadata=_meta(nonempty=True))
-    source: str = field(
-        default="", metadata=_meta(choices=("procedural", "digits", "cifar100", "caltech101", "caltech256", "imagefolder"))
-    )
-    shift: str = field(default="none", metadata=_meta(choices=SHIFTS))
-    root: str | None = None  # overrides the run's data_root for this domain
-
-
-@dataclass(frozen=True)
-class DomainsConfig:
-    synthetic: SyntheticConfig | None = None
-    list: tuple[DomainConfig, ...] = ()
-    # images per base concept and split for synthetic domains over procedural concepts; a cap
-    # per class for real sources (None = all images)
-    n_train: int | None = field(default=60, metadata=_meta(min=1))
-    n_val: int | None = field(default=15, metadata=_meta(min=1))
-    n_test: int | None = field(default=30, metadata=_meta(min=1))
-
-
-@dataclass(frozen=True)
-class FeaturesConfig:
-    backbone: str = field(default="efficientnet_lite0", metadata=_meta(nonempty=True))
-    # 64 px keeps the CPU demo within minutes; use 224 on a GPU for the thesis setting
-    image_size: int = field(default=64, metadata=_meta(min=8, max=1024))
-    batch_size: int | None = field(default=None, metadata=_meta(min=1))  # None = pick by device
-
-
-@dataclass(frozen=True)
-class BaselinesConfig:
-    head: HeadConfig = HeadConfig()
-    train: TrainConfig = TrainConfig()
-
-
-@dataclass(frozen=True)
-class CrossDomainConfig:
-    # which prediction matrix the selection reads: "hard" (argmax counts, the thesis) or "soft"
-    matrix: str = field(default="hard", metadata=_meta(choices=("hard", "soft")))
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One selection method with its parameters, e.g. {name: threshold, params: {t: 0.2}}."""
-
-    name: str = field(default="mcfp", metadata=_meta(choices=("threshold", "mcfp", "mcfp_binary", "density", "hypothesis")))
-    params: dict = field(default_factory=dict)
-    label: str | None = None  # folder name under taxonomy/ and universal/; default from name+params
-
-    @property
-    def key(self) -> str:
-        if self.label:
-            return self.label
-        if not self.params:
-            return self.name
-        return self.name + "_" + "_".join(f"{k}{v}" for k, v in sorted(self.params.items()))
-
-
-_METHOD_PARAMS = {"threshold": {"t"}, "mcfp": set(), "mcfp_binary": set(), "density": {"p"}, "hypothesis": {"k_max"}}
-
-
-@dataclass(frozen=True)
-class SelectionConfig:
-    methods: tuple[MethodSpec, ...] = (MethodSpec("mcfp"), MethodSpec("threshold", {"t": 0.2}))
-
-
-@dataclass(frozen=True)
-class UniversalConfig:
-    # the thesis's universal head had 2 layers
-    head: HeadConfig = HeadConfig(depth=2)
-    train: TrainConfig | None = None  # None = the baselines' recipe
-    loss: str = field(default="soft", metadata=_meta(choices=("soft", "partial")))
-    label_smoothing: float = field(default=0.0, metadata=_meta(min=0.0, max_excl=1.0))
-
-
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    # "auto" = t-SNE up to tsne_max points, PCA above
-    method: str = field(default="auto", metadata=_meta(choices=("auto", "tsne", "pca")))
-    max_points: int = field(default=2000, metadata=_meta(min=10))
-    tsne_max: int = field(default=3000, metadata=_meta(min=10))
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    name: str = field(default="run", metadata=_meta(nonempty=True))
-    seed: int = 42
-    device: str = field(default="auto", metadata=_meta(choices=("auto", "cpu", "cuda", "mps")))
-    data_root: str | None = None  # folder with the real datasets (CIFAR-100, Caltech-101/256)
-    domains: DomainsConfig = DomainsConfig(synthetic=SyntheticConfig())
-    features: FeaturesConfig = FeaturesConfig()
-    baselines: BaselinesConfig = BaselinesConfig()
-    crossdomain: CrossDomainConfig = CrossDomainConfig()
-    selection: SelectionConfig = SelectionConfig()
-    universal: UniversalConfig = UniversalConfig()
-    embedding: EmbeddingConfig = EmbeddingConfig()
-
-    @property
-    def universal_train(self) -> TrainConfig:
-        return self.universal.train or self.baselines.train
-
-
-# ---------------------------------------------------------------------------- loading
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    """Convert a YAML value to type ``tp`` or raise naming ``path``."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            return _convert(inner[0], value, path)
-        raise TypeError(f"{path}: unsupported union type {tp}")
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if origin is tuple:
-        (elem, _) = typing.get_args(tp)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise TypeError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        return tuple(_convert(elem, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise TypeError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    raise TypeError(f"{path}: unsupported type {_type_name(tp)}")
-
-
-def _check(value: Any, check: dict, path: str) -> None:
-    if value is None:
-        return
-    if "choices" in check and value not in check["choices"]:
-        valid = [c for c in check["choices"] if c is not None]
-        raise ValueError(f"{path}: {value!r} is not one of {valid}")
-    if "each_choices" in check:
-        for i, v in enumerate(value):
-            if v not in check["each_choices"]:
-                raise ValueError(f"{path}[{i}]: {v!r} is not one of {list(check['each_choices'])}")
-    if "min_len" in check and len(value) < check["min_len"]:
-        raise ValueError(f"{path}: needs at least {check['min_len']} entries, got {len(value)}")
-    if check.get("nonempty") and not value:
-        raise ValueError(f"{path}: must not be empty")
-    if "min" in check and value < check["min"]:
-        raise ValueError(f"{path}: must be >= {check['min']}, got {value!r}")
-    if "min_excl" in check and value <= check["min_excl"]:
-        raise ValueError(f"{path}: must be > {check['min_excl']}, got {value!r}")
-    if "max" in check and value > check["max"]:
-        raise ValueError(f"{path}: must be <= {check['max']}, got {value!r}")
-    if "max_excl" in check and value >= check["max_excl"]:
-        raise ValueError(f"{path}: must be < {check['max_excl']}, got {value!r}")
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    if isinstance(data, cls):
-        return data
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise TypeError(f"{path or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(map(str, data)) - set(fields))
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ValueError(f"{where}: unknown key; valid keys here: {sorted(fields)}")
-    data = dict(data)
-    if cls is HeadConfig and data.get("preset") is not None:
-        preset = data["preset"]
-        if preset not in HEAD_PRESETS:
-            raise ValueError(f"{path}.preset: {preset!r} is not one of {sorted(HEAD_PRESETS)}")
-        data = {**HEAD_PRESETS[preset], **data}
-    kwargs = {}
-    for name, value in data.items():
-        sub = f"{path}.{name}" if path else name
-        converted = _convert(hints[name], value, sub)
-        _check(converted, fields[name].metadata.get("check", {}), sub)
-        kwargs[name] = converted
-    obj = cls(**kwargs)
-    _validate_object(obj, path)
-    return obj
-
-
-def _validate_object(obj: Any, path: str) -> None:
-    """Cross-field checks."""
-    p = (path + ".") if path else ""
-    if isinstance(obj, MethodSpec):
-        allowed = _METHOD_PARAMS[obj.name]
-        extra = sorted(set(obj.params) - allowed)
-        if extra:
-            raise ValueError(f"{p}params.{extra[0]}: method {obj.name!r} takes {sorted(allowed) or 'no parameters'}")
-        missing = sorted(allowed - set(obj.params))
-        if missing:
-            raise ValueError(f"{p}params.{missing[0]}: required by method {obj.name!r}")
-        for k, v in obj.params.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{p}params.{k}: expected a number, got {v!r}")
-        if "t" in obj.params and not 0.0 <= obj.params["t"] <= 1.0:
-            raise ValueError(f"{p}params.t: must be in [0, 1], got {obj.params['t']!r}")
-        if "p" in obj.params and not 0.0 < obj.params["p"] <= 1.0:
-            raise ValueError(f"{p}params.p: must be in (0, 1], got {obj.params['p']!r}")
-        if "k_max" in obj.params:
-            if int(obj.params["k_max"]) != obj.params["k_max"] or obj.params["k_max"] < 1:
-                raise ValueError(f"{p}params.k_max: must be an integer >= 1, got {obj.params['k_max']!r}")
-            obj.params["k_max"] = int(obj.params["k_max"])  # 4.0 from a slider -> 4
-        if obj.label is not None:
-            from core.runs import validate_run_id
-
-            try:
-                validate_run_id(obj.label)
-            except ValueError as exc:
-                raise ValueError(f"{p}label: {obj.label!r} must be a plain folder name") from exc
-    elif isinstance(obj, SyntheticConfig):
-        if obj.names is not None and len(obj.names) != obj.n_domains:
-            raise ValueError(f"{p}names: {len(obj.names)} names for n_domains={obj.n_domains}")
-        if obj.concepts_mean > obj.n_concepts:
-            raise ValueError(f"{p}concepts_mean: {obj.concepts_mean} exceeds n_concepts={obj.n_concepts}")
-    elif isinstance(obj, DomainsConfig):
-        n = (obj.synthetic.n_domains if obj.synthetic else 0) + len(obj.list)
-        if n < 2:
-            raise ValueError(f"{p}list: need at least 2 domains (synthetic and/or list), got {n}")
-        names = _domain_names(obj)
-        dupes = sorted({x for x in names if names.count(x) > 1})
-        if dupes:
-            raise ValueError(f"{p}list: duplicate domain name {dupes[0]!r}")
-    elif isinstance(obj, TrainConfig):
-        if obj.warmup_epochs >= obj.epochs and obj.warmup_epochs > 0:
-            raise ValueError(f"{p}warmup_epochs: {obj.warmup_epochs} must be < epochs={obj.epochs}")
-    elif isinstance(obj, SelectionConfig):
-        if not obj.methods:
-            raise ValueError(f"{p}methods: at least one selection method is needed")
-        keys = [m.key for m in obj.methods]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"{p}methods: two methods share the label {dupes[0]!r}; set 'label'")
+    name: str = checked("", Text())
+    source: str = checked("", OneOf(SOURCE_NAMES))
+    shift: str = checked("none", OneOf(SHIFTS))
+    root: str | None = checked(None, Optional(_PATH_TEXT))  # overrides the run's data_root
 
 
 def _domain_names(domains: DomainsConfig) -> list[str]:
+    """Domain names, synthetic first (``syn0``, ``syn1``, ... unless named)."""
     names = []
     if domains.synthetic is not None:
         syn = domains.synthetic
@@ -388,26 +191,344 @@ def _domain_names(domains: DomainsConfig) -> list[str]:
     return names
 
 
-def config_from_dict(data: dict) -> RunConfig:
-    """Validate a plain dict (as loaded from YAML) into a :class:`RunConfig`."""
-    return _build(RunConfig, data, "")
+@dataclass(frozen=True)
+class DomainsConfig(Validated):
+    """The domains of a run: a synthetic world and/or a list of real domains, and split sizes."""
+
+    synthetic: SyntheticConfig | None = checked(None, Optional(Instance(SyntheticConfig)))
+    list: tuple[DomainConfig, ...] = checked((), Seq(Instance(DomainConfig), 0, MAX_DOMAINS))
+    # images per base concept and split for synthetic domains over procedural concepts; a cap
+    # per class for real sources (None = all images)
+    n_train: int | None = checked(60, _PER_CLASS)
+    n_val: int | None = checked(15, _PER_CLASS)
+    n_test: int | None = checked(30, _PER_CLASS)
+
+    def _check(self) -> None:
+        names = _domain_names(self)
+        if not 2 <= len(names) <= MAX_DOMAINS:
+            raise ConfigError(f"list: need 2 to {MAX_DOMAINS} domains (synthetic and/or list), got {len(names)}")
+        dupes = duplicates(names)
+        if dupes:
+            raise ConfigError(f"list: duplicate domain name {dupes[0]!r}")
+        syn = self.synthetic
+        if syn is not None and syn.base == "procedural":
+            per_concept = sum(n or 0 for n in (self.n_train, self.n_val, self.n_test))
+            total = syn.n_domains * syn.n_concepts * per_concept
+            if total > MAX_SYNTHETIC_IMAGES:
+                raise ConfigError(f"n_train: up to {total} procedural images (n_domains x n_concepts x "
+                                  f"(n_train + n_val + n_test)); at most {MAX_SYNTHETIC_IMAGES} are allowed")
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read and validate a YAML config file."""
-    import yaml
+@dataclass(frozen=True)
+class FeaturesConfig(Validated):
+    """Backbone that turns images into cached feature vectors."""
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {os.fspath(path)!r} does not exist")
+    backbone: str = checked("efficientnet_lite0", Text())
+    # 64 px keeps the CPU demo within minutes; use 224 on a GPU for the thesis setting
+    image_size: int = checked(64, Int(MIN_IMAGE, MAX_IMAGE))
+    batch_size: int | None = checked(None, Optional(Int(1, MAX_BATCH)))  # None = pick by device
+
+
+@dataclass(frozen=True)
+class BaselinesConfig(Validated):
+    """One classifier head per domain, trained on that domain's features."""
+
+    head: HeadConfig = checked(HeadConfig(), Instance(HeadConfig))
+    train: TrainConfig = checked(TrainConfig(), Instance(TrainConfig))
+
+
+@dataclass(frozen=True)
+class CrossDomainConfig(Validated):
+    """Which prediction matrix the selection reads."""
+
+    # "hard" (argmax counts, the thesis) or "soft"
+    matrix: str = checked("hard", OneOf(("hard", "soft")))
+
+
+@dataclass(frozen=True)
+class MethodSpec(Validated):
+    """One selection method with its parameters, e.g. {name: threshold, params: {t: 0.2}}.
+
+    Names, parameters and their ranges are those of ``core.selection.METHODS``.
+    """
+
+    name: str = checked("mcfp", OneOf(tuple(METHODS)))
+    params: dict = checked(rule=Mapping(max_len=10), factory=dict)
+    label: str | None = checked(None, Optional(Text(max_len=MAX_KEY_LEN)))  # folder name; default from name+params
+
+    @property
+    def key(self) -> str:
+        """Folder name of this method's results: the label, else name and parameters."""
+        if self.label:
+            return self.label
+        if not self.params:
+            return self.name
+        return self.name + "_" + "_".join(f"{k}{v}" for k, v in sorted(self.params.items()))
+
+    def _check(self) -> None:
+        spec = METHODS[self.name]
+        allowed = [spec.param] if spec.param else []
+        extra = sorted(set(self.params) - set(allowed))
+        if extra:
+            raise ConfigError(f"params.{extra[0]}: method {self.name!r} takes {allowed or 'no parameters'}")
+        if spec.param is not None:
+            if spec.param not in self.params:
+                raise ConfigError(f"params.{spec.param}: required by method {self.name!r}")
+            self.params[spec.param] = _method_param(spec, self.params[spec.param])
+        if self.label is not None:
+            from core.runs import validate_run_id
+
+            try:
+                validate_run_id(self.label)
+            except ValueError:
+                raise ConfigError(f"label: must be a plain folder name, got {show(self.label)}") from None
+        if len(self.key) > MAX_KEY_LEN:
+            raise ConfigError(f"label: folder name {show(self.key)} is longer than {MAX_KEY_LEN} characters; "
+                              "set a shorter label")
+
+
+def _method_param(spec: Any, value: Any) -> Any:
+    """Check one selection parameter with its method's own checker; key path ``params.<name>``."""
+    if isinstance(spec.default, int) and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 4.0 from a slider -> 4
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        checked_value = spec.check(value)
+    except (TypeError, ValueError) as exc:
+        cls = ConfigTypeError if isinstance(exc, TypeError) else ConfigError
+        raise cls(f"params.{spec.param}: {str(exc).removeprefix(spec.param + ' ')}") from None
+    return checked_value if isinstance(checked_value, int) else value  # keep 0.2 as written
+
+
+@dataclass(frozen=True)
+class SelectionConfig(Validated):
+    """The selection methods whose taxonomies (and universal models) a run builds."""
+
+    methods: tuple[MethodSpec, ...] = checked((MethodSpec("mcfp"), MethodSpec("threshold", {"t": 0.2})),
+                                              Seq(Instance(MethodSpec), 1, 100))
+
+    def _check(self) -> None:
+        dupes = duplicates(m.key for m in self.methods)
+        if dupes:
+            raise ConfigError(f"methods: two methods share the label {dupes[0]!r}; set 'label'")
+
+
+@dataclass(frozen=True)
+class UniversalConfig(Validated):
+    """The universal model: one head over the union taxonomy."""
+
+    # the thesis's universal head had 2 layers
+    head: HeadConfig = checked(HeadConfig(depth=2), Instance(HeadConfig))
+    train: TrainConfig | None = checked(None, Optional(Instance(TrainConfig)))  # None = the baselines' recipe
+    loss: str = checked("soft", OneOf(("soft", "partial")))
+    label_smoothing: float = checked(0.0, _FRACTION)
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig(Validated):
+    """The 2-D map of test features."""
+
+    # "auto" = t-SNE up to tsne_max points, PCA above
+    method: str = checked("auto", OneOf(("auto", "tsne", "pca")))
+    max_points: int = checked(2000, Int(10, MAX_POINTS))
+    tsne_max: int = checked(3000, Int(10, MAX_POINTS))
+
+
+@dataclass(frozen=True)
+class RunConfig(Validated):
+    """A whole run: every section, each validated when it is built."""
+
+    name: str = checked("run", Text())
+    seed: int = checked(42, Int(0, MAX_SEED))
+    device: str = checked("auto", OneOf(("auto", "cpu", "cuda", "mps")))
+    # folder with the real datasets (CIFAR-100, Caltech-101/256); not checked for existence here
+    data_root: str | None = checked(None, Optional(_PATH_TEXT))
+    domains: DomainsConfig = checked(DomainsConfig(synthetic=SyntheticConfig()), Instance(DomainsConfig))
+    features: FeaturesConfig = checked(FeaturesConfig(), Instance(FeaturesConfig))
+    baselines: BaselinesConfig = checked(BaselinesConfig(), Instance(BaselinesConfig))
+    crossdomain: CrossDomainConfig = checked(CrossDomainConfig(), Instance(CrossDomainConfig))
+    selection: SelectionConfig = checked(SelectionConfig(), Instance(SelectionConfig))
+    universal: UniversalConfig = checked(UniversalConfig(), Instance(UniversalConfig))
+    embedding: EmbeddingConfig = checked(EmbeddingConfig(), Instance(EmbeddingConfig))
+
+    @property
+    def universal_train(self) -> TrainConfig:
+        """The universal model's recipe: its own, else the baselines'."""
+        return self.universal.train or self.baselines.train
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _nested(rule: Any, value: Any, key: str) -> Any:
+    """Build the config sections a field holds (per its rule); other values pass unchanged."""
+    if isinstance(rule, Optional):
+        return None if value is None else _nested(rule.rule, value, key)
+    if isinstance(rule, Instance) and dataclasses.is_dataclass(rule.cls):
+        return _build(rule.cls, value, key)
+    if (isinstance(rule, Seq) and isinstance(rule.each, Instance) and isinstance(value, (list, tuple))
+            and len(value) <= rule.max_len):
+        return [_nested(rule.each, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _with_preset(data: dict) -> dict:
+    """Head fields filled from ``preset`` (explicit keys win)."""
+    preset = data.get("preset")
+    if isinstance(preset, str) and preset in HEAD_PRESETS:
+        return {**HEAD_PRESETS[preset], **data}
+    return data
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """A ``cls`` instance from a plain mapping; every error names its key path."""
+    if isinstance(data, cls):
+        return data
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise TypeError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigTypeError(f"{path or 'config'}: must be a mapping, got {show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if not (isinstance(k, str) and k in fields)]
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(f"{where}: unknown key; valid keys here: {sorted(fields)}")
+    if cls is HeadConfig:
+        data = _with_preset(data)
+    kwargs = {name: _nested(fields[name].metadata.get("rule"), value, f"{path}.{name}" if path else name)
+              for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise exc.under(path) from None
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    """Validate a plain dict (as loaded from YAML) into a :class:`RunConfig`.
+
+    Raises :class:`ConfigError` (a ``ValueError``; :class:`ConfigTypeError` is also a
+    ``TypeError``) whose message starts with the key path of the refused value.
+    """
+    return _build(RunConfig, data, "")
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _read_config_bytes(path: pathlib.Path, where: str) -> bytes:
+    """The file's bytes, refusing folders, special files, long names and files over the cap."""
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"config path {where} is a folder, not a YAML file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"config path {where} is not a regular file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {where} has {st.st_size} bytes; at most {MAX_CONFIG_BYTES} are read")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"config file {where} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ConfigError(f"config path {where} is too long for the file system") from None
+        raise ConfigError(f"config file {where} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {where} is larger than {MAX_CONFIG_BYTES} bytes")
+    return raw
+
+
+def _yaml_children(node: Any) -> list:
+    """The child nodes of a YAML node (keys and values of a mapping)."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return [c for pair in node.value for c in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _refuse_duplicate_keys(node: Any, where: str) -> None:
+    """A mapping that repeats a key (YAML would silently keep the last one) is refused."""
+    import yaml
+
+    seen: set = set()
+    for key, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+        if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+            if (key.tag, key.value) in seen:
+                raise ConfigError(f"config file {where}: line {key.start_mark.line + 1}: duplicate key {key.value!r}")
+            seen.add((key.tag, key.value))
+
+
+def _check_yaml_nodes(root: Any, where: str) -> None:
+    """Refuse recursive aliases, nesting over MAX_YAML_DEPTH, more than MAX_YAML_NODES nodes once
+    aliases are expanded (a "billion laughs" document) and duplicate keys, before constructing."""
+    sizes: dict[int, int] = {}  # expanded size per node; a shared (aliased) node is counted per use
+
+    def size(node: Any, depth: int, stack: frozenset) -> int:
+        line = f"line {node.start_mark.line + 1}"
+        if id(node) in stack:
+            raise ConfigError(f"config file {where}: {line}: recursive YAML alias")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"config file {where}: {line}: nested deeper than {MAX_YAML_DEPTH}")
+        if id(node) not in sizes:
+            _refuse_duplicate_keys(node, where)
+            inner = stack | {id(node)}
+            sizes[id(node)] = 1 + sum(size(c, depth + 1, inner) for c in _yaml_children(node))
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise ConfigError(f"config file {where}: more than {MAX_YAML_NODES} YAML nodes once aliases "
+                              "are expanded (an alias bomb?)")
+        return sizes[id(node)]
+
+    size(root, 0, frozenset())
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` of one document, after :func:`_check_yaml_nodes`; errors on one line."""
+    import yaml
+
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters: may raise already
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_nodes(node, where)
+        return loader.construct_document(node)
+    except RecursionError:  # the composer recurses per nesting level
+        raise ConfigError(f"config file {where}: nested deeper than {MAX_YAML_DEPTH}") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"config file {where}: not valid YAML: {detail[:300]}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a YAML config file.
+
+    Raises FileNotFoundError when it does not exist, and :class:`ConfigError` (a ValueError)
+    naming the path for a folder, a special file, a name too long for the file system, a file
+    over 1 MiB, bytes that are not UTF-8, invalid YAML, an alias bomb, an empty document or a
+    top level that is not a mapping; then whatever :func:`config_from_dict` refuses.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigTypeError(f"config path must be a str or path, got {show(path)}")
+    where = show(os.fspath(path))
+    if "\x00" in str(os.fspath(path)):
+        raise ConfigError(f"config path {where} contains a NUL character")
+    raw = _read_config_bytes(pathlib.Path(path), where)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {where} is not UTF-8 text (byte {exc.start}): a binary file?") from None
+    data = _parse_yaml(text, where)
+    if data is None:
+        raise ConfigError(f"config file {where} is empty: write at least 'name: <run name>'")
+    if not isinstance(data, dict):
+        raise ConfigTypeError(f"config file {where}: the top level must be a mapping of keys, "
+                              f"got a {type(data).__name__}")
     return config_from_dict(data)
 
 

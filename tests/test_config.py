@@ -33,19 +33,19 @@ def test_thesis_preset_fills_fields_and_explicit_keys_win():
     [
         ({"foo": 1}, ValueError, r"^foo: unknown key"),
         ({"baselines": {"head": {"depht": 3}}}, ValueError, r"^baselines\.head\.depht: unknown key"),
-        ({"baselines": {"train": {"lr": -1}}}, ValueError, r"^baselines\.train\.lr: must be > 0"),
-        ({"baselines": {"train": {"epochs": "ten"}}}, TypeError, r"^baselines\.train\.epochs: expected an integer"),
-        ({"universal": {"loss": "hinge"}}, ValueError, r"^universal\.loss: 'hinge' is not one of"),
-        ({"domains": {"synthetic": {"shifts": ["A", "Z"]}}}, ValueError, r"^domains\.synthetic\.shifts\[1\]"),
+        ({"baselines": {"train": {"lr": -1}}}, ValueError, r"^baselines\.train\.lr: must be > 0 and <= 10, got -1$"),
+        ({"baselines": {"train": {"epochs": "ten"}}}, TypeError, r"^baselines\.train\.epochs: must be an integer in \[1, 10000\], got 'ten'$"),
+        ({"universal": {"loss": "hinge"}}, ValueError, r"^universal\.loss: must be one of \['soft', 'partial'\], got 'hinge'$"),
+        ({"domains": {"synthetic": {"shifts": ["A", "Z"]}}}, ValueError, r"^domains\.synthetic\.shifts\[1\]: must be one of .*, got 'Z'$"),
         ({"selection": {"methods": [{"name": "threshold"}]}}, ValueError, r"^selection\.methods\[0\]\.params\.t: required"),
         ({"selection": {"methods": [{"name": "mcfp", "params": {"t": 1}}]}}, ValueError, r"params\.t: method 'mcfp'"),
-        ({"selection": {"methods": [{"name": "density", "params": {"p": 1.5}}]}}, ValueError, r"params\.p: must be in"),
-        ({"selection": {"methods": []}}, ValueError, r"^selection\.methods: at least one"),
-        ({"seed": True}, TypeError, r"^seed: expected an integer"),
-        ({"baselines": {"head": {"dropout": 1.0}}}, ValueError, r"^baselines\.head\.dropout: must be < 1"),
-        ({"domains": {"synthetic": None, "list": []}}, ValueError, r"^domains\.list: need at least 2 domains"),
-        ({"domains": {"synthetic": {"n_domains": 2, "names": ["x"]}}}, ValueError, r"^domains\.synthetic\.names"),
-        ({"baselines": "big"}, TypeError, r"^baselines: expected a mapping"),
+        ({"selection": {"methods": [{"name": "density", "params": {"p": 1.5}}]}}, ValueError, r"^selection\.methods\[0\]\.params\.p: must be in \(0, 1\], got 1\.5$"),
+        ({"selection": {"methods": []}}, ValueError, r"^selection\.methods: must have 1 to 100 entries, got 0$"),
+        ({"seed": True}, TypeError, r"^seed: must be an integer in \[0, 4294967295\], got True$"),
+        ({"baselines": {"head": {"dropout": 1.0}}}, ValueError, r"^baselines\.head\.dropout: must be >= 0 and < 1, got 1\.0$"),
+        ({"domains": {"synthetic": None, "list": []}}, ValueError, r"^domains\.list: need 2 to 100 domains \(synthetic and/or list\), got 0$"),
+        ({"domains": {"synthetic": {"n_domains": 2, "names": ["x"]}}}, ValueError, r"^domains\.synthetic\.names: 1 names for n_domains=2$"),
+        ({"baselines": "big"}, TypeError, r"^baselines: must be a mapping, got 'big'$"),
     ],
 )
 def test_bad_configs_fail_with_key_path(data, exc, match):
@@ -75,3 +75,58 @@ def test_shipped_configs_validate():
     for f in files:
         cfg = load_config(f)
         assert cfg.name
+
+
+def test_sections_validate_themselves_when_built_directly():
+    import dataclasses
+
+    from core.config import ConfigError, HeadConfig, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"^lr: must be > 0 and <= 10, got 0$"):
+        TrainConfig(lr=0)
+    with pytest.raises(ConfigError, match=r"^warmup_epochs: must be < epochs=3, got 3$"):
+        TrainConfig(epochs=3, warmup_epochs=3)
+    with pytest.raises(ConfigError, match=r"^depth: must be an integer in \[1, 32\], got 0$"):
+        dataclasses.replace(HeadConfig(), depth=0)  # replace() re-validates too
+
+
+def test_integral_floats_become_ints_and_values_are_normalised():
+    cfg = config_from_dict({"seed": 7.0, "baselines": {"train": {"epochs": 30.0, "lr": 1}},
+                            "domains": {"synthetic": {"shifts": ["A", "B"]}},
+                            "selection": {"methods": [{"name": "hypothesis", "params": {"k_max": 4.0}}]}})
+    assert cfg.seed == 7 and type(cfg.seed) is int
+    assert cfg.baselines.train.epochs == 30 and type(cfg.baselines.train.epochs) is int
+    assert cfg.baselines.train.lr == 1.0 and type(cfg.baselines.train.lr) is float
+    assert cfg.domains.synthetic.shifts == ("A", "B")  # a list becomes a tuple
+    assert cfg.selection.methods[0].params == {"k_max": 4} and type(cfg.selection.methods[0].params["k_max"]) is int
+    assert cfg.selection.methods[0].key == "hypothesis_k_max4"
+
+
+def test_selection_names_and_ranges_come_from_core_selection():
+    import dataclasses
+
+    from core.checks import OneOf
+    from core.config import MethodSpec
+    from core.selection import METHODS
+
+    rule = next(f for f in dataclasses.fields(MethodSpec) if f.name == "name").metadata["rule"]
+    assert isinstance(rule, OneOf) and rule.choices == tuple(METHODS)
+    for name, spec in METHODS.items():
+        params = {} if spec.param is None else {spec.param: spec.default}
+        assert config_from_dict({"selection": {"methods": [{"name": name, "params": params}]}})
+
+
+def test_config_shift_names_match_core_shifts_and_config_stays_torch_free():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    from core.config import SHIFTS
+    from core.shifts import SHIFTS as SHIFT_DESCRIPTIONS
+
+    assert tuple(SHIFTS) == tuple(SHIFT_DESCRIPTIONS)
+    code = "import sys, core.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "False"
