@@ -26,7 +26,9 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (K_a, K_b), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
-    if arr.min() >= 0 and np.isfinite(arr.sum()):  # fast path: two passes, no temporaries
+    with np.errstate(over="ignore"):  # a sum overflowing to inf is handled below, not warned about
+        total = arr.sum()
+    if arr.min() >= 0 and np.isfinite(total):  # fast path: two passes, no temporaries
         return arr
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
@@ -39,23 +41,40 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
     return arr
 
 
+def scale_rows(rows: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``rows / sums[:, None]`` for finite, non-negative rows (R, K) with row sums (R,) > 0.
+
+    A row whose sum overflows to inf (entries near 1e308) is divided by its maximum first and
+    then by its (now finite) sum, so it keeps its proportions instead of turning into zeros.
+    Rows with a finite sum take the plain division, bit for bit.
+    """
+    out = rows / sums[:, None]
+    huge = ~np.isfinite(sums)
+    if huge.any():
+        big = rows[huge] / rows[huge].max(axis=1, keepdims=True)
+        out[huge] = big / big.sum(axis=1, keepdims=True)
+    return out
+
+
 def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
     """Validate ``x`` as a matrix of row probabilities (K_a, K_b).
 
     Rows sum to 1, or to less: an all-zero row is a class without images, and a row summing
     to less than 1 keeps mass the model put nowhere (the thesis's noise-free matrices without
     the uniform remainder); such rows are used as they are. Rows summing to MORE than 1 (counts,
-    say) are normalised, with a ``UserWarning`` naming how many rows were rescaled.
+    say) are normalised, with a ``UserWarning`` naming how many rows were rescaled; a row whose
+    sum overflows to inf keeps its proportions (see :func:`scale_rows`).
     """
     arr = as_matrix(x, name=name)
-    sums = arr.sum(axis=1)
+    with np.errstate(over="ignore"):  # rows overflowing to inf are scaled by scale_rows
+        sums = arr.sum(axis=1)
     off = sums > 1.0 + ROW_SUM_TOL
     if off.any():
         first = int(np.flatnonzero(off)[0])
         warnings.warn(f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
                       f"{sums[first]:.6g}); normalising them", UserWarning, stacklevel=3)
         arr = arr.copy()
-        arr[off] /= sums[off, None]
+        arr[off] = scale_rows(arr[off], sums[off])
     return arr
 
 

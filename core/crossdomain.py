@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from core._validation import scale_rows
+
 
 def ordered_pairs(n_domains: int) -> list[tuple[int, int]]:
     """Every ordered pair (a, b) with a != b, sorted: 2 domains -> [(0, 1), (1, 0)]."""
@@ -71,10 +73,19 @@ def count_matrix(true: object, predicted: object, n_classes_a: int, n_classes_b:
 
 
 def normalize_rows(counts: np.ndarray) -> np.ndarray:
-    """Row-normalise a count matrix (K_a, K_b); all-zero rows stay all-zero."""
+    """Row-normalise a count matrix (K_a, K_b); all-zero rows stay all-zero.
+
+    A row whose sum overflows to inf (entries near 1e308) keeps its proportions
+    (core._validation.scale_rows) instead of turning into zeros.
+    """
     c = np.asarray(counts, dtype=np.float64)
-    sums = c.sum(axis=1, keepdims=True)
-    return np.divide(c, sums, out=np.zeros_like(c), where=sums > 0)
+    with np.errstate(over="ignore"):  # rows overflowing to inf are scaled below
+        sums = c.sum(axis=1, keepdims=True)
+    out = np.divide(c, sums, out=np.zeros_like(c), where=sums > 0)
+    huge = np.flatnonzero((sums[:, 0] == np.inf) & np.isfinite(c).all(axis=1))
+    if huge.size:
+        out[huge] = scale_rows(c[huge], sums[huge, 0])
+    return out
 
 
 def empty_classes(counts: np.ndarray) -> np.ndarray:

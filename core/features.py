@@ -8,15 +8,19 @@ Public API (what the pipeline calls)::
     result = extract_features_report(split, ...)                   # FeatureResult: features, failed,
                                                                    # from_cache, seconds, images_per_s
     feature_cache_key(split, backbone=..., image_size=...) -> str  # hex digest naming the cache file
+    check_readable(domain_name, n_total, failed, example=path)     # ValueError if no image was read
 
 ``split`` is a core.sources.ImageSet (a Domain's ``splits["train"]`` etc.). ``progress(done, total,
-images_per_s, eta_s)`` is called after every batch. Unreadable images (corrupt / truncated files)
-are skipped and counted: their rows are zero, their indices are in ``FeatureResult.failed``, and
-extract_features warns once. The cache lives in ``$UNITAX_CACHE`` or ``<repo>/.cache/features``,
-one ``<key>.npy`` + ``<key>.json`` per (images + shift, backbone, image size, transform); a file
-that is truncated, altered or written for other images is rebuilt, never trusted. Decoding and
-rendering run in producer threads while the model computes (overlap); on CPU the glibc allocator
-is tuned first (core.device.tune_cpu_allocator; measured in bench/bench_features.py).
+images_per_s, eta_s)`` is called after every batch. Unreadable images (corrupt / truncated files,
+decompression bombs) are skipped and counted: their rows are zero, their indices are in
+``FeatureResult.failed``, and extract_features warns once. A split none of whose images could be
+read is refused with a ValueError naming its domain and one of the files (``check_readable``).
+The cache lives in ``$UNITAX_CACHE`` or ``<repo>/.cache/features``, one ``<key>.npy`` +
+``<key>.json`` per (images + shift, backbone, image size, transform); a file that is truncated,
+altered or written for other images is rebuilt, never trusted (``np.load(allow_pickle=False)``).
+Decoding and rendering run in producer threads while the model computes (overlap); on CPU the
+glibc allocator is tuned first (core.device.tune_cpu_allocator; measured in
+bench/bench_features.py).
 
 Imports torch: never import this module from ``core/__init__.py`` or numpy-only modules.
 """
@@ -45,7 +49,7 @@ from core.sources import ImageSet
 
 __all__ = [
     "FeatureResult", "extract_features", "extract_features_report", "compute_features",
-    "feature_cache_key", "default_cache_dir",
+    "feature_cache_key", "default_cache_dir", "check_readable",
 ]
 
 TRANSFORM_VERSION = "rgb-uint8/resize-bilinear-square/v1"  # bump when preprocessing changes
@@ -98,13 +102,18 @@ def _read_cache(path: Path, key_text: str, n: int) -> tuple[np.ndarray, np.ndarr
         return None
     try:
         meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            return None
         if meta.get("format") != CACHE_FORMAT or meta.get("key") != key_text or meta.get("n") != n:
             return None
         feats = np.load(path, allow_pickle=False)
         if feats.dtype != np.float32 or feats.shape != tuple(meta["shape"]) or _checksum(feats) != meta["crc32"]:
             return None
-        return feats, np.asarray(meta.get("failed", []), dtype=np.int64)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, EOFError):
+        failed = np.asarray(meta.get("failed", []), dtype=np.int64)
+        if failed.ndim != 1 or (failed.size and (failed.min() < 0 or failed.max() >= n)):
+            return None
+        return feats, failed
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError, EOFError):
         return None
 
 
@@ -200,6 +209,41 @@ def compute_features(split: ImageSet, model: Backbone, *, image_size: int, devic
     return out, np.asarray(failed, dtype=np.int64), (n / elapsed if elapsed > 0 else 0.0)
 
 
+def check_readable(domain_name: str, n_total: int, failed: np.ndarray, *, example: str | None = None,
+                   what: str = "images") -> None:
+    """Refuse a domain (or one of its splits) none of whose ``n_total`` images could be read.
+
+    ``failed`` holds the indices of the unreadable images; ``example`` names one of them (a path)
+    for the message. An empty set of images, or one with any readable image, passes.
+    """
+    if not isinstance(domain_name, str):
+        raise TypeError(f"domain_name must be a str, got {type(domain_name).__name__}")
+    if isinstance(n_total, bool) or not isinstance(n_total, (int, np.integer)) or n_total < 0:
+        raise ValueError(f"n_total must be a non-negative int, got {n_total!r}")
+    n_failed = np.unique(np.asarray(failed, dtype=np.int64).reshape(-1)).size
+    if n_total == 0 or n_failed < n_total:
+        return
+    where = f" (e.g. path {example!r})" if example else ""
+    raise ValueError(f"domain {domain_name!r}: none of its {int(n_total)} {what} could be read{where}")
+
+
+def _split_domain_name(split: ImageSet) -> tuple[str, str]:
+    """("domain", "train") from an ImageSet named "domain/train"; ("name", "") otherwise."""
+    head, sep, tail = split.name.rpartition("/")
+    if sep and head and tail in ("train", "val", "test"):
+        return head, tail
+    return split.name or split.pool.key, ""
+
+
+def _check_split_readable(split: ImageSet, failed: np.ndarray) -> None:
+    """check_readable for one split of a domain, naming the split and an unreadable file."""
+    if len(split) == 0 or failed.size < len(split):
+        return
+    domain, part = _split_domain_name(split)
+    check_readable(domain, len(split), failed, example=split.describe(int(failed[0])),
+                   what=f"{part} images" if part else "images")
+
+
 def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64,
                             device: str | torch.device | None = None, batch_size: int | None = None,
                             num_workers: int | None = None, cache_dir: str | os.PathLike | None = None,
@@ -214,6 +258,7 @@ def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAU
     if use_cache:
         hit = _read_cache(path, key_text, len(split))
         if hit is not None:
+            _check_split_readable(split, hit[1])
             if progress is not None:
                 progress(len(split), len(split), 0.0, 0.0)
             return FeatureResult(hit[0], hit[1], True, time.perf_counter() - t0, 0.0)
@@ -227,6 +272,7 @@ def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAU
                                            num_workers=nw, progress=progress)
     if use_cache:
         _write_cache(path, key_text, feats, failed)
+    _check_split_readable(split, failed)  # after caching: a rerun on the same files refuses at once
     return FeatureResult(feats, failed, False, time.perf_counter() - t0, rate)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from core import procedural
+from core.safeload import safe_unpickle
 
 __all__ = [
     "SOURCES", "SPLITS", "IMAGE_EXTENSIONS", "ImageSet", "Source", "ProceduralPool", "ArrayPool",
@@ -64,6 +65,10 @@ class _Pool:
 
     def load(self, items: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
+
+    def describe(self, item: int) -> str:
+        """Where an item comes from, for messages: a file path, else pool key and item id."""
+        return f"{self.key} item {int(item)}"
 
 
 _CONCEPT_SHIFT = 40  # procedural item id = concept << 40 | instance
@@ -118,14 +123,45 @@ class ArrayPool(_Pool):
         return out, np.ones(len(items), dtype=bool)
 
 
+# What PIL's parsers raise on hostile or corrupt files besides OSError/ValueError; decode_image
+# turns them into ValueError so that callers catch one pair of types.
+_PARSER_ERRORS = (SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError, ZeroDivisionError,
+                  Image.DecompressionBombError, Image.DecompressionBombWarning)
+_DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default, used when Image.MAX_IMAGE_PIXELS is None
+
+
+def _pixel_limit() -> int:
+    """PIL's decompression-bomb limit (pixels), read at call time; never unlimited."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else _DEFAULT_MAX_PIXELS
+
+
+def _check_pixels(im: Image.Image, path: str | os.PathLike) -> None:
+    """Refuse, before decoding, an image whose header claims more pixels than the limit."""
+    w, h = im.size
+    if w * h > _pixel_limit():
+        raise ValueError(f"{os.fspath(path)!r}: image of {w} x {h} pixels exceeds the limit of "
+                         f"{_pixel_limit()} pixels (a decompression bomb?)")
+
+
 def decode_image(path: str | os.PathLike) -> np.ndarray:
     """Decode any PIL-readable file to uint8 (H,W,3) RGB.
 
     Greyscale, palette, CMYK -> RGB; RGBA/LA composited over white; 16-bit and 32-bit integer or
-    float greyscale rescaled by their own range. Raises OSError/ValueError for corrupt or
-    truncated files (PIL's own errors).
+    float greyscale rescaled by their own range. Raises OSError for missing, corrupt or truncated
+    files (PIL's own errors) and ValueError for files PIL's parsers choke on otherwise, and for
+    images larger than PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``), which are
+    refused from their header, before any pixel is decoded.
     """
+    try:
+        return _decode(path)
+    except _PARSER_ERRORS as err:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable image: {type(err).__name__}: {err}") from err
+
+
+def _decode(path: str | os.PathLike) -> np.ndarray:
     with Image.open(path) as im:
+        _check_pixels(im, path)
         im.load()
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -150,13 +186,16 @@ class FilePool(_Pool):
     def native(self, item: int) -> np.ndarray:
         return decode_image(self.paths[int(item)])
 
+    def describe(self, item: int) -> str:
+        return self.paths[int(item)]
+
     def load(self, items: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((len(items), size, size, 3), dtype=np.uint8)
         ok = np.ones(len(items), dtype=bool)
         for n, i in enumerate(np.asarray(items, dtype=np.int64)):
             try:
                 out[n] = _resize(decode_image(self.paths[i]), size)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            except (OSError, ValueError):  # decode_image's errors for unreadable files
                 ok[n] = False
         return out, ok
 
@@ -182,7 +221,8 @@ class ImageSet:
     len(s); s.labels (N,) int64; s.image(i) -> uint8 (H,W,3) as the model sees it (shift
     included, native size); s.images(indices, size) -> (uint8 (B,size,size,3), ok (B,) bool);
     s.key: a stable string naming the exact pixels (pool, items, shift), used by the feature
-    cache. Labels are not part of the key: relabelling the same images reuses cached features.
+    cache; s.describe(i): where image i comes from (its path for files). Labels are not part of
+    the key: relabelling the same images reuses cached features.
     """
 
     def __init__(self, pool: _Pool, items: np.ndarray, labels: np.ndarray, *, shift: str = "none",
@@ -223,6 +263,11 @@ class ImageSet:
         idx = self._check_indices(np.array([i]))
         img = self.pool.native(int(self.items[idx[0]]))
         return self._shifted(img[None], idx)[0]
+
+    def describe(self, i: int) -> str:
+        """Where image i comes from (its file path for on-disk sources), for messages."""
+        idx = self._check_indices(np.array([i]))
+        return self.pool.describe(int(self.items[idx[0]]))
 
     def images(self, indices: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Images at ``indices`` resized to size x size, shift applied -> (uint8 (B,s,s,3), ok (B,))."""
@@ -366,8 +411,23 @@ def _file_fingerprint(paths: list[str]) -> str:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="bytes")  # trusted format: torchvision's CIFAR pickles
+    """One of torchvision's CIFAR pickles: a dict, loaded without running any code it names."""
+    data = safe_unpickle(path, encoding="bytes")
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(path)!r} holds a pickled {type(data).__name__}, expected a dict")
+    return data
+
+
+def _cifar_part(d: dict, path: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR train/test dict -> (uint8 (N,32,32,3) HWC, labels (N,) int64 in 0..n_classes-1)."""
+    data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels = np.asarray(d[b"fine_labels"], dtype=np.int64)
+    if labels.shape != (data.shape[0],):
+        raise ValueError(f"{str(path)!r}: {data.shape[0]} images but fine_labels of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{str(path)!r}: fine_labels outside 0..{n_classes - 1} "
+                         f"(found {labels.min()}..{labels.max()})")
+    return np.ascontiguousarray(data), labels
 
 
 def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> Source:
@@ -389,10 +449,8 @@ def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> 
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"fine_label_names"]]
         parts = {}
         for s in ("train", "test"):
-            d = _unpickle(folder / s)
-            data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            parts[s] = (np.ascontiguousarray(data), np.asarray(d[b"fine_labels"], dtype=np.int64))
-    except (OSError, KeyError, EOFError, pickle.UnpicklingError, ValueError) as err:
+            parts[s] = _cifar_part(_unpickle(folder / s), folder / s, len(names))
+    except (OSError, KeyError, TypeError, AttributeError, ValueError, OverflowError) as err:
         raise ValueError(f"CIFAR-100 files under {str(folder)!r} are unreadable or not in torchvision's "
                          f"python format: {type(err).__name__}: {err}") from err
     fp = _file_fingerprint([str(folder / f) for f in ("train", "test", "meta")])

@@ -125,14 +125,14 @@ class UniversalTaxonomy:
     def from_json(cls, text: str) -> UniversalTaxonomy:
         try:
             d = json.loads(text)
-            if d.get("format") != "unitax-taxonomy":
-                raise ValueError(f"format is {d.get('format')!r}")
+            if not isinstance(d, dict) or d.get("format") != "unitax-taxonomy":
+                raise ValueError(f"format is {d.get('format') if isinstance(d, dict) else type(d).__name__!r}")
             classes = [frozenset((int(a), int(i)) for a, i in c["members"]) for c in d["classes"]]
             links = np.array(d["links"], dtype=np.float64).reshape(-1, 4)
             return cls(classes, [c["name"] for c in d["classes"]], links,
                        [int(k) for k in d["class_counts"]], d["class_names"], d["domain_names"])
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a taxonomy JSON: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise ValueError(f"not a taxonomy JSON: {exc}") from None
 
 
 def _edge_arrays(relationships: Mapping[Pair, object], counts: list[int]):
