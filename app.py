@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.common import run_picker, show_error
+from ui.common import check_requested_run, run_picker, show_error
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,8 +40,11 @@ if css.exists():
     st.html(f"<style>{css.read_text(encoding='utf-8')}</style>")
 
 page = st.navigation(PAGES)
+notice = st.container()  # main area, above the page
 with st.sidebar:
     try:
+        with notice:
+            check_requested_run()  # a ?run= naming no run of the runs root: dropped, with a warning
         run_picker()
     except Exception as exc:  # noqa: BLE001 - a broken runs folder must not hide the pages
         show_error(exc, "Listing the runs", "Check the UNITAX_RUNS folder (or ./runs) is readable.")

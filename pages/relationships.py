@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
+from ui.urlstate import coerce, url_widget_value, write_url
 
 ensure_navigation()
 st.title("🔗 Relationships")
@@ -14,9 +15,7 @@ rd, stamp = str(run.path), data.matrices_stamp(str(run.path))
 kind = (run_config(run).get("crossdomain") or {}).get("matrix", "hard")
 methods = data.method_names()
 
-qp = st.query_params
-if "rel_method" not in st.session_state:  # first visit: the URL decides
-    st.session_state.rel_method = qp.get("method") if qp.get("method") in methods else "threshold"
+url_widget_value("rel_method", "method", "threshold", choices=methods)  # first visit: the URL decides
 c1, c2, c3 = st.columns([1.2, 2, 1])
 method = c1.selectbox("Method", methods, key="rel_method", format_func=data.method_label)
 spec = data.param_spec(method)
@@ -25,23 +24,16 @@ if spec:
     name, lo, hi, step, default = spec
     for m in (run_config(run).get("selection") or {}).get("methods") or []:  # the run's own setting
         if isinstance(m, dict) and m.get("name") == method and name in (m.get("params") or {}):
-            default = type(default)(m["params"][name])
+            default = coerce(m["params"][name], default, lo=lo, hi=hi)
             break
-    key = f"rel_{method}_{name}"
-    if key not in st.session_state:
-        try:
-            st.session_state[key] = type(default)(qp.get(name, default))
-        except (TypeError, ValueError):
-            st.session_state[key] = default
-        st.session_state[key] = min(max(st.session_state[key], lo), hi)
+    url_widget_value(f"rel_{method}_{name}", name, default, lo=lo, hi=hi)
     helps = {"t": "Keep edges with P ≥ t.", "p": "Shortest prefix of a sorted row reaching mass p.",
              "k_max": "Largest k tested, inclusive (k = 0..k_max; the thesis code's upper_bound=5 is k_max=4)."}
-    value = c2.slider(name, lo, hi, step=step, key=key, help=helps.get(name))
+    value = c2.slider(name, lo, hi, step=step, key=f"rel_{method}_{name}", help=helps.get(name))
 else:
     c2.caption("This method has no parameter.")
 c3.caption(f"Matrix: **{kind}** · pairs: {len(data.load_matrices(rd, kind, stamp))}")
-qp.from_dict({**{k: v for k, v in qp.to_dict().items() if k == "run"}, "method": method,
-              **({spec[0]: str(value)} if spec else {})})
+write_url({"method": method, **({spec[0]: value} if spec else {})})
 
 with guard("Scoring the relationships", "Check that the run's cross-domain step finished."):
     sc = data.scores(rd, kind, method, value, stamp)

@@ -3,13 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs import delete_run, list_runs, open_run
-from ui.common import RUN_KEY, ensure_navigation, guard, select_run
+from core.runs import delete_run, open_run
+from ui.common import RUN_KEY, ensure_navigation, guard, run_folder, runs_list, select_run
 from ui.runview import config_diff, runs_table
 
 ensure_navigation()
 st.title("📚 Runs")
-infos = list_runs()
+infos = runs_list()  # only runs inside the runs root
 if not infos:
     st.info("📭 No runs yet. Start one from 🏠 Home.")
     st.stop()
@@ -24,7 +24,7 @@ else:
     left = c1.selectbox("Run A", ids, index=0, key="runs_a")
     right = c2.selectbox("Run B", ids, index=1, key="runs_b")
     with guard("Comparing the runs"):
-        ra, rb = open_run(left), open_run(right)
+        ra, rb = open_run(run_folder(left)), open_run(run_folder(right))
         diff = config_diff(ra.config, rb.config)
         st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
         if len(diff):

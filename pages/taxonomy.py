@@ -7,6 +7,7 @@ from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
 from ui.graph import GraphFilter
 from ui.taxview import evidence_indices, exports, matching_classes, member_pairs, universal_table
+from ui.urlstate import MAX_PARAM_CHARS, coerce, url_widget_value, write_url
 
 ensure_navigation()
 st.title("🌳 Universal taxonomy")
@@ -16,9 +17,9 @@ kind = (run_config(run).get("crossdomain") or {}).get("matrix", "hard")
 names, class_names = data.domain_info(rd)
 
 saved = run.methods()
-live_method = st.session_state.get("rel_method", "threshold")
+live_method = coerce(st.session_state.get("rel_method"), "threshold", choices=data.method_names())
 spec = data.param_spec(live_method)
-live_value = st.session_state.get(f"rel_{live_method}_{spec[0]}", spec[4]) if spec else None
+live_value = coerce(st.session_state.get(f"rel_{live_method}_{spec[0]}"), spec[4], lo=spec[1], hi=spec[2]) if spec else None
 live_label = f"live: {live_method}" + (f" ({spec[0]}={live_value})" if spec else "") + " from 🔗 Relationships"
 source = st.selectbox("Taxonomy", [*(f"saved: {m}" for m in saved), live_label], key="tax_source")
 with guard("Building the taxonomy", "Pick another method on 🔗 Relationships, or a saved taxonomy."):
@@ -39,21 +40,15 @@ c[1].metric("Domain classes", n_dom_classes)
 c[2].metric("Members per class", f"{sum(len(m) for m in tax.classes) / max(len(tax.classes), 1):.2f}")
 c[3].metric("Joining ≥ 2 domains", sum(len({a for a, _ in m}) > 1 for m in tax.classes))
 
-qp = st.query_params
-if "tax_domains" not in st.session_state:  # first visit: the URL decides (a reload keeps filters)
-    wanted = [int(a) for a in qp.get("domains", "").split(",") if a.isdigit() and int(a) < len(names)]
-    st.session_state.tax_domains = wanted or list(range(len(names)))
-    st.session_state.tax_search = qp.get("q", "")
-    try:
-        st.session_state.tax_min_w = min(max(float(qp.get("w", 0.0)), 0.0), 1.0)
-    except ValueError:
-        st.session_state.tax_min_w = 0.0
+domain_ids = list(range(len(names)))  # the filters live in the URL (a reload keeps them)
+url_widget_value("tax_domains", "domains", domain_ids, choices=domain_ids)
+url_widget_value("tax_search", "q", "")
+url_widget_value("tax_min_w", "w", 0.0, lo=0.0, hi=1.0)
 f1, f2, f3 = st.columns([2, 2, 1])
-doms = f1.multiselect("Domains", list(range(len(names))), format_func=lambda a: names[a], key="tax_domains")
-search = f2.text_input("Find a class", key="tax_search", placeholder="e.g. dog")
+doms = f1.multiselect("Domains", domain_ids, format_func=lambda a: names[a], key="tax_domains")
+search = f2.text_input("Find a class", key="tax_search", placeholder="e.g. dog", max_chars=MAX_PARAM_CHARS)
 min_w = f3.slider("Min. weight", 0.0, 1.0, step=0.05, key="tax_min_w")
-qp.from_dict({**{k: v for k, v in qp.to_dict().items() if k == "run"},
-              "domains": ",".join(str(a) for a in doms), "q": search, "w": str(min_w)})
+write_url({"domains": ",".join(str(a) for a in doms), "q": search, "w": min_w})
 flt = GraphFilter(domains=tuple(doms), search=search, min_weight=min_w)
 
 tab_graph, tab_table, tab_evidence, tab_dl = st.tabs(["🕸️ Graph", "📋 Classes", "🔎 Evidence", "⬇️ Downloads"],

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, require_run
-from ui.upload import read_image
+from ui.upload import read_image, upload_error
 
 ensure_navigation()
 st.title("🖼️ Try it")
@@ -27,8 +27,8 @@ if src == "📤 Upload":
     if up is not None:
         try:
             image = read_image(up.getvalue())
-        except (ValueError, TypeError) as exc:
-            c2.error(f"🚫 {exc}")
+        except (ValueError, TypeError) as exc:  # read_image turns every decoding failure into these
+            c2.error(upload_error(up.name, exc), icon="🚫")
 else:
     a = c2.selectbox("Domain", range(len(names)), format_func=lambda a: names[a], key="try_domain")
     n_test = run.domains()[a].get("n_test", 0)

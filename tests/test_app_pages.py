@@ -227,13 +227,15 @@ def test_taxonomy_evidence_lists_cross_domain_counts(open_page):
 
 
 def test_crossdomain_follows_and_cancels_a_running_job(open_page, runs):
+    from core.runlock import process_identity
     from core.runs import open_run, write_status
 
     run_dir = write_synthetic_run(runs, "r-live", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0), full=False)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
         write_status(run_dir, state="running", step="baselines", steps_done=["domains", "features"],
-                     progress=0.5, eta_s=75.0, message="syn0: epoch 3/6", pid=proc.pid)
+                     progress=0.5, eta_s=75.0, message="syn0: epoch 3/6", pid=proc.pid,
+                     pid_identity=process_identity(proc.pid))
         at = open_page("crossdomain", run="r-live")
         text = at.get("progress")[0].proto.text
         assert "running" in text and "step 3/8: baselines" in text and "ETA of this step 1 min 15 s" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import traceback
 import zlib
 from collections.abc import Iterator
@@ -11,13 +12,53 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.runs import STEPS, Run, list_runs, open_run, runs_root
+from core.runs import STEPS, Run, list_runs, open_run, runs_root, validate_run_id
+from ui.urlstate import shown
 
-__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_picker", "select_run", "current_run", "require_run", "show_error", "guard", "stamp"]
+__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_folder", "shown", "check_requested_run",
+           "run_picker", "select_run", "current_run", "require_run", "show_error", "guard", "stamp"]
 
 REPO = Path(__file__).resolve().parent.parent
 PICKER_GENERATION = "_run_picker_generation"
-RUN_KEY = "run_id"  # session_state key and URL query parameter of the current run
+RUN_KEY = "run_id"  # session_state key of the current run (its URL query parameter is ``run``)
+MAX_RUN_ID = 200  # longer "run ids" are refused before touching the file system
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def run_folder(run_id: object, root: str | os.PathLike | None = None) -> Path:
+    """The folder of the run named ``run_id`` inside the runs root (default :func:`runs_root`);
+    ValueError saying why otherwise. For values from the URL or the session: only a plain run id
+    (letters, digits, ``_ . -``) of an existing run folder whose real location (symlinks
+    resolved) lies inside the root passes; never a path, '..', NUL bytes or an overlong string."""
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("it is not a run name")
+    if len(run_id) > MAX_RUN_ID:
+        raise ValueError(f"the name is longer than {MAX_RUN_ID} characters")
+    try:
+        if not _PLAIN_ID.fullmatch(run_id):
+            raise ValueError(run_id)
+        validate_run_id(run_id)
+    except (TypeError, ValueError):
+        raise ValueError("a run is named by letters, digits, '_', '.', '-' only, not by a path") from None
+    base = Path(root) if root is not None else runs_root()
+    path = base / run_id
+    try:
+        real_root, real = base.resolve(strict=True), path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        raise ValueError("there is no such run") from None
+    if real == real_root or not real.is_relative_to(real_root):
+        raise ValueError("it leads outside the runs folder")
+    if not real.is_dir() or not ((real / "status.json").is_file() or (real / "config.yaml").is_file()):
+        raise ValueError("there is no such run")
+    return path
+
+
+def _inside(run_id: str) -> bool:
+    try:
+        run_folder(run_id)
+    except ValueError:
+        return False
+    return True
 
 
 def _signature(root: Path) -> tuple:
@@ -39,12 +80,13 @@ def _list_runs(root: str, signature: tuple) -> list:
 
 def runs_list() -> list:
     """core.runs.list_runs, cached until a run folder changes (a rerun costs a few stat calls).
-    A running job is still checked live: its pid may have died without touching the files."""
+    A running job is still checked live: its pid may have died without touching the files.
+    A folder that only links to a place outside the runs root is left out."""
     root = runs_root()
     infos = _list_runs(str(root), _signature(root))
     if any(i.state in ("running", "pending") for i in infos):
-        return list_runs(root)
-    return infos
+        infos = list_runs(root)
+    return [i for i in infos if _inside(i.id)]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -75,12 +117,38 @@ def ensure_navigation() -> None:
         st.rerun()
 
 
+def _requested() -> object:
+    """The run the session, else the URL, names (not checked)."""
+    return st.session_state.get(RUN_KEY) or st.query_params.get("run")
+
+
+def check_requested_run() -> None:
+    """Vet the run the session or the URL (``?run=``) names before anything opens it: a value
+    that is not one of the runs listed under the runs root is dropped from both, with a warning
+    naming it. Call once per rerun, in the main area, before :func:`run_picker`."""
+    wanted = _requested()
+    if not wanted:
+        return
+    ids = [i.id for i in runs_list()]
+    if isinstance(wanted, str) and wanted in ids:
+        return
+    try:
+        run_folder(wanted)
+        why = "there is no such run"
+    except ValueError as exc:
+        why = str(exc)
+    st.session_state.pop(RUN_KEY, None)
+    st.query_params.pop("run", None)
+    instead = f"showing run `{ids[0]}` instead" if ids else "no run is open"
+    st.warning(f"Run ‘{shown(wanted)}’ is not a run in {shown(str(runs_root()), 200)} ({why}); {instead}.", icon="⚠️")
+
+
 def run_picker() -> str | None:
     """Sidebar selectbox over the run folders; keeps the choice in session state and the URL."""
     infos = runs_list()
     ids = [i.id for i in infos]
-    wanted = st.session_state.get(RUN_KEY) or st.query_params.get("run")
-    if wanted not in ids:
+    wanted = _requested()
+    if not isinstance(wanted, str) or wanted not in ids:  # only a listed run, never a path
         wanted = ids[0] if ids else None
     st.session_state[RUN_KEY] = wanted
     if not ids:
@@ -105,7 +173,7 @@ def select_run(run_id: str | None) -> None:
     """Make ``run_id`` the current run from code (after a launch, say), sidebar included;
     None falls back to the newest run (after a delete)."""
     st.session_state[PICKER_GENERATION] = st.session_state.get(PICKER_GENERATION, 0) + 1
-    if run_id is None:
+    if run_id is None or not _inside(run_id):
         st.session_state.pop(RUN_KEY, None)
         st.query_params.pop("run", None)
     else:
@@ -114,13 +182,15 @@ def select_run(run_id: str | None) -> None:
 
 
 def current_run() -> Run | None:
-    """The run chosen in the sidebar (or via ``?run=``), else the newest run, else None."""
-    run_id = st.session_state.get(RUN_KEY) or st.query_params.get("run")
+    """The run chosen in the sidebar (or via ``?run=``), else the newest run, else None. Only a
+    run inside the runs root is ever opened (see :func:`run_folder`)."""
     try:
-        if run_id:
-            return open_run(run_id)
-        infos = runs_list()
-        return open_run(infos[0].id) if infos else None
+        return open_run(run_folder(_requested()))
+    except (FileNotFoundError, ValueError):
+        pass
+    infos = runs_list()
+    try:
+        return open_run(run_folder(infos[0].id)) if infos else None
     except (FileNotFoundError, ValueError):
         return None
 
