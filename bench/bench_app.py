@@ -100,7 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=30)
     args = ap.parse_args()
-    from ui.sample_run import write_synthetic_run
+    from tests.sample_run import write_synthetic_run
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["UNITAX_RUNS"] = tmp

@@ -18,7 +18,7 @@ from core.taxonomy import UniversalTaxonomy, build_universal_taxonomy
 
 _LAZY_MODULES = {  # module -> public names, loaded on first use (torch, PIL, yaml, ...)
     "core.domains": ["DomainSpec", "build_domain", "build_domains", "build_synthetic_domains",
-                     "preview_grid"],
+                     "check_data", "domains_from_config", "preview_grid"],
     "core.sources": ["SOURCES", "load_source", "stratified_split"],
     "core.procedural": ["concept_names", "render"],
     "core.shifts": ["SHIFTS", "apply_shift"],
@@ -26,7 +26,7 @@ _LAZY_MODULES = {  # module -> public names, loaded on first use (torch, PIL, ya
     "core.backbones": ["load_backbone"],
     "core.features": ["extract_features", "extract_features_report"],
     "core.config": ["ConfigError", "RunConfig", "config_from_dict", "load_config"],
-    "core.pipeline": ["build_config_domains", "load_run_domains", "plan_steps", "run_pipeline"],
+    "core.pipeline": ["plan_steps", "run_domains", "run_pipeline"],
     "core.runs": ["CorruptRunError", "LockedError", "NotARunFolderError", "Run", "create_run_dir",
                   "delete_run", "init_run_dir", "list_runs", "open_run", "runs_root"],
     "core.runlock": ["RunLock", "lock_holder"],

@@ -90,7 +90,7 @@ def _load(args):
     import dataclasses
 
     from core.config import load_config
-    from core.pipeline import check_data
+    from core.domains import check_data
 
     cfg = load_config(args.config)
     if args.data_root:
@@ -133,7 +133,9 @@ def _cmd_run(args) -> int:
 
 def _is_run_log(out: Path) -> bool:
     try:
-        return Path("/proc/self/fd/1").resolve() == (out / "log.txt").resolve()
+        from core.runs import Run
+
+        return Path("/proc/self/fd/1").resolve() == Run(out).log_path().resolve()
     except OSError:
         return False
 

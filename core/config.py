@@ -58,6 +58,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "config_hash",
+    "default_domain_names",
 ]
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "none")
@@ -181,12 +182,17 @@ class DomainConfig(Validated):
     root: str | None = checked(None, Optional(_PATH_TEXT))  # overrides the run's data_root
 
 
+def default_domain_names(n: int) -> list[str]:
+    """Names of ``n`` synthetic domains when the config gives none: syn0, syn1, ..."""
+    return [f"syn{a}" for a in range(n)]
+
+
 def _domain_names(domains: DomainsConfig) -> list[str]:
-    """Domain names, synthetic first (``syn0``, ``syn1``, ... unless named)."""
+    """Domain names, synthetic first (:func:`default_domain_names` unless named)."""
     names = []
     if domains.synthetic is not None:
         syn = domains.synthetic
-        names += list(syn.names) if syn.names else [f"syn{i}" for i in range(syn.n_domains)]
+        names += list(syn.names) if syn.names else default_domain_names(syn.n_domains)
     names += [d.name for d in domains.list]
     return names
 

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.config import default_domain_names
 from core.sources import SOURCES, SPLITS, ImageSet, ProceduralPool, Source, load_source
 from core.synthetic import SyntheticTaxonomy
 
 __all__ = [
     "DomainSpec", "Domain", "DEFAULT_PER_CONCEPT", "build_domain", "build_domains",
-    "build_synthetic_domains", "preview_grid",
+    "build_synthetic_domains", "preview_grid", "synthetic_world", "domain_specs", "domains_from_config",
+    "check_data",
 ]
 
 SHIFT_NAMES = ("none", "A", "B", "C")
@@ -259,7 +261,7 @@ def build_synthetic_domains(taxonomy: SyntheticTaxonomy, *, base: str = "procedu
                             per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT) -> list[Domain]:
     """All domains of a synthetic world over one base source; shifts cycle over the domains."""
     n = len(taxonomy.domains)
-    names = list(names) if names is not None else [f"syn{a}" for a in range(n)]
+    names = list(names) if names is not None else default_domain_names(n)
     if len(names) != n:
         raise ValueError(f"need {n} domain names, got {len(names)}")
     if not shifts:
@@ -294,3 +296,56 @@ def preview_grid(domain: Domain, *, split: str = "train", per_class: int = 6, ma
             if good:
                 grid[i * size:(i + 1) * size, j * size:(j + 1) * size] = img
     return grid, list(domain.class_names[:rows])
+
+
+# ---------------------------------------------------------------------------- from a run config
+
+
+def synthetic_world(cfg) -> SyntheticTaxonomy | None:
+    """The synthetic taxonomy a config's ``domains.synthetic`` section describes, or None."""
+    s = cfg.domains.synthetic
+    if s is None:
+        return None
+    from core.synthetic import make_synthetic_taxonomy
+
+    return make_synthetic_taxonomy(s.n_concepts, s.n_domains, s.concepts_mean, s.concepts_var,
+                                   s.class_size_mean, s.class_size_var, seed=cfg.seed)
+
+
+def domain_specs(cfg) -> list[DomainSpec]:
+    """One :class:`DomainSpec` per domain of a run config (``core.config.RunConfig``): the
+    synthetic domains first, then the listed ones."""
+    sizes = {"n_train": cfg.domains.n_train, "n_val": cfg.domains.n_val, "n_test": cfg.domains.n_test}
+    specs = []
+    s = cfg.domains.synthetic
+    if s is not None:
+        world = synthetic_world(cfg)
+        names = list(s.names) if s.names else default_domain_names(s.n_domains)
+        specs += [DomainSpec(name=names[a], source=s.base, shift=s.shifts[a % len(s.shifts)], synthetic=world,
+                             synthetic_index=a, root=cfg.data_root, **sizes) for a in range(s.n_domains)]
+    specs += [DomainSpec(name=d.name, source=d.source, shift=d.shift, root=d.root or cfg.data_root, **sizes)
+              for d in cfg.domains.list]
+    return specs
+
+
+def domains_from_config(cfg) -> list[Domain]:
+    """The domains a run config describes, built deterministically (same images, same labels
+    every time: a run's domains are rebuilt from its config to show its images)."""
+    return build_domains(domain_specs(cfg), root=cfg.data_root, seed=cfg.seed)
+
+
+def check_data(cfg) -> None:
+    """Check, cheaply and before any work, that every dataset a run config names is on disk
+    (folders and files are looked up, nothing is read); ValueError naming the domain and the
+    layout expected."""
+    from core.sources import check_root
+
+    wanted = []
+    if cfg.domains.synthetic is not None:
+        wanted.append(("synthetic domains", cfg.domains.synthetic.base, cfg.data_root))
+    wanted += [(d.name, d.source, d.root or cfg.data_root) for d in cfg.domains.list]
+    for name, source, root in wanted:
+        try:
+            check_root(source, root)
+        except ValueError as exc:
+            raise ValueError(f"domains: {name}: {exc}") from None

@@ -78,13 +78,13 @@ def predict_image(run, image: str | os.PathLike | np.ndarray, *, method: str | N
     from core.runs import Run, open_run
 
     run = run if isinstance(run, Run) else open_run(run)
-    available = [m for m in run.methods() if (run.path / "universal" / m / "model.pt").exists()]
+    available = run.methods_with_model()
     if not available:
         raise ValueError(f"run {run.id!r} has no universal model yet (state {run.status()['state']})")
     method = method or available[0]
     if method not in available:
         raise ValueError(f"method {method!r} has no universal model in run {run.id!r}; available: {available}")
-    model, meta = load_model(run.path / "universal" / method / "model.pt")
+    model, meta = load_model(run.universal_model_path(method))
     tax = run.taxonomy(method)
     cfg = run.config
     size = int(meta.get("image_size") or cfg["features"]["image_size"])

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.fsio import write_text
 from core.runlock import lock_holder, process_identity, same_process
 from core.runs import (
     STEPS,
@@ -40,7 +39,7 @@ def _validate(config: str | os.PathLike | dict) -> None:
     """Raise (ValueError/TypeError with the key path, FileNotFoundError) for a bad config or a
     dataset that is not where the config says."""
     from core.config import config_from_dict, load_config
-    from core.pipeline import check_data
+    from core.domains import check_data
 
     cfg = config_from_dict(config) if isinstance(config, dict) else load_config(Path(config).expanduser())
     check_data(cfg)
@@ -48,11 +47,7 @@ def _validate(config: str | os.PathLike | dict) -> None:
 
 def _config_to_file(config: str | os.PathLike | dict, run_dir: Path) -> Path:
     if isinstance(config, dict):
-        import yaml
-
-        path = run_dir / "config.input.yaml"
-        write_text(path, yaml.safe_dump(config, sort_keys=False))
-        return path
+        return Run(run_dir).write_config(config, input_only=True)
     return Path(config).expanduser().resolve()
 
 
@@ -104,7 +99,7 @@ def start_job(
 def _launch(cmd: list[str], run_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
-    with open(run_dir / "log.txt", "ab") as log:
+    with open(Run(run_dir).log_path(), "ab") as log:
         proc = subprocess.Popen(cmd, cwd=str(_REPO), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     _CHILDREN[proc.pid] = proc

@@ -7,7 +7,7 @@ import streamlit as st
 import yaml
 
 from core.config import config_from_dict, config_to_dict
-from core.pipeline import check_data
+from core.domains import check_data
 from ui import preview
 from ui.common import configs_dir, ensure_navigation, guard
 from ui.forms import datasets_section, model_section, synthetic_section

@@ -3,6 +3,7 @@ a universal class, and downloads (JSON, GraphML, CSV mappings, label_map)."""
 
 import streamlit as st
 
+from core.runs import F
 from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
 from ui.graph import GraphFilter
@@ -25,7 +26,7 @@ source = st.selectbox("Taxonomy", [*(f"saved: {m}" for m in saved), live_label],
 with guard("Building the taxonomy", "Pick another method on 🔗 Relationships, or a saved taxonomy."):
     tax_stamp = stamp
     if source.startswith("saved: "):
-        tax_stamp += data.stamp_of(rd, f"taxonomy/{source[7:]}/taxonomy.json")
+        tax_stamp += data.stamp_of(rd, F.taxonomy(source[7:], "taxonomy.json"))
         tax = data.saved_taxonomy(rd, source[7:], tax_stamp)
     else:
         tax = data.live_taxonomy(rd, kind, live_method, live_value, stamp)

@@ -12,7 +12,7 @@ ensure_navigation()
 st.title("🖼️ Try it")
 run = require_run("universal")
 names, class_names = data.domain_info(str(run.path))
-methods = [m for m in run.methods() if (run.path / "universal" / m / "model.pt").exists()]
+methods = run.methods_with_model()
 if not methods:
     st.info("This run has no universal model file yet (model.pt); train one on 🎯 Universal model.")
     st.stop()

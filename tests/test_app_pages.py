@@ -1,4 +1,4 @@
-"""Headless AppTest of every dashboard page on image-free synthetic runs (ui.sample_run)."""
+"""Headless AppTest of every dashboard page on image-free synthetic runs (tests.sample_run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
-from ui.sample_run import write_synthetic_run  # noqa: E402
+from tests.sample_run import write_synthetic_run  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -137,7 +137,7 @@ def test_config_diff_lists_changed_keys():
 def test_sample_run_follows_the_contract(tmp_path):
     from core.runs import open_run
     from core.synthetic import make_synthetic_taxonomy
-    from ui.sample_run import write_synthetic_run
+    from tests.sample_run import write_synthetic_run
 
     tax = make_synthetic_taxonomy(12, 3, 8, 2, 1.5, 0.5, seed=0)
     run = open_run(write_synthetic_run(tmp_path, "s", tax, images_per_class=10, methods=("mcfp", "threshold")))

@@ -144,7 +144,7 @@ def test_main_flow(server, browser_page):
     # An older run is the current one when the page opens: after the launch below, the page
     # must follow the new run and stay on it (the sidebar's old choice must not win).
     from core.synthetic import make_synthetic_taxonomy
-    from ui.sample_run import write_synthetic_run
+    from tests.sample_run import write_synthetic_run
 
     write_synthetic_run(runs, "r-older", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3),
                         methods=("mcfp",))
@@ -242,7 +242,7 @@ def test_shared_link_opens_the_full_app(tmp_path, browser_page):
     """A shared /relationships?... link as the very first request of a fresh server still gets
     the full app (navigation, sidebar) and the shared slider setting."""
     from core.synthetic import make_synthetic_taxonomy
-    from ui.sample_run import write_synthetic_run
+    from tests.sample_run import write_synthetic_run
 
     runs = tmp_path / "runs"
     write_synthetic_run(runs, "shared", make_synthetic_taxonomy(12, 3, 8, 2, 1.5, 0.5, seed=0))

@@ -70,7 +70,7 @@ def fake_steps(monkeypatch):
     for step in STEPS:
         def fake(ctx, step=step):
             ran.append(step)
-            _FAKE_OUTPUTS[step](ctx.run_dir)
+            _FAKE_OUTPUTS[step](ctx.run.path)
         monkeypatch.setitem(pipeline.STEP_FUNCTIONS, step, fake)
     return ran
 
@@ -223,7 +223,7 @@ def test_status_can_still_be_written_when_the_disk_is_full(tmp_path, monkeypatch
     def full(path, obj):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("core.runs.write_json", full)
+    monkeypatch.setattr("core.runs.folder.write_json", full)
     write_status(tmp_path, state="failed", error="no space left on device (x)")
     assert read_status(tmp_path)["state"] == "failed"
 

@@ -15,7 +15,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
-from ui.sample_run import write_synthetic_run  # noqa: E402
+from tests.sample_run import write_synthetic_run  # noqa: E402
 from ui.urlstate import coerce, shown  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

@@ -117,21 +117,21 @@ def test_one_backbone_pass_per_image(tiny_run):
 
 def test_resume_reuses_finished_steps_and_from_step_reruns(tiny_run, tiny_cfg):
     from core import pipeline
-    from core.runs import read_status
+    from core.runs import open_run, read_status
 
     run_dir, _ = tiny_run
-    t_before = pipeline.read_json(run_dir / "timings.json")
+    t_before = open_run(run_dir).timings()
     before = pipeline.BACKBONE_COUNTER["images"]
     status = pipeline.run_pipeline(tiny_cfg, run_dir)
     assert status["state"] == "done"
     assert pipeline.BACKBONE_COUNTER["images"] == before  # no backbone pass on resume
-    assert pipeline.read_json(run_dir / "timings.json") == t_before  # nothing re-ran
+    assert open_run(run_dir).timings() == t_before  # nothing re-ran
     # --from selection: reruns selection..results, keeps baselines (same model file mtime)
     mtime = (run_dir / "baselines" / "domain_0.pt").stat().st_mtime_ns
     status = pipeline.run_pipeline(tiny_cfg, run_dir, from_step="selection")
     assert status["state"] == "done"
     assert (run_dir / "baselines" / "domain_0.pt").stat().st_mtime_ns == mtime
-    t_after = pipeline.read_json(run_dir / "timings.json")
+    t_after = open_run(run_dir).timings()
     assert t_after["baselines"] == t_before["baselines"]
     assert pipeline.BACKBONE_COUNTER["images"] == before
     # a changed selection config invalidates selection and later steps only
@@ -226,12 +226,12 @@ def test_predict_one_image(tiny_run):
 
 
 def test_predictions_point_at_images_of_the_run(tiny_run):
-    from core.pipeline import load_run_domains
+    from core.pipeline import run_domains
     from core.runs import open_run
 
     run_dir, _ = tiny_run
     run = open_run(run_dir)
-    domains = load_run_domains(run_dir)
+    domains = run_domains(run_dir)
     preds = run.predictions()
     for a, d in enumerate(domains):
         items = preds["item"][a]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.runs import STEPS, Run, list_runs, open_run, runs_root, validate_run_id
+from core.runs import STEPS, F, NotARunFolderError, Run, is_run_dir, list_runs, open_run, run_in_root, runs_root, \
+    validate_run_id
 from ui.urlstate import shown
 
 __all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_folder", "shown", "check_requested_run",
@@ -40,15 +41,13 @@ def run_folder(run_id: object, root: str | os.PathLike | None = None) -> Path:
         validate_run_id(run_id)
     except (TypeError, ValueError):
         raise ValueError("a run is named by letters, digits, '_', '.', '-' only, not by a path") from None
-    base = Path(root) if root is not None else runs_root()
-    path = base / run_id
     try:
-        real_root, real = base.resolve(strict=True), path.resolve(strict=True)
+        path = run_in_root(run_id, root)
+    except NotARunFolderError:
+        raise ValueError("it leads outside the runs folder") from None
     except (OSError, RuntimeError):  # missing, or a symlink loop
         raise ValueError("there is no such run") from None
-    if real == real_root or not real.is_relative_to(real_root):
-        raise ValueError("it leads outside the runs folder")
-    if not real.is_dir() or not ((real / "status.json").is_file() or (real / "config.yaml").is_file()):
+    if not (is_run_dir(path) or (path / F.STATUS).is_file() or (path / F.CONFIG).is_file()):
         raise ValueError("there is no such run")
     return path
 
@@ -69,7 +68,7 @@ def _signature(root: Path) -> tuple:
     sig = []
     for p in sorted(root.iterdir()):
         if p.is_dir():
-            sig.append((p.name, *(stamp(p / f) for f in ("status.json", "config.yaml", "results.json", "environment.json"))))
+            sig.append((p.name, *(stamp(p / f) for f in (F.STATUS, F.CONFIG, F.RESULTS_JSON, F.ENVIRONMENT))))
     return tuple(sig)
 
 
@@ -96,7 +95,7 @@ def _config(path: str, stamp_: float) -> dict:
 
 def run_config(run: Run) -> dict:
     """The run's resolved config (YAML parsed once per file version)."""
-    return _config(str(run.path), stamp(run.path / "config.yaml"))
+    return _config(str(run.path), run.stamp(F.CONFIG))
 
 
 def ensure_navigation() -> None:

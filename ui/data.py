@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.runs import open_run
+from core.runs import F, Run, open_run
 from ui.common import stamp as _mtime  # modification time, 0 when missing
 
 __all__ = [
@@ -180,8 +180,8 @@ def saved_taxonomy(run_dir: str, method: str, stamp: float):
 
 def matrices_stamp(run_dir: str) -> float:
     """Cache stamp of the cross-domain outputs (matrices + ground truth)."""
-    base = Path(run_dir)
-    return sum(_mtime(base / p) for p in ("crossdomain/matrices.npz", "ground_truth.json", "domains.json"))
+    run = Run(run_dir)
+    return sum(run.stamp(rel) for rel in (F.MATRICES, F.GROUND_TRUTH, F.DOMAINS))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -191,8 +191,8 @@ def edge_count(run_dir: str, kind: str, method: str, value: float | None, stamp:
 
 
 def stamp_of(run_dir: str, rel: str) -> float:
-    """Modification time of one file of the run (0 when missing)."""
-    return _mtime(Path(run_dir) / rel)
+    """Modification time of one file of the run (0 when missing); ``rel`` from core.runs.F."""
+    return Run(run_dir).stamp(rel)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -220,9 +220,9 @@ def cached_graph_html(nodes: list[dict], edges: list[dict], dark: bool) -> str:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def run_domains(run_dir: str, stamp: float) -> list:
     """The run's domains rebuilt from its config (deterministic), for image previews."""
-    from core.pipeline import load_run_domains
+    from core.pipeline import run_domains as rebuild
 
-    return load_run_domains(run_dir)
+    return rebuild(run_dir)
 
 
 def test_images(run_dir: str, a: int, indices: tuple[int, ...]) -> list:
@@ -231,7 +231,7 @@ def test_images(run_dir: str, a: int, indices: tuple[int, ...]) -> list:
     if not indices:
         return []
     try:
-        split = run_domains(run_dir, stamp_of(run_dir, "config.yaml"))[a].splits["test"]
+        split = run_domains(run_dir, stamp_of(run_dir, F.CONFIG))[a].splits["test"]
         return [_as_image(split.image(int(i))) for i in indices]
     except Exception:  # noqa: BLE001 - previews are optional; never break the page for them
         return []
@@ -240,7 +240,7 @@ def test_images(run_dir: str, a: int, indices: tuple[int, ...]) -> list:
 def test_label(run_dir: str, a: int, index: int) -> int | None:
     """True class of test image ``index`` of domain ``a`` (None when the data cannot be opened)."""
     try:
-        return int(run_domains(run_dir, stamp_of(run_dir, "config.yaml"))[a].labels["test"][index])
+        return int(run_domains(run_dir, stamp_of(run_dir, F.CONFIG))[a].labels["test"][index])
     except Exception:  # noqa: BLE001 - optional information
         return None
 

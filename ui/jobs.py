@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.jobs import cancel_job, is_alive, start_job
-from core.runs import STEPS, open_run, read_json
+from core.runs import STEPS, open_run
 from ui.common import select_run, show_error
 
 __all__ = ["STATE_ICONS", "overall_progress", "launch", "job_panel", "format_eta"]
@@ -88,16 +88,14 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
         if c1.button("▶️ Resume", key=f"resume_{run_id}", help="Continue from the first unfinished step"):
             run = open_run(run_id)
             nxt = next((s for s in STEPS if s not in (status.get("steps_done") or [])), None)
-            cfg = run.path / "config.yaml"
-            cfg = cfg if cfg.exists() else run.path / "config.input.yaml"
-            if launch(cfg, run_id=run_id, from_step=nxt):
+            if launch(run.config_file(), run_id=run_id, from_step=nxt):
                 st.rerun()
 
 
 def _live_curve(run_id: str) -> None:
     """The curves of the model being trained, from the run's live_history.json (one row per
     finished epoch, written by the pipeline)."""
-    live = read_json(open_run(run_id).path / "live_history.json")
+    live = open_run(run_id).live_history()
     if live and live.get("epochs"):
         rows = live["epochs"]
         st.caption(f"📈 live: {live['label']} (epoch {rows[-1]['epoch']})")

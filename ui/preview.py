@@ -58,9 +58,9 @@ def built_domains(cfg_json: str) -> list:
     import json
 
     from core.config import config_from_dict
-    from core.pipeline import build_config_domains
+    from core.domains import domains_from_config
 
-    return build_config_domains(config_from_dict(json.loads(cfg_json)))
+    return domains_from_config(config_from_dict(json.loads(cfg_json)))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -1,0 +1,360 @@
+"""The pipeline's steps: one function each, reading what earlier steps wrote through :class:`core.runs.Run`.
+
+Every step takes a :class:`RunContext` (the config, the run, the device, in-memory features)
+and writes its outputs with the run's writers; none spells a path. Order: ``core.runs.STEPS``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from core.config import RunConfig
+from core.runs import Run
+
+__all__ = ["RunContext", "STEP_FUNCTIONS", "BACKBONE_COUNTER"]
+
+Progress = Callable[[str, float, "float | None", str], None]
+
+# Counts images forwarded through a backbone by this process (cache hits do not count).
+BACKBONE_COUNTER = {"images": 0}
+
+
+@dataclass
+class RunContext:
+    """State shared by the steps of one pipeline invocation."""
+
+    cfg: RunConfig
+    run: Run
+    device: Any = None
+    on_progress: Progress | None = None
+    domains: list | None = None  # core.domains.Domain, built on first use
+    features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
+    failed: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # unreadable images
+    step: str = ""
+    _last_write: float = 0.0
+
+    def log(self, message: str) -> None:
+        self.run.log(message)
+        if self.on_progress is not None:
+            self.on_progress(self.step, -1.0, None, message)
+
+    def progress(self, fraction: float, *, eta_s: float | None = None, message: str = "", force: bool = False) -> None:
+        """Report progress within the current step (status.json written at most 4x/s)."""
+        now = time.monotonic()
+        if force or now - self._last_write > 0.25:
+            self._last_write = now
+            self.run.write_status(state="running", progress=float(min(max(fraction, 0.0), 1.0)),
+                                  eta_s=None if eta_s is None else float(eta_s), message=message)
+        if self.on_progress is not None:
+            self.on_progress(self.step, fraction, eta_s, message)
+
+    def all_domains(self) -> list:
+        """The config's domains (built once per invocation, deterministically)."""
+        if self.domains is None:
+            from core.domains import domains_from_config
+
+            self.domains = domains_from_config(self.cfg)
+        return self.domains
+
+
+# ---------------------------------------------------------------------------- features
+
+
+def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
+    """Features (N, D) of domain a's split: memory, else the disk cache, else the backbone.
+    Rows of unreadable images are zero; :func:`split_data` drops them."""
+    key = (a, split)
+    if key in ctx.features:
+        return ctx.features[key]
+    from core.features import extract_features_report
+
+    d, f = ctx.all_domains()[a], ctx.cfg.features
+
+    def progress(done: int, total: int, images_per_s: float, eta_s: float | None) -> None:
+        ctx.progress(done / max(total, 1), eta_s=eta_s,
+                     message=f"{d.name}/{split}: {done}/{total} images, {images_per_s:.0f} img/s")
+
+    res = extract_features_report(d.splits[split], backbone=f.backbone, image_size=f.image_size, device=ctx.device,
+                                  batch_size=f.batch_size, progress=progress)
+    feats = np.asarray(res.features, dtype=np.float32)
+    if not res.from_cache:
+        BACKBONE_COUNTER["images"] += len(feats)
+        ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s "
+                f"({res.images_per_s:.0f} img/s)")
+    if res.failed.size:
+        ctx.log(f"warning: {d.name}/{split}: {res.failed.size} unreadable image(s) skipped "
+                f"(indices {res.failed[:10].tolist()})")
+    ctx.features[key] = feats
+    ctx.failed[key] = np.asarray(res.failed, dtype=np.int64)
+    return feats
+
+
+def split_data(ctx: RunContext, a: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (n, D), labels (n,), item (n,) indices into the split) without unreadable images."""
+    X = _features(ctx, a, split)
+    y = np.asarray(ctx.all_domains()[a].splits[split].labels, dtype=np.int64)
+    keep = np.ones(len(y), dtype=bool)
+    keep[ctx.failed.get((a, split), np.zeros(0, np.int64))] = False
+    item = np.flatnonzero(keep)
+    return X[item], y[item], item
+
+
+def _union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (N, D), domain (N,), label (N,)) of every domain's ``split``, domain by domain."""
+    parts = [split_data(ctx, a, split) for a in range(len(ctx.all_domains()))]
+    X = np.concatenate([p[0] for p in parts])
+    dom = np.concatenate([np.full(len(p[1]), a, dtype=np.int64) for a, p in enumerate(parts)])
+    return X, dom, np.concatenate([p[1] for p in parts])
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def step_domains(ctx: RunContext) -> None:
+    """Build the domains. Writes domains.json and, for synthetic domains, ground_truth.json."""
+    from core.domains import synthetic_world
+
+    info = []
+    for d in ctx.all_domains():
+        n = {s: len(d.splits[s].labels) for s in ("train", "val", "test")}
+        if len(d.class_names) < 2:
+            raise ValueError(f"domain {d.name!r} has {len(d.class_names)} class(es); at least 2 are needed")
+        if n["train"] == 0:
+            raise ValueError(f"domain {d.name!r} has no training images")
+        info.append({"name": d.name, "source": d.source, "shift": d.shift, "class_names": list(d.class_names),
+                     "n_train": n["train"], "n_val": n["val"], "n_test": n["test"]})
+        ctx.log(f"domain {d.name}: {len(d.class_names)} classes, {n['train']}/{n['val']}/{n['test']} "
+                f"train/val/test images, shift {d.shift}")
+    ctx.run.write_domains(info)
+    ctx.run.write_ground_truth(synthetic_world(ctx.cfg))
+
+
+def step_features(ctx: RunContext) -> None:
+    """Backbone features of every domain's train/val/test images. Writes only the feature cache
+    (outside the run folder): one backbone pass per image in total."""
+    domains = ctx.all_domains()
+    jobs = [(a, s) for a in range(len(domains)) for s in ("train", "val", "test")]
+    for i, (a, s) in enumerate(jobs):
+        ctx.progress(i / len(jobs), message=f"features {domains[a].name}/{s}", force=True)
+        _features(ctx, a, s)
+    dims = {ctx.features[j].shape[1] for j in jobs if len(ctx.features[j])}
+    ctx.log(f"features: {sum(len(ctx.features[j]) for j in jobs)} images, dim {sorted(dims)}")
+
+
+def _epoch_reporter(ctx: RunContext, label: str, index: int, count: int):
+    """Progress callback for one model's training; keeps the run's live history (this model's
+    epochs so far) up to date, so the dashboard draws exact live curves."""
+    epochs: list[dict] = []
+
+    def report(info) -> None:
+        epochs.append({k: getattr(info, k) for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")})
+        ctx.run.write_live_history(label, epochs)
+        frac = (index + info.epoch / info.epochs) / count
+        # this model's remaining epochs + the models still to train at this model's epoch time
+        eta = info.eta_s + (count - index - 1) * info.epoch_s * info.epochs
+        ctx.progress(frac, eta_s=eta, message=(
+            f"{label}: epoch {info.epoch}/{info.epochs} loss {info.train_loss:.3f} "
+            f"acc {info.train_acc:.3f} val {info.val_acc:.3f}, {info.samples_per_s:.0f} samples/s"))
+    return report
+
+
+def step_baselines(ctx: RunContext) -> None:
+    """One head per domain on its training features. Writes baselines/domain_<a>.pt and
+    baselines/metrics.json (validation and test accuracy, history per domain)."""
+    import torch
+
+    from core.heads import build_head
+    from core.training import predict_logits, train_classifier
+
+    domains, cfg = ctx.all_domains(), ctx.cfg
+    metrics = {}
+    for a, d in enumerate(domains):
+        (X, y, _), (Xv, yv, _), (Xt, yt, _) = (split_data(ctx, a, s) for s in ("train", "val", "test"))
+        torch.manual_seed(cfg.seed + a)  # the head's initial weights depend on the seed only
+        model = build_head(X.shape[1], len(d.class_names), cfg.baselines.head)
+        res = train_classifier(model, X, y, Xv, yv, config=cfg.baselines.train, seed=cfg.seed + a, device=ctx.device,
+                               progress=_epoch_reporter(ctx, f"baseline {d.name}", a, len(domains)))
+        pred = predict_logits(res.model, Xt, device=ctx.device).argmax(axis=1)
+        test_acc = float((pred == yt).mean()) if len(pred) else float("nan")
+        ctx.run.write_model(ctx.run.baseline_model_path(a), res.model, domain=d.name, domain_index=a,
+                            class_names=list(d.class_names), best_epoch=res.best_epoch, val_acc=res.best_val_acc,
+                            test_acc=test_acc, backbone=cfg.features.backbone, image_size=cfg.features.image_size)
+        metrics[d.name] = {"test_acc": test_acc, "val_acc": res.best_val_acc, "best_epoch": res.best_epoch,
+                           "samples_per_s": res.samples_per_s, "history": res.history}
+        ctx.log(f"baseline {d.name}: val {res.best_val_acc:.3f} (epoch {res.best_epoch}) test {test_acc:.3f}, "
+                f"{res.samples_per_s:.0f} samples/s")
+    ctx.run.write_baseline_metrics(metrics)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    if not len(logits):
+        return logits
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def step_crossdomain(ctx: RunContext) -> None:
+    """Every baseline on every other domain's test features. Reads the baselines; writes
+    crossdomain/matrices.npz (hard, soft, count per ordered pair) and predictions.npz."""
+    from core.crossdomain import count_matrix, empty_classes, normalize_rows
+    from core.training import predict_logits
+
+    domains = ctx.all_domains()
+    n, K = len(domains), [len(d.class_names) for d in domains]
+    models = [ctx.run.load_model(ctx.run.baseline_model_path(b))[0] for b in range(n)]
+    mats: dict[str, dict] = {"hard": {}, "soft": {}, "count": {}}
+    true, item, pred, conf = {}, {}, {}, {}
+    for a in range(n):
+        Xt, y, item[a] = split_data(ctx, a, "test")  # one backbone pass per image, shared by all models
+        true[a] = y
+        for b in (b for b in range(n) if b != a):
+            probs = _softmax(predict_logits(models[b], Xt, device=ctx.device))
+            hard = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+            pred[a, b] = hard.astype(np.int64)
+            conf[a, b] = probs.max(axis=1).astype(np.float16) if len(probs) else np.zeros(0, np.float16)
+            counts = count_matrix(y, hard, K[a], K[b])
+            mats["count"][a, b] = counts
+            mats["hard"][a, b] = normalize_rows(counts)
+            mats["soft"][a, b] = normalize_rows(count_matrix(y, probs, K[a], K[b])) if len(probs) else counts
+        empty = empty_classes(counts)  # rows are a's true classes: the same for every model b
+        if empty.size:
+            ctx.log(f"warning: domain {domains[a].name}: classes {empty.tolist()} have no test images (all-zero rows)")
+        ctx.progress((a + 1) / n, message=f"cross-domain predictions on {domains[a].name}")
+    ctx.run.write_crossdomain(mats, true, item, pred, conf)
+    ctx.log(f"cross-domain: {n * (n - 1)} ordered pairs")
+
+
+def step_selection(ctx: RunContext) -> None:
+    """Relationships W_ab per configured method from the cross-domain matrices (scored against
+    the ground truth when every domain is synthetic). Writes taxonomy/<key>/relationships.npz
+    and selection.json."""
+    from core.metrics import relationship_scores
+    from core.selection import select_relationships
+
+    P = ctx.run.matrices(ctx.cfg.crossdomain.matrix)
+    gt = ctx.run.ground_truth()
+    true = gt.true_relationships() if gt is not None and not ctx.cfg.domains.list else None
+    counts = ctx.run.class_counts()
+    methods = ctx.cfg.selection.methods
+    for i, m in enumerate(methods):
+        W = {ab: select_relationships(p, m.name, **m.params) for ab, p in P.items()}
+        scores = None if true is None else {k: float(v) for k, v in relationship_scores(W, true, counts).items()}
+        n_edges = int(sum((w > 0).sum() for w in W.values()))
+        ctx.run.write_selection(m.key, W, {"method": m.name, "params": m.params, "matrix": ctx.cfg.crossdomain.matrix,
+                                           "n_edges": n_edges, "scores": scores})
+        msg = f"selection {m.key}: {n_edges} edges" + ("" if not scores else " " + " ".join(
+            f"{k}={v:.3f}" for k, v in scores.items()))
+        ctx.log(msg)
+        ctx.progress((i + 1) / len(methods), message=msg)
+
+
+def step_taxonomy(ctx: RunContext) -> None:
+    """The universal taxonomy of each method's relationships. Writes taxonomy/<key>/taxonomy.json,
+    taxonomy.graphml, mappings.csv and label_map.json."""
+    from core.taxonomy import build_universal_taxonomy
+
+    counts = ctx.run.class_counts()
+    for m in ctx.cfg.selection.methods:
+        tax = build_universal_taxonomy(ctx.run.relationships(m.key), counts, class_names=ctx.run.class_names(),
+                                       domain_names=ctx.run.domain_names())
+        ctx.run.write_taxonomy(m.key, tax)
+        ctx.log(f"taxonomy {m.key}: {len(tax.classes)} universal classes from {sum(counts)} domain classes")
+
+
+def _taxonomy(ctx: RunContext, key: str):
+    tax = ctx.run.taxonomy(key)
+    if tax is None:
+        raise FileNotFoundError(f"the taxonomy of method {key!r} is missing from {ctx.run.path}")
+    return tax
+
+
+def step_universal(ctx: RunContext) -> None:
+    """One universal head per method on the union of the domains, with soft targets from the
+    taxonomy's mappings. Writes universal/<key>/model.pt, history.json, metrics.json."""
+    from core.universal import evaluate_universal, train_universal
+
+    cfg = ctx.cfg
+    train, val, test = (_union(ctx, s) for s in ("train", "val", "test"))
+    names, methods = ctx.run.domain_names(), cfg.selection.methods
+    for i, m in enumerate(methods):
+        tax = _taxonomy(ctx, m.key)
+        mappings = [np.asarray(M) for M in tax.mappings]
+        res = train_universal(*train, *val, mappings, head=cfg.universal.head, train=cfg.universal_train,
+                              loss=cfg.universal.loss, label_smoothing=cfg.universal.label_smoothing,
+                              seed=cfg.seed, device=ctx.device,
+                              progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))
+        acc = evaluate_universal(res.model, *test, mappings, device=ctx.device)
+        ctx.run.write_model(ctx.run.universal_model_path(m.key), res.model, method=m.key,
+                            n_universal=len(tax.classes), universal_names=list(tax.names), domain_names=names,
+                            best_epoch=res.best_epoch, val_acc=res.best_val_acc, backbone=cfg.features.backbone,
+                            image_size=cfg.features.image_size)
+        ctx.run.write_universal(m.key, res.history, {names[a]: v for a, v in acc.items()})
+        ctx.log(f"universal {m.key}: U={len(tax.classes)} val {res.best_val_acc:.3f} (epoch {res.best_epoch}) "
+                f"test " + " ".join(f"{names[a]}={v:.3f}" for a, v in acc.items()))
+
+
+def _results_table(run: Run, keys: list[str]):
+    """Baseline and universal test accuracy per domain, plus a "mean" row."""
+    import pandas as pd
+
+    base, counts = run.baseline_metrics(), run.class_counts()
+    uni = {k: run.universal_metrics(k) for k in keys}
+    rows = [{"domain": name, "n_classes": counts[a], "baseline": base[name]["test_acc"],
+             **{f"universal/{k}": uni[k][name] for k in keys}} for a, name in enumerate(run.domain_names())]
+    df = pd.DataFrame(rows)
+    mean = {"domain": "mean", "n_classes": int(df["n_classes"].sum())}
+    mean.update({c: float(df[c].mean()) for c in df.columns if c not in ("domain", "n_classes")})
+    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True), mean
+
+
+def step_results(ctx: RunContext) -> None:
+    """The results table (baselines vs universal per method) and a 2-D embedding of the best
+    universal model's features. Writes results.csv, results.json, embedding.npz."""
+    keys = [m.key for m in ctx.cfg.selection.methods]
+    df, mean = _results_table(ctx.run, keys)
+    selection = {k: (ctx.run.selection(k) or {}).get("scores") for k in keys}
+    headline = {"baseline_mean": mean["baseline"], **{f"universal_mean/{k}": mean[f"universal/{k}"] for k in keys}}
+    headline.update({f"f1/{k}": s.get("f1") for k, s in selection.items() if s})
+    ctx.run.write_results(df, {"table": df.to_dict(orient="records"), "headline": headline,
+                               "selection_scores": selection,
+                               "n_universal": {k: len(_taxonomy(ctx, k).classes) for k in keys},
+                               "timings_s": ctx.run.timings()})
+    ctx.log("results: " + ", ".join(f"{k}={v:.3f}" for k, v in headline.items() if v is not None))
+    _embedding(ctx, keys)
+
+
+def _embedding(ctx: RunContext, keys: list[str]) -> None:
+    """2-D embedding of the universal features (input of the last layer) of the test images."""
+    import torch
+
+    from core.embedding import embed_2d
+
+    best = max(keys, key=lambda k: np.nanmean(list(ctx.run.universal_metrics(k).values())))
+    model, _ = ctx.run.load_model(ctx.run.universal_model_path(best))
+    X, dom, y = _union(ctx, "test")
+    items = np.concatenate([split_data(ctx, a, "test")[2] for a in range(len(ctx.all_domains()))])
+    emb = ctx.cfg.embedding
+    idx = np.sort(np.random.default_rng(ctx.cfg.seed).choice(len(X), size=min(len(X), emb.max_points), replace=False))
+    with torch.no_grad():
+        x = torch.from_numpy(X[idx])
+        feats, upred = model.features(x).numpy(), model(x).argmax(dim=1).numpy()
+    xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
+    ctx.run.write_embedding({"xy": xy.astype(np.float32), "domain": dom[idx], "label": y[idx], "universal_pred": upred,
+                             "item": items[idx], "method": np.array(best), "algorithm": np.array(how)})
+    ctx.log(f"embedding: {len(idx)} test images of universal model {best} by {how}")
+
+
+STEP_FUNCTIONS: dict[str, Callable[[RunContext], None]] = {
+    "domains": step_domains,
+    "features": step_features,
+    "baselines": step_baselines,
+    "crossdomain": step_crossdomain,
+    "selection": step_selection,
+    "taxonomy": step_taxonomy,
+    "universal": step_universal,
+    "results": step_results,
+}
