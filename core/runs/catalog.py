@@ -1,0 +1,85 @@
+"""The runs root as a catalogue: open a run, list the runs, delete one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.runlock import LOCK_NAME, LockedError, RunLock, same_process
+from core.runs.folder import NotARunFolderError, check_no_links, clear_step_outputs, is_run_dir, \
+    remove_empty_dirs, resolve_run_dir
+from core.runs.layout import BOOKKEEPING, MARKER, RUN_ID, STEPS, F, runs_root, validate_run_id
+from core.runs.run import Run, RunInfo
+
+__all__ = ["open_run", "list_runs", "delete_run", "run_in_root"]
+
+
+def open_run(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
+    """Open an existing run by id (under ``root``) or by folder path (command line)."""
+    path = resolve_run_dir(run_id_or_path, root)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run {os.fspath(run_id_or_path)!r} under {path.parent}")
+    if not (is_run_dir(path) or (path / F.STATUS).exists()):
+        raise NotARunFolderError(f"{path} is not a unitax run folder")
+    return Run(path)
+
+
+def run_in_root(run_id: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder of run ``run_id`` inside the runs root, refusing ids that are not plain names
+    and folders whose real location is outside the root (a symbolic link out)."""
+    base = Path(root) if root is not None else runs_root()
+    path = base / validate_run_id(run_id)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run {run_id!r} under {base}")
+    real_base = os.path.realpath(base)
+    if os.path.dirname(os.path.realpath(path)) != real_base:
+        raise NotARunFolderError(f"run {run_id!r} points outside {base}")
+    return path
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
+    """All runs under ``root`` (default :func:`runs_root`), newest first; links that lead out
+    of the root are left out."""
+    base = Path(root) if root is not None else runs_root()
+    if not base.is_dir():
+        return []
+    infos = []
+    for path in base.iterdir():
+        if not RUN_ID.fullmatch(path.name):
+            continue
+        try:
+            path = run_in_root(path.name, base)
+        except (ValueError, FileNotFoundError):
+            continue
+        if is_run_dir(path) or (path / F.STATUS).exists() or (path / F.CONFIG).exists():
+            infos.append(Run(path).info())
+    return sorted(infos, key=lambda i: (i.created or "", i.id), reverse=True)
+
+
+def delete_run(run_id: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Delete a run: the files the tool wrote there, and the folder once it is empty.
+
+    Refuses path-like ids, folders without the marker or holding a link, and runs a living
+    process works in (:class:`LockedError` naming it). Files the tool did not write are kept
+    and returned (an empty list: the folder is gone)."""
+    path = run_in_root(run_id, root)
+    if not is_run_dir(path):
+        raise NotARunFolderError(f"{path} is not a unitax run folder (no {MARKER} marker): refusing to delete it")
+    check_no_links(path)
+    with RunLock(path, purpose="delete", wait_s=0.5):
+        status = Run(path).status()
+        if status["state"] in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+            raise LockedError(f"run {run_id!r} is starting (pid {status['pid']}); cancel it first")
+        clear_step_outputs(path, STEPS)
+        for pattern in BOOKKEEPING:
+            for p in path.glob(pattern):
+                if p.is_file() and p.name != LOCK_NAME:
+                    p.unlink(missing_ok=True)
+    (path / LOCK_NAME).unlink(missing_ok=True)
+    kept = sorted(Path(top) / f for top, _, files in os.walk(path) for f in files if f != MARKER)
+    if kept:
+        return kept
+    (path / MARKER).unlink(missing_ok=True)
+    remove_empty_dirs(path)
+    path.rmdir()
+    return []

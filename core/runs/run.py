@@ -1,0 +1,396 @@
+"""The :class:`Run` type: typed readers and writers of one run folder.
+
+Readers re-read the files on every call (a run changes while the dashboard reads it) and turn
+a damaged file into a ValueError naming it. Writers are atomic (:mod:`core.fsio`). Torch is
+imported only by the model readers and writers.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.fsio import CorruptFileError, atomic_path, read_json, read_json_strict, write_json, write_npz, write_text
+from core.runs.folder import CorruptRunError, append_log, corrupt_status, effective_status, read_status, \
+    write_status
+from core.runs.layout import MATRIX_KINDS, STEPS, F, pair_key, parse_pair_key
+
+__all__ = ["RunInfo", "Run"]
+
+Pairs = dict[tuple[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One line of the run history (what ``list_runs`` returns)."""
+
+    id: str
+    path: Path
+    created: str | None
+    state: str
+    step: str | None
+    config_name: str | None
+    headline: dict = field(default_factory=dict)  # e.g. {"baseline_mean": .., "universal_mean/mcfp": ..}
+    message: str = ""
+
+
+class Run:
+    """One run folder: read what the steps wrote, write what a step produces."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.id = self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def file(self, rel: str) -> Path:
+        """Absolute path of a file named in :class:`core.runs.layout.F`."""
+        return self.path / rel
+
+    def stamp(self, rel: str) -> float:
+        """Modification time of a run file (0.0 when missing): a cache key for readers."""
+        try:
+            return (self.path / rel).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def config(self) -> dict:
+        """The resolved config as a plain dict ({} when not written yet or unreadable)."""
+        import yaml
+
+        try:
+            with open(self.path / F.CONFIG, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def config_file(self) -> Path | None:
+        """The config this run was started from: the resolved one, else a job's input."""
+        for rel in (F.CONFIG, F.CONFIG_INPUT):
+            if (self.path / rel).is_file():
+                return self.path / rel
+        return None
+
+    def environment(self) -> dict:
+        env = read_json(self.path / F.ENVIRONMENT, default={})
+        return env if isinstance(env, dict) else {}
+
+    def status(self) -> dict:
+        """Current status; a running status whose process died is reported as failed, a corrupt
+        status.json as state "corrupt" with the reason in "error"."""
+        try:
+            status = read_status(self.path)
+        except CorruptRunError as exc:
+            return corrupt_status(str(exc))
+        return effective_status(self.path, status, self.environment().get("hostname"))
+
+    def has(self, step: str) -> bool:
+        """True if ``step`` (one of STEPS) finished in this run."""
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; valid: {list(STEPS)}")
+        return step in read_status(self.path)["steps_done"]
+
+    def step_hashes(self) -> dict[str, str]:
+        """Config hash of every finished step; CorruptRunError when steps.json is damaged."""
+        try:
+            hashes = read_json_strict(self.path / F.STEP_HASHES)
+        except FileNotFoundError:
+            return {}
+        except CorruptFileError as exc:
+            raise CorruptRunError(str(exc)) from None
+        if not isinstance(hashes, dict):
+            raise CorruptRunError(f"{self.path / F.STEP_HASHES} is corrupt: not a mapping of steps")
+        return hashes
+
+    def write_step_hashes(self, hashes: dict[str, str]) -> None:
+        write_json(self.path / F.STEP_HASHES, hashes)
+
+    def write_config(self, config: dict, *, input_only: bool = False) -> Path:
+        """Write the resolved config (or, for a job, the config it was given) as YAML."""
+        import yaml
+
+        path = self.path / (F.CONFIG_INPUT if input_only else F.CONFIG)
+        write_text(path, yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def write_environment(self, env: dict) -> None:
+        write_json(self.path / F.ENVIRONMENT, env)
+
+    def timings(self) -> dict[str, float]:
+        t = read_json(self.path / F.TIMINGS, default={})
+        return t if isinstance(t, dict) else {}
+
+    def write_timings(self, timings: dict[str, float]) -> None:
+        write_json(self.path / F.TIMINGS, timings)
+
+    def log(self, line: str) -> None:
+        append_log(self.path, line)
+
+    def log_path(self) -> Path:
+        return self.path / F.LOG
+
+    def log_tail(self, n: int = 50) -> str:
+        """The last ``n`` lines of log.txt ("" when there is none)."""
+        try:
+            with open(self.path / F.LOG, encoding="utf-8", errors="replace") as fh:
+                lines = fh.readlines()
+        except OSError:
+            return ""
+        return "".join(lines[-n:]) if n > 0 else ""
+
+    def write_status(self, **fields: Any) -> dict:
+        return write_status(self.path, **fields)
+
+    def live_history(self) -> dict | None:
+        """``{"label": str, "epochs": [{epoch, train_loss, train_acc, val_loss, val_acc}]}`` of the
+        model being trained, or None."""
+        return read_json(self.path / F.LIVE_HISTORY)
+
+    def write_live_history(self, label: str, epochs: list[dict]) -> None:
+        write_json(self.path / F.LIVE_HISTORY, {"label": label, "epochs": epochs})
+
+    # ------------------------------------------------------------------ domains
+
+    def domains(self) -> list[dict]:
+        """``[{"name", "source", "shift", "class_names", "n_train", "n_val", "n_test"}]``."""
+        d = read_json(self.path / F.DOMAINS, default=[])
+        return d if isinstance(d, list) else []
+
+    def write_domains(self, info: list[dict]) -> None:
+        write_json(self.path / F.DOMAINS, info)
+
+    def domain_names(self) -> list[str]:
+        return [d["name"] for d in self.domains()]
+
+    def class_names(self) -> list[list[str]]:
+        return [list(d["class_names"]) for d in self.domains()]
+
+    def class_counts(self) -> list[int]:
+        return [len(d["class_names"]) for d in self.domains()]
+
+    def ground_truth(self):
+        """The SyntheticTaxonomy behind synthetic domains, or None for real data."""
+        data = read_json(self.path / F.GROUND_TRUTH)
+        if data is None:
+            return None
+        from core.synthetic import SyntheticTaxonomy
+
+        return SyntheticTaxonomy.from_dict(data)
+
+    def write_ground_truth(self, truth) -> None:
+        """Write the synthetic taxonomy (``None`` removes a stale one: real domains have none)."""
+        if truth is None:
+            (self.path / F.GROUND_TRUTH).unlink(missing_ok=True)
+        else:
+            write_json(self.path / F.GROUND_TRUTH, truth.to_dict())
+
+    # ------------------------------------------------------------------ models
+
+    def baseline_model_path(self, a: int) -> Path:
+        return self.path / F.baseline_model(a)
+
+    def universal_model_path(self, key: str) -> Path:
+        return self.path / F.universal(key, "model.pt")
+
+    def write_model(self, path: Path, model, **metadata: Any) -> None:
+        """Save a head (``core.heads.save_model``) atomically at ``path`` (one of the two above)."""
+        from core.heads import save_model
+
+        with atomic_path(path) as tmp:
+            save_model(tmp, model, **metadata)
+
+    def load_model(self, path: Path):
+        """(model in eval mode, metadata) from a model file of this run."""
+        from core.heads import load_model
+
+        return load_model(path)
+
+    def baseline_metrics(self) -> dict | None:
+        return read_json(self.path / F.BASELINE_METRICS)
+
+    def write_baseline_metrics(self, metrics: dict) -> None:
+        write_json(self.path / F.BASELINE_METRICS, metrics)
+
+    # ------------------------------------------------------------------ cross-domain
+
+    def matrices(self, kind: str = "hard") -> Pairs:
+        """Cross-domain matrices ``{(a, b): P_ab (K_a, K_b)}``; kind in hard|soft|count."""
+        if kind not in MATRIX_KINDS:
+            raise ValueError(f"kind {kind!r} must be one of {list(MATRIX_KINDS)}")
+        return _npz_pairs(self.path / F.MATRICES, kind)
+
+    def predictions(self) -> dict | None:
+        """``{"true": {a: (N_a,)}, "item": {a: (N_a,)}, "pred": {(a, b): (N_a,)}, "conf": {(a, b): (N_a,)}}``
+        or None. ``item[a][n]`` is the index in domain a's test split of row n (unreadable
+        images are left out); ``conf`` is model b's top softmax probability."""
+        path = self.path / F.PREDICTIONS
+        if not path.exists():
+            return None
+        return {"true": _npz_items(path, "true"), "item": _npz_items(path, "item"),
+                "pred": _npz_pairs(path, "pred"), "conf": _npz_pairs(path, "conf")}
+
+    def write_crossdomain(self, matrices: dict[str, Pairs], true: dict[int, np.ndarray], item: dict[int, np.ndarray],
+                          pred: Pairs, conf: Pairs) -> None:
+        """Write the matrices (``{kind: {(a, b): P_ab}}``) and the per-image predictions."""
+        write_npz(self.path / F.MATRICES, {f"{kind}/{pair_key(*ab)}": m
+                                           for kind, pairs in matrices.items() for ab, m in pairs.items()})
+        arrays = {f"true/{a}": v for a, v in true.items()}
+        arrays.update({f"item/{a}": v for a, v in item.items()})
+        arrays.update({f"pred/{pair_key(*ab)}": v for ab, v in pred.items()})
+        arrays.update({f"conf/{pair_key(*ab)}": v for ab, v in conf.items()})
+        write_npz(self.path / F.PREDICTIONS, arrays)
+
+    # ------------------------------------------------------------------ selection and taxonomy
+
+    def methods(self) -> list[str]:
+        """Method keys (folders under taxonomy/) that have a taxonomy in this run."""
+        base = self.path / "taxonomy"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (self.path / F.taxonomy(p.name, "taxonomy.json")).exists())
+
+    def methods_with_model(self) -> list[str]:
+        """Method keys whose universal model was trained."""
+        return [m for m in self.methods() if self.universal_model_path(m).exists()]
+
+    def relationships(self, key: str) -> Pairs:
+        """The selected relationships ``{(a, b): W_ab (K_a, K_b)}`` of method ``key``."""
+        return _npz_pairs(self.path / F.taxonomy(key, "relationships.npz"), "")
+
+    def selection(self, key: str) -> dict | None:
+        """``{"method", "params", "matrix", "n_edges", "scores"}`` of method ``key``."""
+        return read_json(self.path / F.taxonomy(key, "selection.json"))
+
+    def write_selection(self, key: str, relationships: Pairs, info: dict) -> None:
+        write_npz(self.path / F.taxonomy(key, "relationships.npz"),
+                  {pair_key(*ab): w for ab, w in relationships.items()})
+        write_json(self.path / F.taxonomy(key, "selection.json"), info)
+
+    def taxonomy(self, key: str):
+        """The UniversalTaxonomy built with method ``key``, or None."""
+        path = self.path / F.taxonomy(key, "taxonomy.json")
+        if not path.exists():
+            return None
+        from core.taxonomy import UniversalTaxonomy
+
+        try:
+            return UniversalTaxonomy.from_json(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptFileError(f"{path} is unreadable ({exc})") from None
+
+    def write_taxonomy(self, key: str, tax) -> None:
+        """The taxonomy as JSON, GraphML, a CSV mapping table and a ``label_map`` JSON."""
+        write_text(self.path / F.taxonomy(key, "taxonomy.json"), tax.to_json())
+        with atomic_path(self.path / F.taxonomy(key, "taxonomy.graphml")) as tmp:
+            tax.to_graphml(tmp)
+        write_text(self.path / F.taxonomy(key, "mappings.csv"), tax.mapping_table().to_csv(index=False))
+        write_json(self.path / F.taxonomy(key, "label_map.json"), tax.label_map())
+
+    # ------------------------------------------------------------------ universal model and results
+
+    def universal_metrics(self, key: str) -> dict | None:
+        """``{domain name: test accuracy}`` of the universal model of method ``key``."""
+        return read_json(self.path / F.universal(key, "metrics.json"))
+
+    def write_universal(self, key: str, history: list[dict], metrics: dict[str, float]) -> None:
+        write_json(self.path / F.universal(key, "history.json"), history)
+        write_json(self.path / F.universal(key, "metrics.json"), metrics)
+
+    def history(self, key: str):
+        """Per-epoch training history of the universal model of ``key`` as a DataFrame, or None.
+
+        ``key="baseline/<domain name>"`` gives a baseline's history instead.
+        """
+        import pandas as pd
+
+        if key.startswith("baseline/"):
+            entry = (self.baseline_metrics() or {}).get(key.split("/", 1)[1])
+            return pd.DataFrame(entry["history"]) if entry and entry.get("history") else None
+        hist = read_json(self.path / F.universal(key, "history.json"))
+        return pd.DataFrame(hist) if hist else None
+
+    def results(self):
+        """The results table as a DataFrame (one row per domain plus "mean"), or None."""
+        path = self.path / F.RESULTS_CSV
+        if not path.exists():
+            return None
+        import pandas as pd
+
+        return pd.read_csv(path)
+
+    def results_json(self) -> dict | None:
+        """``{"table", "headline", "selection_scores", "n_universal", "timings_s"}`` or None."""
+        return read_json(self.path / F.RESULTS_JSON)
+
+    def write_results(self, table, summary: dict) -> None:
+        write_text(self.path / F.RESULTS_CSV, table.to_csv(index=False))
+        write_json(self.path / F.RESULTS_JSON, summary)
+
+    def embedding(self) -> dict | None:
+        """``{"xy": (N, 2), "domain": (N,), "label": (N,), "item": (N,) test index in its domain,
+        "universal_pred": (N,), "method": str, "algorithm": "tsne"|"pca"}`` or None."""
+        path = self.path / F.EMBEDDING
+        if not path.exists():
+            return None
+        out = _load_npz(path)
+        for key in ("method", "algorithm"):
+            if key in out:
+                out[key] = str(out[key])
+        return out
+
+    def write_embedding(self, arrays: dict[str, np.ndarray]) -> None:
+        write_npz(self.path / F.EMBEDDING, arrays)
+
+    def info(self) -> RunInfo:
+        status = self.status()
+        cfg = self.config
+        if status["state"] == "corrupt":
+            return RunInfo(id=self.id, path=self.path, created=None, state="corrupt", step=None,
+                           config_name=cfg.get("name"), message=status["error"])
+        env = self.environment()
+        res = self.results_json()
+        return RunInfo(id=self.id, path=self.path,
+                       created=env.get("created") or env.get("start_time") or status.get("updated"),
+                       state=status.get("state", "pending"), step=status.get("step"), config_name=cfg.get("name"),
+                       headline=dict(res.get("headline", {})) if isinstance(res, dict) else {},
+                       message=status.get("message") or "")
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (never unpickles); CorruptFileError naming a damaged file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise CorruptFileError(f"{path} is unreadable ({exc or type(exc).__name__})") from None
+
+
+def _npz_pairs(path: Path, prefix: str) -> Pairs:
+    """Arrays keyed ``"<prefix>/a-b"`` (or plain ``"a-b"`` when prefix is "") as ``{(a, b): array}``."""
+    if not path.exists():
+        return {}
+    out = {}
+    for key, arr in _load_npz(path).items():
+        head, _, pair = key.rpartition("/")
+        if head == prefix:
+            out[parse_pair_key(pair)] = arr
+    return dict(sorted(out.items()))
+
+
+def _npz_items(path: Path, prefix: str) -> dict[int, np.ndarray]:
+    """Arrays keyed ``"<prefix>/a"`` as ``{a: array}``."""
+    if not path.exists():
+        return {}
+    return {int(k.split("/")[1]): v for k, v in _load_npz(path).items() if k.startswith(prefix + "/")}
