@@ -1,4 +1,4 @@
-"""Engine benchmark (issue 2): prints times and ratios measured in this one run.
+"""Engine benchmark: prints times and ratios measured in this one run.
 
 1. Selection + scores for all five methods over 10 domains x ~1000 classes (90 ordered pairs of
    ~1000 x 1000 count-based matrices from the synthetic noise model): cold (validation and

@@ -1,4 +1,4 @@
-"""Cross-domain prediction matrices (DESIGN 3, thesis step 1).
+"""Cross-domain prediction matrices (thesis step 1; docs/architecture.md).
 
 ``C_ab`` (K_a, K_b): row i = images whose TRUE class is a:i, column j = the domain-b model's
 PREDICTED class j. Hard mode counts argmax predictions (the thesis); soft mode sums softmax

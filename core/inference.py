@@ -1,7 +1,7 @@
 """Classify one image with a finished run: universal top-k and each domain's top-k.
 
 The image goes through the run's backbone once; the universal head gives ``p`` (U,), and each
-domain's prediction is ``d_a = M_a p`` (DESIGN 4.5). Model files load with weights_only=True.
+domain's prediction is ``d_a = M_a p`` (docs/architecture.md, universal model). Model files load with weights_only=True.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scores of a relationship graph against a ground truth (DESIGN 4.3, thesis definitions).
+"""Scores of a relationship graph against a ground truth (thesis definitions; docs/architecture.md).
 
 The graph is the weighted adjacency over ALL domain classes, both directions of every pair:
 block (a, b) is W_ab. A class with no edge in or out gets a self-loop of weight 1.0, in each

@@ -1,6 +1,6 @@
 """Relationship selection: P_ab (K_a, K_b) -> weight matrix W_ab (K_a, K_b), 0 = no edge.
 
-Methods (DESIGN 4.1), all on rows ``x = P[i, :]``, ties broken by the lowest class index:
+Methods (docs/architecture.md), all on rows ``x = P[i, :]``, ties broken by the lowest class index:
 
 - ``threshold(t)``: edges j with x_j >= t (and x_j > 0), weight x_j.
 - ``mcfp``: the single edge argmax x, weight x_j; all-zero rows give none.

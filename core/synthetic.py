@@ -1,4 +1,4 @@
-"""Synthetic ground truth (DESIGN 4.2): domains whose classes are sets of atomic concepts.
+"""Synthetic ground truth (docs/architecture.md, scores): domains whose classes are sets of atomic concepts.
 
 Each domain draws ``m ~ round(TruncNormal(concepts_mean, concepts_var, 1, n))`` distinct
 concepts, then partitions them into classes of size ``s ~ round(TruncNormal(class_size_mean,

@@ -1,4 +1,4 @@
-"""Universal taxonomy from selected relationships (DESIGN 4.4, the thesis's rule engine).
+"""Universal taxonomy from selected relationships (the thesis's rule engine; docs/architecture.md).
 
 Relationships are directed edges (a,i) -> (b,j) between classes of different domains, with
 weights W_ab[i, j] > 0. The rules, applied one change at a time in this priority order until

@@ -123,6 +123,53 @@ def _evaluate(model, tensors, loss_fn, correct_fn, batch_size, device) -> tuple[
     return loss_sum / n, correct / n
 
 
+def _train_epoch(model: nn.Module, tr: list[torch.Tensor], order: torch.Tensor, opt, scaler, *, loss_fn, correct_fn,
+                 batch_size: int, device: torch.device, use_amp: bool) -> tuple[float, int]:
+    """One pass over the training tensors in ``order``; (sum of losses, number correct)."""
+    from core.device import autocast
+
+    model.train()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = [t[idx] for t in tr]
+        with autocast(device) if use_amp else contextlib.nullcontext():
+            logits = model(batch[0])
+        logits = logits.float()
+        loss = loss_fn(logits, *batch[1:])
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        loss_sum += float(loss.detach()) * len(idx)
+        with torch.no_grad():
+            correct += int(correct_fn(logits.detach(), *batch[1:]).sum())
+    return loss_sum, correct
+
+
+class _Checkpoint:
+    """Keeps the weights of the best epoch (by validation accuracy, else training accuracy)."""
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+        self.score, self.epoch, self.since = -1.0, 0, 0
+
+    def offer(self, model: nn.Module, score: float, epoch: int) -> None:
+        if score > self.score:
+            self.score, self.since, self.epoch = score, 0, epoch
+            self.state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            self.since += 1
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def _fit(
     model: nn.Module,
     train: Sequence,
@@ -135,14 +182,11 @@ def _fit(
     device: torch.device | str = "cpu",
     progress: Callable[[EpochProgress], None] | None = None,
 ) -> TrainResult:
-    from core.device import autocast
-
     config = config or TrainConfig()
     device = torch.device(device)
     gen = seed_everything(seed)
     model.to(device)
-    tr = _prepare(train, device, "train")
-    va = _prepare(val, device, "val")
+    tr, va = _prepare(train, device, "train"), _prepare(val, device, "val")
     n = tr[0].shape[0]
     if n == 0:
         raise ValueError("train: no training samples")
@@ -150,57 +194,32 @@ def _fit(
     sched = make_scheduler(opt, config)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
-    result = TrainResult(model=model)
-    best_state, best_acc, since_best, total_samples, total_time = None, -1.0, 0, 0, 0.0
+    result, best, total_time = TrainResult(model=model), _Checkpoint(), 0.0
     for epoch in range(1, config.epochs + 1):
-        model.train()
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen).to(device)
-        loss_sum, correct = 0.0, 0
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
-            batch = [t[idx] for t in tr]
-            with autocast(device) if use_amp else contextlib.nullcontext():
-                logits = model(batch[0])
-            logits = logits.float()
-            loss = loss_fn(logits, *batch[1:])
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            with torch.no_grad():
-                correct += int(correct_fn(logits.detach(), *batch[1:]).sum())
+        loss_sum, correct = _train_epoch(model, tr, order, opt, scaler, loss_fn=loss_fn, correct_fn=correct_fn,
+                                         batch_size=config.batch_size, device=device, use_amp=use_amp)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         dt = time.perf_counter() - t0
-        total_samples, total_time = total_samples + n, total_time + dt
+        total_time += dt
         val_loss, val_acc = _evaluate(model, va, loss_fn, correct_fn, max(1024, config.batch_size), device)
         train_acc = correct / n
-        score = train_acc if math.isnan(val_acc) else val_acc
-        if score > best_acc:
-            best_acc, since_best, result.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-        else:
-            since_best += 1
-        epoch_s = (time.perf_counter() - t0)
-        info = EpochProgress(epoch, config.epochs, loss_sum / n, train_acc, val_loss, val_acc, best_acc, lr,
+        best.offer(model, train_acc if math.isnan(val_acc) else val_acc, epoch)
+        epoch_s = time.perf_counter() - t0
+        info = EpochProgress(epoch, config.epochs, loss_sum / n, train_acc, val_loss, val_acc, best.score, lr,
                              n / max(dt, 1e-9), epoch_s, epoch_s * (config.epochs - epoch))
         result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
         if progress is not None:
             progress(info)
-        if config.patience and since_best >= config.patience:
+        if config.patience and best.since >= config.patience:
             result.stopped_early = True
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
     model.eval()
-    result.best_val_acc = best_acc
-    result.samples_per_s = total_samples / max(total_time, 1e-9)
+    result.best_epoch, result.best_val_acc = best.epoch, best.score
+    result.samples_per_s = n * len(result.history) / max(total_time, 1e-9)
     return result
 
 

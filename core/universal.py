@@ -1,4 +1,4 @@
-"""The universal model (DESIGN 4.5): one head over universal classes, trained on all domains.
+"""The universal model (docs/architecture.md): one head over universal classes, trained on all domains.
 
 A sample is (features x, domain a, label i). With the taxonomy's mapping ``M_a`` (K_a, U):
   target      t = M_a[i, :] / sum(M_a[i, :])                          (U,), sums to 1
