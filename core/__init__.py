@@ -17,11 +17,13 @@ from core.synthetic import SyntheticTaxonomy, make_synthetic_taxonomy, sample_cr
 from core.taxonomy import UniversalTaxonomy, build_universal_taxonomy
 
 _LAZY_MODULES = {  # module -> public names, loaded on first use (torch, PIL, yaml, ...)
+    "core.registry": ["BACKBONES", "DEFAULT_BACKBONE", "DEFAULT_SHIFTS", "DEFAULT_SPLIT_SIZES", "DEVICES",
+                      "SHIFTS", "SOURCES", "SPLITS", "SYNTHETIC_BASES", "is_model_name"],
     "core.domains": ["DomainSpec", "build_domain", "build_domains", "build_synthetic_domains",
                      "check_data", "domains_from_config", "preview_grid"],
-    "core.sources": ["SOURCES", "load_source", "stratified_split"],
+    "core.sources": ["load_source", "stratified_split"],
     "core.procedural": ["concept_names", "render"],
-    "core.shifts": ["SHIFTS", "apply_shift"],
+    "core.shifts": ["apply_shift"],
     "core.device": ["pick_device"],
     "core.backbones": ["load_backbone"],
     "core.features": ["extract_features", "extract_features_report"],

@@ -1,6 +1,6 @@
 """Frozen image backbones by name: the offline default and timm / torchvision models.
 
-    BACKBONES: dict[str, BackboneInfo]                 the offline-known names (UI selectbox)
+    BACKBONES: dict[str, BackboneInfo]                 the known names, with notes (core.registry)
     load_backbone(name, *, pretrained=True) -> Backbone
     Backbone.features(x (B,3,H,W) float in [0,1]) -> (B, D)   normalises, forwards, pools
     Backbone.logits(x) -> (B, 1000)                     ImageNet logits where the model has a head
@@ -19,18 +19,17 @@ Imports torch: never import this module from ``core/__init__.py`` or numpy-only 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from core.registry import BACKBONES, DEFAULT_BACKBONE, BackboneInfo
+
 __all__ = [
     "BACKBONES", "DEFAULT_BACKBONE", "Backbone", "BackboneInfo", "load_backbone",
     "imagenet_class_names", "rename_lite0_state_dict",
 ]
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 # EfficientNet-Lite0 stage repeats: flat block n of the lukemelas layout -> (stage, repeat).
 _LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
@@ -40,26 +39,6 @@ _BLOCK_RENAMES_IR = {
     "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
 }
 _TOP_RENAMES = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """What the registry knows before loading: feature width and input normalisation."""
-
-    name: str
-    dim: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    offline: bool  # weights available without network
-
-
-BACKBONES: dict[str, BackboneInfo] = {
-    "efficientnet_lite0": BackboneInfo("efficientnet_lite0", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), True),
-    "resnet18": BackboneInfo("resnet18", 512, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False),
-    "resnet50": BackboneInfo("resnet50", 2048, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False),
-    "efficientnet_b0": BackboneInfo("efficientnet_b0", 1280, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False),
-    "convnext_tiny": BackboneInfo("convnext_tiny", 768, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False),
-}
 
 
 def rename_lite0_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,23 +15,44 @@ import argparse
 import json
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
+from core.registry import BACKBONES, DEVICES, SHIFTS, SOURCES, SYNTHETIC_BASES
 from core.runs import STEPS
 
 __all__ = ["main", "build_parser"]
 
 
+def _config_names_help() -> str:
+    """The names a config may use, for ``run --help``: read from core.registry and core.selection."""
+    from core.selection import METHODS
+
+    backbones = ", ".join(f"{n} ({i.note})" if i.offline else n for n, i in BACKBONES.items())
+    methods = ", ".join(f"{n} ({m.param}=)" if m.param else n for n, m in METHODS.items())
+    rows = [
+        ("shift", ", ".join(f"{n} ({d})" for n, d in SHIFTS.items())),
+        ("source", ", ".join(SOURCES)),
+        ("synthetic base", ", ".join(SYNTHETIC_BASES)),
+        ("features.backbone", f"{backbones}, or any timm / torchvision model name"),
+        ("selection method", methods),
+    ]
+    lines = [textwrap.fill(text, 100, initial_indent=f"  {key:<18} ", subsequent_indent=" " * 21)
+             for key, text in rows]
+    return "names a config may use:\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="universal taxonomy runs")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run or resume the pipeline from a config")
+    run = sub.add_parser("run", help="run or resume the pipeline from a config", epilog=_config_names_help(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--config", required=True, help="YAML config (see assets/configs/)")
     run.add_argument("--out", help="run folder (default: $UNITAX_RUNS/<time>-<config name>)")
     run.add_argument("--from", dest="from_step", choices=STEPS, help="rerun from this step on")
     run.add_argument("--until", dest="until_step", choices=STEPS, help="stop after this step")
     run.add_argument("--data-root", help="override the config's data_root (folder with the datasets)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override the config's device")
+    run.add_argument("--device", choices=DEVICES, help="override the config's device")
     run.add_argument("--no-progress", action="store_true", help="plain log lines instead of bars")
     st = sub.add_parser("status", help="show a run's status")
     st.add_argument("run", help="run id or folder")

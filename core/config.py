@@ -32,6 +32,8 @@ from typing import Any
 
 from core.checks import (ConfigError, ConfigTypeError, Flag, Instance, Int, Mapping, Number, OneOf,
                          Optional, Seq, Text, Validated, checked, duplicates, show)
+from core.registry import (BACKBONES, DEFAULT_BACKBONE, DEFAULT_SHIFTS, DEFAULT_SPLIT_SIZES, DEVICES, SHIFTS,
+                           SOURCES, SYNTHETIC_BASES, is_model_name)
 from core.selection import METHODS
 
 __all__ = [
@@ -62,11 +64,7 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "none")
-# Shift names. core.shifts.SHIFTS (name -> description) holds the same names but imports torch,
-# which parsing a config must not; tests/test_config.py checks that the two agree.
-SHIFTS = ("none", "A", "B", "C")
-SOURCE_NAMES = ("procedural", "digits", "cifar100", "caltech101", "caltech256", "imagefolder")
-SYNTHETIC_BASES = ("procedural", "digits", "cifar100", "caltech256")
+# Shift, source, backbone, split and device names: core.registry (torch-free, defined once).
 
 # Caps: generous for real work, small enough that a typo (1e20) is refused before any allocation.
 MAX_SEED = 2**32 - 1  # fits every RNG a run seeds (numpy, torch, random); never negative
@@ -154,8 +152,8 @@ class SyntheticConfig(Validated):
     concepts_var: float = checked(4.0, Number(0.0, MAX_SPREAD))
     class_size_mean: float = checked(1.8, Number(0.0, MAX_SPREAD, lo_open=True))
     class_size_var: float = checked(1.0, Number(0.0, MAX_SPREAD))
-    # one shift per domain (none, A, B, C); cycled when shorter than n_domains
-    shifts: tuple[str, ...] = checked(("A", "B", "C"), Seq(OneOf(SHIFTS), 1, MAX_DOMAINS))
+    # one shift per domain (keys of core.registry.SHIFTS); cycled when shorter than n_domains
+    shifts: tuple[str, ...] = checked(DEFAULT_SHIFTS, Seq(OneOf(tuple(SHIFTS)), 1, MAX_DOMAINS))
     # domain names; default "syn0", "syn1", ...
     names: tuple[str, ...] | None = checked(None, Optional(Seq(Text(), 1, MAX_DOMAINS)))
 
@@ -177,8 +175,8 @@ class DomainConfig(Validated):
     """One real (non-synthetic) domain: a labelled source on disk or built in."""
 
     name: str = checked("", Text())
-    source: str = checked("", OneOf(SOURCE_NAMES))
-    shift: str = checked("none", OneOf(SHIFTS))
+    source: str = checked("", OneOf(tuple(SOURCES)))
+    shift: str = checked("none", OneOf(tuple(SHIFTS)))
     root: str | None = checked(None, Optional(_PATH_TEXT))  # overrides the run's data_root
 
 
@@ -205,9 +203,9 @@ class DomainsConfig(Validated):
     list: tuple[DomainConfig, ...] = checked((), Seq(Instance(DomainConfig), 0, MAX_DOMAINS))
     # images per base concept and split for synthetic domains over procedural concepts; a cap
     # per class for real sources (None = all images)
-    n_train: int | None = checked(60, _PER_CLASS)
-    n_val: int | None = checked(15, _PER_CLASS)
-    n_test: int | None = checked(30, _PER_CLASS)
+    n_train: int | None = checked(DEFAULT_SPLIT_SIZES["train"], _PER_CLASS)
+    n_val: int | None = checked(DEFAULT_SPLIT_SIZES["val"], _PER_CLASS)
+    n_test: int | None = checked(DEFAULT_SPLIT_SIZES["test"], _PER_CLASS)
 
     def _check(self) -> None:
         names = _domain_names(self)
@@ -229,10 +227,16 @@ class DomainsConfig(Validated):
 class FeaturesConfig(Validated):
     """Backbone that turns images into cached feature vectors."""
 
-    backbone: str = checked("efficientnet_lite0", Text())
+    # a key of core.registry.BACKBONES, or any timm / torchvision model name (tried when loading)
+    backbone: str = checked(DEFAULT_BACKBONE, Text())
     # 64 px keeps the CPU demo within minutes; use 224 on a GPU for the thesis setting
     image_size: int = checked(64, Int(MIN_IMAGE, MAX_IMAGE))
     batch_size: int | None = checked(None, Optional(Int(1, MAX_BATCH)))  # None = pick by device
+
+    def _check(self) -> None:
+        if not is_model_name(self.backbone):
+            raise ConfigError(f"backbone: must be one of {list(BACKBONES)} or a timm / torchvision model "
+                              f"name (letters, digits, '_', '.', '-'), got {show(self.backbone)}")
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,7 @@ class RunConfig(Validated):
 
     name: str = checked("run", Text())
     seed: int = checked(42, Int(0, MAX_SEED))
-    device: str = checked("auto", OneOf(("auto", "cpu", "cuda", "mps")))
+    device: str = checked("auto", OneOf(DEVICES))
     # folder with the real datasets (CIFAR-100, Caltech-101/256); not checked for existence here
     data_root: str | None = checked(None, Optional(_PATH_TEXT))
     domains: DomainsConfig = checked(DomainsConfig(synthetic=SyntheticConfig()), Instance(DomainsConfig))

@@ -14,7 +14,7 @@ Public API (what the pipeline calls)::
     d.key                                      # stable string naming the domain's exact pixels
     preview_grid(d, split="train", per_class=6) -> (uint8 (rows*size, per_class*size, 3), row names)
 
-A synthetic domain (DESIGN 4.2) takes class i = the set of base classes ("concepts")
+A synthetic domain takes class i = the set of base classes ("concepts")
 ``taxonomy.domains[a][i]``: its images are the base images of those concepts, relabelled i, and
 its class name joins the concept names with "+". Each domain draws its own images: procedural
 domains render fresh instances (a per-domain pool seed); over a real base the images of a concept
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import default_domain_names
-from core.sources import SOURCES, SPLITS, ImageSet, ProceduralPool, Source, load_source
+from core.registry import DEFAULT_SHIFTS, DEFAULT_SPLIT_SIZES, SHIFTS, SOURCES, SPLITS
+from core.sources import ImageSet, ProceduralPool, Source, load_source
 from core.synthetic import SyntheticTaxonomy
 
 __all__ = [
@@ -42,10 +43,9 @@ __all__ = [
     "check_data",
 ]
 
-SHIFT_NAMES = ("none", "A", "B", "C")
-# images per concept and split for synthetic domains (also per class for plain procedural domains):
-# enough for a 2-layer head on frozen features, small enough for the 3-minute CPU demo
-DEFAULT_PER_CONCEPT = (60, 15, 30)
+# images per concept and split (train, val, test) for synthetic domains, also per class for plain
+# procedural domains: core.registry.DEFAULT_SPLIT_SIZES
+DEFAULT_PER_CONCEPT = tuple(DEFAULT_SPLIT_SIZES[s] for s in SPLITS)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class DomainSpec:
     """One domain to build: a plain source, or class sets over a base source (synthetic)."""
 
     name: str
-    source: str = "procedural"  # key of core.sources.SOURCES; the base for a synthetic domain
-    shift: str = "none"  # none | A | B | C (core.shifts.SHIFTS)
+    source: str = "procedural"  # key of core.registry.SOURCES; the base for a synthetic domain
+    shift: str = "none"  # a key of core.registry.SHIFTS
     root: str | None = None  # dataset folder for on-disk sources (overrides build_domains' root)
     synthetic: SyntheticTaxonomy | None = None  # ground-truth world; None = the source as is
     synthetic_index: int = 0  # which domain of the synthetic world this is
@@ -103,8 +103,8 @@ def _check_spec(spec: DomainSpec) -> None:
         raise ValueError(f"domain name must be a non-empty str, got {spec.name!r}")
     if spec.source not in SOURCES:
         raise ValueError(f"domain {spec.name!r}: unknown source {spec.source!r}; expected one of {sorted(SOURCES)}")
-    if spec.shift not in SHIFT_NAMES:
-        raise ValueError(f"domain {spec.name!r}: unknown shift {spec.shift!r}; expected one of {list(SHIFT_NAMES)}")
+    if spec.shift not in tuple(SHIFTS):
+        raise ValueError(f"domain {spec.name!r}: unknown shift {spec.shift!r}; expected one of {list(SHIFTS)}")
     for field_name in ("n_train", "n_val", "n_test"):
         n = getattr(spec, field_name)
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
@@ -256,7 +256,7 @@ def build_domains(specs: Sequence[DomainSpec], *, root: str | None = None, seed:
 
 
 def build_synthetic_domains(taxonomy: SyntheticTaxonomy, *, base: str = "procedural",
-                            shifts: Sequence[str] = ("A", "B", "C"), names: Sequence[str] | None = None,
+                            shifts: Sequence[str] = DEFAULT_SHIFTS, names: Sequence[str] | None = None,
                             root: str | None = None, seed: int = 42,
                             per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT) -> list[Domain]:
     """All domains of a synthetic world over one base source; shifts cycle over the domains."""

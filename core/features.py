@@ -45,6 +45,7 @@ import torch
 
 from core.backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from core.device import autocast, default_batch_size, default_workers, pick_device, tune_cpu_allocator
+from core.registry import SPLITS
 from core.sources import ImageSet
 
 __all__ = [
@@ -230,7 +231,7 @@ def check_readable(domain_name: str, n_total: int, failed: np.ndarray, *, exampl
 def _split_domain_name(split: ImageSet) -> tuple[str, str]:
     """("domain", "train") from an ImageSet named "domain/train"; ("name", "") otherwise."""
     head, sep, tail = split.name.rpartition("/")
-    if sep and head and tail in ("train", "val", "test"):
+    if sep and head and tail in SPLITS:
         return head, tail
     return split.name or split.pool.key, ""
 

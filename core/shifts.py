@@ -1,6 +1,6 @@
 """Domain shifts, seeded per image: the same (seed, key) always gives the same pixels.
 
-    SHIFTS: dict[str, str]                                     name -> description (UI selectbox)
+    SHIFTS: dict[str, str]                                     name -> description (core.registry)
     apply_shift(images (B,H,W,3) uint8, keys (B,), *, shift, seed=0) -> (B,H,W,3) uint8
 
 "none" returns the input; "A" noisy greyscale; "B" rotation + Gaussian blur; "C" random erasing +
@@ -19,15 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from core.procedural import _NOISE_BANK, _noise_tile, hash_uniform
+from core.registry import SHIFTS
 
 __all__ = ["SHIFTS", "apply_shift", "check_shift"]
-
-SHIFTS: dict[str, str] = {
-    "none": "no shift",
-    "A": "noisy greyscale",
-    "B": "rotation + blur",
-    "C": "random erasing + colour jitter + perspective",
-}
 
 
 def check_shift(shift: str) -> str:
@@ -191,4 +185,5 @@ def _shift_c(x: torch.Tensor, r: torch.Tensor, rn: np.ndarray) -> torch.Tensor:
     return _erase(x, r, rn)
 
 
+# one implementation per shift of core.registry.SHIFTS but "none" (tests/test_shifts.py checks)
 _SHIFT_FUNCS = {"A": _shift_a, "B": _shift_b, "C": _shift_c}

@@ -1,6 +1,6 @@
 """Labelled image sources behind one interface: class names + train/val/test ImageSets.
 
-    SOURCES: dict[str, str]                         name -> expected on-disk layout (UI, errors)
+    SOURCES: dict[str, str]                         name -> expected on-disk layout (core.registry)
     load_source(name, *, root=None, seed=42, download=False, **options) -> Source
     stratified_split(labels (N,), *, fractions=(0.7, 0.1, 0.2), seed=42) -> {"train","val","test": idx}
     ImageSet                                        one split: len(), labels (N,), image(i), images(idx, size), key
@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from core import procedural
+from core.registry import SHIFTS, SOURCES, SPLITS
 from core.safeload import safe_unpickle
 
 __all__ = [
@@ -38,18 +39,8 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)  # train/val/test for sources without their own split
 SHIFT_VERSION = 2  # part of every shifted ImageSet's cache key: bump when core.shifts changes pixels
-
-SOURCES: dict[str, str] = {
-    "procedural": "built in (no files): shape x colour x texture concepts",
-    "digits": "built in (ships with scikit-learn): 8x8 handwritten digits",
-    "cifar100": "<root>/cifar-100-python/{train,test,meta} (torchvision's python pickle format)",
-    "caltech101": "<root>/101_ObjectCategories/<class>/image_0001.jpg (or <root>/caltech101/101_ObjectCategories)",
-    "caltech256": "<root>/256_ObjectCategories/001.ak47/001_0001.jpg (or <root>/caltech256/256_ObjectCategories)",
-    "imagefolder": "<root>/<class>/*.jpg, or <root>/{train,val,test}/<class>/*.jpg",
-}
 
 
 # ---------------------------------------------------------------------------- pools of images
@@ -231,9 +222,8 @@ class ImageSet:
         labels = np.asarray(labels, dtype=np.int64)
         if items.ndim != 1 or labels.shape != items.shape:
             raise ValueError(f"items and labels must be 1-D of equal length, got {items.shape} and {labels.shape}")
-        known = ("none", "A", "B", "C")  # core.shifts.SHIFTS, without importing torch here
-        if shift not in known:
-            raise ValueError(f"unknown shift {shift!r}; expected one of {list(known)}")
+        if shift not in tuple(SHIFTS):  # a tuple: an unhashable value is refused, not a TypeError
+            raise ValueError(f"unknown shift {shift!r}; expected one of {list(SHIFTS)}")
         self.pool, self.items, self.labels = pool, items, labels
         self.shift, self.shift_seed, self.name = shift, int(shift_seed), name
         shift_key = "none" if shift == "none" else f"{shift}:{self.shift_seed}:v{SHIFT_VERSION}"
@@ -534,6 +524,7 @@ def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS
                                                      fractions=fractions, seed=seed), notes)
 
 
+# one loader per source of core.registry.SOURCES (tests/test_sources.py checks)
 _LOADERS: dict[str, Callable[..., Source]] = {
     "procedural": _procedural,
     "digits": _digits,

@@ -123,10 +123,62 @@ def test_config_shift_names_match_core_shifts_and_config_stays_torch_free():
 
     pytest.importorskip("torch")
     from core.config import SHIFTS
+    from core.registry import SHIFTS as REGISTRY_SHIFTS
     from core.shifts import SHIFTS as SHIFT_DESCRIPTIONS
 
-    assert tuple(SHIFTS) == tuple(SHIFT_DESCRIPTIONS)
+    assert SHIFTS is REGISTRY_SHIFTS is SHIFT_DESCRIPTIONS
     code = "import sys, core.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"
+
+
+def _rule(cls, name):
+    import dataclasses
+
+    return next(f for f in dataclasses.fields(cls) if f.name == name).metadata["rule"]
+
+
+def test_config_vocabularies_come_from_core_registry():
+    from core.config import DomainConfig, SyntheticConfig
+    from core.registry import DEFAULT_SHIFTS, DEVICES, SHIFTS, SOURCES, SYNTHETIC_BASES
+
+    assert _rule(DomainConfig, "source").choices == tuple(SOURCES)
+    assert _rule(DomainConfig, "shift").choices == tuple(SHIFTS)
+    assert _rule(SyntheticConfig, "shifts").each.choices == tuple(SHIFTS)
+    assert _rule(SyntheticConfig, "base").choices == SYNTHETIC_BASES
+    assert _rule(RunConfig, "device").choices == DEVICES
+    assert SyntheticConfig().shifts == DEFAULT_SHIFTS
+    for source in SOURCES:
+        config_from_dict({"domains": {"synthetic": None, "list": [{"name": "a", "source": source},
+                                                                  {"name": "b", "source": source}]}})
+
+
+def test_backbone_is_a_known_name_or_a_model_name():
+    from core.registry import BACKBONES, DEFAULT_BACKBONE
+
+    assert RunConfig().features.backbone == DEFAULT_BACKBONE and BACKBONES[DEFAULT_BACKBONE].offline
+    for name in [*BACKBONES, "vit_small_patch16_224", "regnet_y_400mf", "resnet18.a1_in1k"]:
+        assert config_from_dict({"features": {"backbone": name}}).features.backbone == name
+    for bad in ["../weights", "resnet 18", "-x", "näive"]:
+        with pytest.raises(ValueError, match=r"^features\.backbone: must be one of \['efficientnet_lite0'"):
+            config_from_dict({"features": {"backbone": bad}})
+
+
+def test_registry_loads_no_engine_and_is_read_by_the_cli_help():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.cli import build_parser
+    from core.registry import BACKBONES, SHIFTS, SOURCES
+    from core.selection import METHODS
+
+    code = "import sys, core.registry; print(sorted(m for m in ('torch', 'PIL', 'yaml') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    text = " ".join(sub.choices["run"].format_help().split())
+    for name in [*SHIFTS.values(), *SOURCES, *BACKBONES, *METHODS]:
+        assert name in text

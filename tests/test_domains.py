@@ -100,3 +100,15 @@ def test_a_domain_with_one_class_is_refused():
         build_domain(DomainSpec(name="solo", synthetic=world, synthetic_index=0), seed=0)
     pair = build_domain(DomainSpec(name="pair", synthetic=world, synthetic_index=1), seed=0)
     assert len(pair.class_names) == 2
+
+
+def test_default_split_sizes_are_the_configs():
+    import dataclasses
+
+    from core.config import DomainsConfig
+    from core.domains import DEFAULT_PER_CONCEPT
+    from core.registry import DEFAULT_SPLIT_SIZES, SPLITS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(DomainsConfig)}
+    assert tuple(defaults[f"n_{s}"] for s in SPLITS) == DEFAULT_PER_CONCEPT
+    assert DEFAULT_PER_CONCEPT == tuple(DEFAULT_SPLIT_SIZES[s] for s in SPLITS)

@@ -72,6 +72,18 @@ def test_other_backbones_offline_fail_fast_with_a_clear_error(monkeypatch, tmp_p
     assert net.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
 
 
+@pytest.mark.parametrize("name", [n for n in BACKBONES if n != "efficientnet_lite0"])
+def test_registry_backbones_load_with_the_listed_width_and_normalisation(name):
+    from core import registry
+
+    info = BACKBONES[name]
+    assert BACKBONES is registry.BACKBONES and info.name == name and info.note
+    net = load_backbone(name, pretrained=False)  # architecture only: no weights needed
+    assert net.dim == info.dim
+    assert net.mean.flatten().tolist() == pytest.approx(info.mean)
+    assert net.std.flatten().tolist() == pytest.approx(info.std)
+
+
 def test_unknown_backbone_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown backbone 'no_such_net'"):
         load_backbone("no_such_net")

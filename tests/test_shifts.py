@@ -60,3 +60,11 @@ def test_shift_validation(images):
     with pytest.raises(ValueError, match="keys must have shape"):
         apply_shift(images, np.arange(3), shift="A")
     assert set(SHIFTS) == {"none", "A", "B", "C"}
+
+
+def test_every_registry_shift_has_an_implementation():
+    from core import registry, shifts
+
+    assert shifts.SHIFTS is registry.SHIFTS  # one definition, re-exported
+    assert set(shifts._SHIFT_FUNCS) == set(registry.SHIFTS) - {"none"}
+    assert set(registry.DEFAULT_SHIFTS) <= set(registry.SHIFTS)

@@ -232,3 +232,11 @@ def test_check_root_looks_up_the_layout_without_reading(tmp_path):
         check_root("cifar100", tmp_path)
     with pytest.raises(ValueError, match="unknown source 'mnist'"):
         check_root("mnist", tmp_path)
+
+
+def test_every_registry_source_has_a_loader():
+    from core import registry, sources
+
+    assert sources.SOURCES is registry.SOURCES and sources.SPLITS is registry.SPLITS
+    assert set(sources._LOADERS) == set(registry.SOURCES)
+    assert set(registry.SYNTHETIC_BASES) <= set(registry.SOURCES)
