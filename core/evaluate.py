@@ -90,10 +90,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_table(best))
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        best.to_csv(args.out / "best.csv", index=False)
-        table.to_csv(args.out / "sweep.csv", index=False)
-        (args.out / "best.json").write_text(json.dumps(
-            {"config": asdict(cfg), "best": best.to_dict(orient="records")}, indent=2))
+        try:
+            _write(args.out, cfg, best, table)
+        except (ValueError, OSError) as exc:
+            from core.fsio import os_error_message
+
+            print(f"error: {os_error_message(exc) if isinstance(exc, OSError) else exc}", file=sys.stderr)
+            return 2 if isinstance(exc, ValueError) else 1
         print(f"wrote {args.out / 'best.csv'}, {args.out / 'best.json'}, {args.out / 'sweep.csv'}")
     return 0
+
+
+_OUT_MARKER = ".unitax-evaluate"
+
+
+def _write(out: Path, cfg: EvaluateConfig, best: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Write the tables into ``out``: a new or empty folder, or one an earlier ``evaluate`` wrote
+    (it holds the marker); never over files of the user's."""
+    from core.fsio import write_json, write_text
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / _OUT_MARKER).is_file():
+        raise ValueError(f"--out {out} is not empty and was not written by evaluate: refusing to overwrite files "
+                         "there; choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / _OUT_MARKER, {"tool": "unitax evaluate"})
+    write_text(out / "best.csv", best.to_csv(index=False))
+    write_text(out / "sweep.csv", table.to_csv(index=False))
+    write_json(out / "best.json", {"config": asdict(cfg), "best": best.to_dict(orient="records")})

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -29,9 +30,12 @@ __all__ = [
     "read_json",
     "read_json_strict",
     "os_error_message",
+    "read_npz",
 ]
 
 TMP_PREFIX = ".unitax-tmp-"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class CorruptFileError(ValueError):
@@ -49,6 +53,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run is as readable as any file the user writes
     os.close(fd)
     tmp = Path(name)
     try:
@@ -142,3 +147,14 @@ def call_quietly(fn: Callable[[], Any]) -> bool:
         return True
     except OSError:
         return False
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (never unpickles); CorruptFileError naming a damaged file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise CorruptFileError(f"{path} is unreadable ({exc or type(exc).__name__})") from None

@@ -103,10 +103,18 @@ def save_model(path: str | os.PathLike, model: MLPHead, **metadata: Any) -> Path
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> tuple[MLPHead, dict]:
     """Load a model file with ``weights_only=True``; return (model in eval mode, metadata)."""
-    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise ValueError(f"{os.fspath(path)!r} is unreadable ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(payload, dict) or payload.get("format") != "unitax-head-v1":
         raise ValueError(f"{os.fspath(path)!r} is not a unitax head model file")
-    model = MLPHead(**payload["hparams"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = MLPHead(**payload["hparams"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a valid unitax head model file ({exc})") from None
     model.eval()
     return model, payload.get("metadata", {})

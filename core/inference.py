@@ -29,6 +29,8 @@ def load_image(image: str | os.PathLike | np.ndarray, *, size: int) -> np.ndarra
         pil = Image.fromarray(arr[..., :3] if arr.shape[2] != 1 else arr[..., 0]).convert("RGB")
     else:
         path = Path(image)
+        if path.is_dir():
+            raise ValueError(f"image {os.fspath(image)!r} is a folder, not an image file")
         if not path.is_file():
             raise FileNotFoundError(f"image {os.fspath(image)!r} does not exist")
         from core.sources import decode_image  # same decoding as the feature pipeline (16-bit, RGBA, ...)

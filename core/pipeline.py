@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -35,14 +33,11 @@ from core.config import RunConfig, config_from_dict, config_hash, config_to_dict
 from core.fsio import os_error_message
 from core.runlock import process_identity
 from core.runs import STEPS, Run, RunLock, check_step_outputs, clear_step_outputs, init_run_dir, read_status
+from core.signals import Cancelled, cancel_on_signals
 from core.steps import BACKBONE_COUNTER, STEP_FUNCTIONS, RunContext
 
 __all__ = ["Cancelled", "run_pipeline", "plan_steps", "step_dependencies", "run_domains", "STEP_FUNCTIONS",
            "BACKBONE_COUNTER"]
-
-
-class Cancelled(Exception):
-    """Raised inside the pipeline when SIGTERM/SIGINT arrives."""
 
 
 # Config sections each step depends on (cumulative: a step also depends on all earlier ones).
@@ -102,6 +97,7 @@ def plan_steps(run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None
     _check_range(from_step, until_step)
     run = Run(run_dir)
     done, old, new = read_status(run.path)["steps_done"], run.step_hashes(), step_dependencies(cfg)
+    _check_bookkeeping(run)
     keep, warnings = [], []
     for step in STEPS:
         if step == from_step or step not in done or old.get(step) != new[step]:
@@ -117,23 +113,16 @@ def plan_steps(run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None
     return keep, todo, warnings
 
 
-class _SignalGuard:
-    """Turn SIGTERM/SIGINT into :class:`Cancelled` while the pipeline runs (main thread only)."""
+def _check_bookkeeping(run: Run) -> None:
+    """A run folder whose record of finished steps is gone while its outputs are there is
+    corrupt: resuming would take it for "nothing done" and redo (and clear) everything."""
+    from core.runs import F, CorruptRunError
+    from core.runs.folder import has_outputs
 
-    def __enter__(self):
-        self.old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.old[sig] = signal.signal(sig, self._raise)
-        return self
-
-    def _raise(self, signum, frame):
-        raise Cancelled(f"received {signal.Signals(signum).name}")
-
-    def __exit__(self, *exc):
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-        return False
+    for rel in (F.STATUS, F.STEP_HASHES):
+        if not run.file(rel).exists() and has_outputs(run.path):
+            raise CorruptRunError(f"{run.file(rel)} is missing but the run folder holds step outputs; "
+                                  "restore it, or start a new run folder")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -215,7 +204,7 @@ def _run_steps(ctx: RunContext, keep: list[str], todo: list[str], stored: dict[s
 def _execute(ctx: RunContext, keep: list[str], todo: list[str], warnings: list[str]) -> dict:
     """Run the planned steps in the locked folder; the final status (never raises for a step)."""
     run = ctx.run
-    with _SignalGuard():
+    with cancel_on_signals():
         try:
             for line in warnings:
                 ctx.log(f"warning: {line}")

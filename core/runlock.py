@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,20 @@ LOCK_NAME = ".lock"
 
 class LockedError(ValueError):
     """The run folder is locked by another process (the message names it)."""
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """Open the lock file without following a symbolic link; refuse anything but a plain file."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link, not the tool's lock file: refusing to open it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{path} is not a plain file: refusing to use it as the run's lock")
+    return fd
 
 
 def process_identity(pid: int | None) -> str | None:
@@ -83,8 +98,8 @@ def lock_holder(run_dir: str | os.PathLike) -> dict | None:
     if not path.exists():
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = _open_lock(path, os.O_RDONLY)
+    except (OSError, ValueError):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -115,7 +130,7 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         path = self.run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         deadline = time.monotonic() + self.wait_s
         while True:
             try:

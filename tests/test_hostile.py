@@ -424,3 +424,119 @@ def test_status_of_a_run_being_started_elsewhere_reads_running(tmp_path):
     with RunLock(run):
         assert Run(run).status()["state"] == "running"
     assert Run(run).status()["state"] == "failed"
+
+
+# ---------------------------------------------------------------------------- links, markers, odd values
+
+
+@pytest.mark.parametrize("link", ["universal", "taxonomy", "baselines", "log.txt", ".lock"])
+def test_a_link_inside_a_run_folder_is_refused_and_its_target_untouched(tmp_path, fake_steps, link):
+    """A run folder with a symbolic link in it (to a folder or file of the user's): reruns and
+    deletes are refused before anything is written, cleared or truncated."""
+    run = tmp_path / "runs" / "r"
+    pipeline.run_pipeline(TINY, run)
+    user = tmp_path / "user"
+    (user / "v1").mkdir(parents=True)
+    (user / "v1" / "model.pt").write_text("3 days of GPU")
+    (user / "notes.txt").write_text("secret")
+    target = run / link
+    if target.is_dir():
+        for p in sorted(target.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        target.rmdir()
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(user if link in ("universal", "taxonomy", "baselines") else user / "notes.txt")
+    with pytest.raises((NotARunFolderError, ValueError), match="symbolic link"):
+        pipeline.run_pipeline(TINY, run, from_step="baselines")
+    with pytest.raises((NotARunFolderError, ValueError), match="symbolic link"):
+        delete_run("r", root=tmp_path / "runs")
+    assert (user / "v1" / "model.pt").read_text() == "3 days of GPU"
+    assert (user / "notes.txt").read_text() == "secret"
+    assert sorted(p.name for p in user.rglob("*")) == ["model.pt", "notes.txt", "v1"]
+
+
+@pytest.mark.parametrize("marker", ["hi", "{\"tool\": \"other\"}", "link"])
+def test_a_hand_made_or_linked_marker_is_not_proof(tmp_path, marker, capsys):
+    """A `.unitax-run` the tool did not write (other content, a link) does not make a user's
+    folder a run folder: nothing in it is touched."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.json").write_text("mine")
+    if marker == "link":
+        (tmp_path / "elsewhere").write_text('{"tool": "unitax"}')
+        (mine / MARKER).symlink_to(tmp_path / "elsewhere")
+    else:
+        (mine / MARKER).write_text(marker)
+    with pytest.raises(NotARunFolderError, match="not a unitax run folder"):
+        init_run_dir(mine)
+    assert (mine / "results.json").read_text() == "mine"
+
+
+def test_the_runs_folder_itself_is_never_a_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITAX_RUNS", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(NotARunFolderError, match="runs folder itself"):
+        init_run_dir(tmp_path / "runs")
+
+
+@pytest.mark.parametrize("status", ['{"state": "running", "steps_done": [], "pid": 1e400}',
+                                    '{"state": "done", "steps_done": [], "progress": null, "eta_s": "soon"}',
+                                    '{"state": "done", "steps_done": [], "progress": "x"}',
+                                    '{"state": "done", "steps_done": [], "message": 5}'])
+def test_a_status_with_values_of_the_wrong_type_is_corrupt_and_the_list_goes_on(tmp_path, status, capsys):
+    """Valid JSON with nonsense values: that run reads as corrupt, every other run still lists."""
+    good = init_run_dir(tmp_path / "runs" / "good")
+    write_status(good, state="done", steps_done=list(STEPS))
+    bad = init_run_dir(tmp_path / "runs" / "bad")
+    (bad / "status.json").write_text(status)
+    (bad / "results.json").write_text('{"headline": [1]}')
+    from core.runs import list_runs
+
+    states = {i.id: i.state for i in list_runs(tmp_path / "runs")}
+    assert states == {"good": "done", "bad": "corrupt"}
+    assert cli.main(["status", str(bad)]) == 1 and "corrupt" in capsys.readouterr().out
+
+
+def test_a_deleted_status_with_outputs_left_is_corrupt_not_a_fresh_start(tmp_path, fake_steps):
+    """status.json deleted by hand: the resume refuses instead of clearing every output."""
+    run = tmp_path / "r"
+    pipeline.run_pipeline(TINY, run)
+    (run / "status.json").unlink()
+    before = _tree(run)
+    with pytest.raises(CorruptRunError, match=r"status\.json is missing"):
+        pipeline.run_pipeline(TINY, run)
+    assert _tree(run) == before
+
+
+def test_files_are_readable_like_any_file_the_user_writes(tmp_path):
+    """Atomic writes keep the usual permissions (umask), not mkstemp's private 0600."""
+    fsio.write_json(tmp_path / "x.json", {})
+    mode = (tmp_path / "x.json").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+
+
+def test_evaluate_never_overwrites_a_users_files(tmp_path, capsys):
+    """`evaluate --out DIR` into a folder of the user's: refused in one line; a file: refused."""
+    from core.evaluate import main as evaluate_main
+
+    (tmp_path / "best.csv").write_text("my thesis numbers")
+    assert evaluate_main(["--n-concepts", "30", "--out", str(tmp_path)]) == 2
+    assert "not empty and was not written by evaluate" in capsys.readouterr().err
+    assert (tmp_path / "best.csv").read_text() == "my thesis numbers"
+    assert evaluate_main(["--n-concepts", "30", "--out", str(tmp_path / "best.csv")]) == 2
+    out = tmp_path / "fresh"
+    assert evaluate_main(["--n-concepts", "30", "--out", str(out)]) == 0
+    assert evaluate_main(["--n-concepts", "30", "--out", str(out)]) == 0  # its own folder: rewritten
+
+
+def test_predict_with_a_truncated_model_names_the_file(tmp_path):
+    """A damaged model file is one line naming it, not torch's unpickling story."""
+    from core.heads import load_model
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=r"model\.pt.* is unreadable"):
+        load_model(bad)

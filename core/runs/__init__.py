@@ -10,13 +10,13 @@ Nothing here imports torch (model files are read and written through ``core.head
 """
 
 from core.runlock import LockedError, RunLock
-from core.runs.catalog import delete_run, list_runs, open_run, run_in_root
+from core.runs.catalog import RunInfo, delete_run, list_runs, open_run, run_in_root, run_info
 from core.runs.folder import (CorruptRunError, NotARunFolderError, append_log, check_no_links, check_step_outputs,
                               clear_step_outputs, create_run_dir, init_run_dir, is_run_dir, pid_alive, read_status,
                               resolve_run_dir, write_status)
 from core.runs.layout import (MARKER, MATRIX_KINDS, STATE_ICONS, STATES, STEP_OUTPUTS, STEPS, F, new_run_id,
                               pair_key, parse_pair_key, runs_root, validate_run_id)
-from core.runs.run import Run, RunInfo
+from core.runs.run import Run
 
 __all__ = [
     "STEPS", "STATES", "STATE_ICONS", "MATRIX_KINDS", "MARKER", "STEP_OUTPUTS", "F",
@@ -24,5 +24,5 @@ __all__ = [
     "runs_root", "validate_run_id", "new_run_id", "create_run_dir", "init_run_dir", "is_run_dir",
     "check_no_links", "resolve_run_dir", "write_status", "read_status", "append_log", "pid_alive",
     "clear_step_outputs", "check_step_outputs", "pair_key", "parse_pair_key",
-    "list_runs", "open_run", "run_in_root", "delete_run",
+    "list_runs", "open_run", "run_in_root", "run_info", "delete_run",
 ]

@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.runlock import LOCK_NAME, LockedError, RunLock, same_process
 from core.runs.folder import NotARunFolderError, check_no_links, clear_step_outputs, is_run_dir, \
     remove_empty_dirs, resolve_run_dir
 from core.runs.layout import BOOKKEEPING, MARKER, RUN_ID, STEPS, F, runs_root, validate_run_id
-from core.runs.run import Run, RunInfo
+from core.runs.run import Run
 
-__all__ = ["open_run", "list_runs", "delete_run", "run_in_root"]
+__all__ = ["RunInfo", "run_info", "open_run", "list_runs", "delete_run", "run_in_root"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One line of the run history (what ``list_runs`` returns)."""
+
+    id: str
+    path: Path
+    created: str | None
+    state: str
+    step: str | None
+    config_name: str | None
+    headline: dict = field(default_factory=dict)  # e.g. {"baseline_mean": .., "universal_mean/mcfp": ..}
+    message: str = ""
+
+
+def run_info(run: Run) -> RunInfo:
+    """One line of the run history for ``run``."""
+    status = run.status()
+    cfg = run.config
+    if status["state"] == "corrupt":
+        return RunInfo(id=run.id, path=run.path, created=None, state="corrupt", step=None,
+                       config_name=cfg.get("name"), message=status["error"])
+    env = run.environment()
+    res = run.results_json()
+    return RunInfo(id=run.id, path=run.path,
+                   created=env.get("created") or env.get("start_time") or status.get("updated"),
+                   state=status.get("state", "pending"), step=status.get("step"), config_name=cfg.get("name"),
+                   headline=dict(res.get("headline", {})) if isinstance(res, dict) else {},
+                   message=status.get("message") or "")
 
 
 def open_run(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
@@ -52,7 +83,7 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
         except (ValueError, FileNotFoundError):
             continue
         if is_run_dir(path) or (path / F.STATUS).exists() or (path / F.CONFIG).exists():
-            infos.append(Run(path).info())
+            infos.append(run_info(Run(path)))
     return sorted(infos, key=lambda i: (i.created or "", i.id), reverse=True)
 
 

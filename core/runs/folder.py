@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import socket
 import stat
@@ -47,11 +48,16 @@ def _write_marker(path: Path) -> None:
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a folder the tool created: it holds the marker as a plain file."""
+    """True if ``path`` is a folder the tool created: it holds the marker, a plain file (not a
+    link) with the tool's content."""
+    marker = Path(path) / MARKER
     try:
-        return stat.S_ISREG(os.lstat(Path(path) / MARKER).st_mode)
-    except OSError:
+        if not stat.S_ISREG(os.lstat(marker).st_mode) or os.lstat(marker).st_size > 4096:
+            return False
+        content = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
+    return isinstance(content, dict) and content.get("tool") == "unitax"
 
 
 def create_run_dir(root: str | os.PathLike | None = None, name: str = "run") -> Path:
@@ -61,6 +67,8 @@ def create_run_dir(root: str | os.PathLike | None = None, name: str = "run") -> 
     folders (the second gets a ``-2`` suffix, and so on)."""
     base = Path(root) if root is not None else runs_root()
     base.mkdir(parents=True, exist_ok=True)
+    if is_run_dir(base):
+        raise NotARunFolderError(f"the runs folder {base} is itself a run folder: choose another runs folder")
     stem = new_run_id(name)
     for n in range(1, 1000):
         path = base / (stem if n == 1 else f"{stem}-{n}")
@@ -81,6 +89,8 @@ def init_run_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotARunFolderError(f"{path} is a file, not a run folder")
+    if os.path.realpath(path) == os.path.realpath(runs_root()):
+        raise NotARunFolderError(f"{path} is the runs folder itself, not a run folder: choose a folder inside it")
     if is_run_dir(path):
         check_no_links(path)
         return path
@@ -134,13 +144,37 @@ def read_status(run_dir: str | os.PathLike) -> dict:
         return _default_status()
     except CorruptFileError as exc:
         raise CorruptRunError(str(exc)) from None
-    steps = status.get("steps_done") if isinstance(status, dict) else None
-    if not isinstance(status, dict) or not isinstance(steps, list) or any(s not in STEPS for s in steps) \
-            or status.get("state") not in STATES:
-        raise CorruptRunError(f"{path} is corrupt: not a status of this tool")
+    wrong = _status_problem(status)
+    if wrong:
+        raise CorruptRunError(f"{path} is corrupt: {wrong}")
     base = _default_status()
     base.update(status)
     return base
+
+
+def _status_problem(status: Any) -> str | None:
+    """What makes ``status`` not a status of this tool (None when it is one)."""
+    if not isinstance(status, dict):
+        return "not a mapping"
+    steps = status.get("steps_done", [])
+    if not isinstance(steps, list) or any(s not in STEPS for s in steps):
+        return f"steps_done {str(steps)[:80]} is not a list of steps"
+    if status.get("state") not in STATES or status.get("step") not in (None, *STEPS):
+        return f"state {str(status.get('state'))[:40]!r} / step {str(status.get('step'))[:40]!r} unknown"
+    for key, kinds in (("progress", (int, float)), ("eta_s", (int, float)), ("pid", (int,))):
+        value = status.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
+                                  or not math.isfinite(value) or value < 0):
+            return f"{key} {str(value)[:40]} is not a finite number >= 0"
+    for key in ("message", "error", "pid_identity", "updated"):
+        if status.get(key) is not None and not isinstance(status.get(key), str):
+            return f"{key} is not text"
+    return None
+
+
+def has_outputs(run_dir: str | os.PathLike) -> bool:
+    """True if any step of the run left a file (the folder is more than a new job's)."""
+    return any(_step_files(Path(run_dir), step) for step in STEPS)
 
 
 def write_status(run_dir: str | os.PathLike, **fields: Any) -> dict:

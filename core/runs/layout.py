@@ -24,6 +24,8 @@ method's folder key)::
                        mappings.csv, label_map.json
     universal/KEY/     model.pt, history.json, metrics.json {domain name: test_acc}
     results.json, results.csv, embedding.npz
+    sweep/             sweep.csv (one row per selection setting: validation accuracy of its
+                       universal head, taxonomy size, scores), meta.json, status.json, log.txt
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class F:
     RESULTS_JSON = "results.json"
     RESULTS_CSV = "results.csv"
     EMBEDDING = "embedding.npz"
+    SWEEP_CSV = "sweep/sweep.csv"
+    SWEEP_META = "sweep/meta.json"
+    SWEEP_STATUS = "sweep/status.json"
+    SWEEP_LOG = "sweep/log.txt"
     TAXONOMY_FILES = ("relationships.npz", "selection.json", "taxonomy.json", "taxonomy.graphml", "mappings.csv",
                       "label_map.json")
     UNIVERSAL_FILES = ("model.pt", "history.json", "metrics.json")
@@ -98,7 +104,8 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "domains": (F.DOMAINS, F.GROUND_TRUTH),
     "features": (),  # the feature cache lives outside the run folder
     "baselines": (F.baseline_model("*"), F.BASELINE_METRICS),
-    "crossdomain": (F.MATRICES, F.PREDICTIONS),
+    # a sweep reads the matrices: it is stale (and removed) when they are made again
+    "crossdomain": (F.MATRICES, F.PREDICTIONS, F.SWEEP_CSV, F.SWEEP_META, F.SWEEP_STATUS, F.SWEEP_LOG),
     "selection": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[:2]),
     "taxonomy": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[2:]),
     "universal": tuple(F.universal("*", n) for n in F.UNIVERSAL_FILES),

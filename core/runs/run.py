@@ -8,35 +8,20 @@ imported only by the model readers and writers.
 from __future__ import annotations
 
 import os
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.fsio import CorruptFileError, atomic_path, read_json, read_json_strict, write_json, write_npz, write_text
+from core.fsio import (CorruptFileError, atomic_path, read_json, read_json_strict, read_npz, write_json, write_npz,
+                       write_text)
 from core.runs.folder import CorruptRunError, append_log, corrupt_status, effective_status, read_status, \
     write_status
-from core.runs.layout import MATRIX_KINDS, STEPS, F, pair_key, parse_pair_key
+from core.runs.layout import MATRIX_KINDS, STATES, STEPS, F, pair_key, parse_pair_key
 
-__all__ = ["RunInfo", "Run"]
+__all__ = ["Run"]
 
 Pairs = dict[tuple[int, int], np.ndarray]
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One line of the run history (what ``list_runs`` returns)."""
-
-    id: str
-    path: Path
-    created: str | None
-    state: str
-    step: str | None
-    config_name: str | None
-    headline: dict = field(default_factory=dict)  # e.g. {"baseline_mean": .., "universal_mean/mcfp": ..}
-    message: str = ""
 
 
 class Run:
@@ -342,7 +327,7 @@ class Run:
         path = self.path / F.EMBEDDING
         if not path.exists():
             return None
-        out = _load_npz(path)
+        out = read_npz(path)
         for key in ("method", "algorithm"):
             if key in out:
                 out[key] = str(out[key])
@@ -351,30 +336,47 @@ class Run:
     def write_embedding(self, arrays: dict[str, np.ndarray]) -> None:
         write_npz(self.path / F.EMBEDDING, arrays)
 
-    def info(self) -> RunInfo:
-        status = self.status()
-        cfg = self.config
-        if status["state"] == "corrupt":
-            return RunInfo(id=self.id, path=self.path, created=None, state="corrupt", step=None,
-                           config_name=cfg.get("name"), message=status["error"])
-        env = self.environment()
-        res = self.results_json()
-        return RunInfo(id=self.id, path=self.path,
-                       created=env.get("created") or env.get("start_time") or status.get("updated"),
-                       state=status.get("state", "pending"), step=status.get("step"), config_name=cfg.get("name"),
-                       headline=dict(res.get("headline", {})) if isinstance(res, dict) else {},
-                       message=status.get("message") or "")
+    # ------------------------------------------------------------------ accuracy sweep
 
+    def sweep_table(self):
+        """The sweep's rows so far as a DataFrame (one per selection setting), or None."""
+        path = self.path / F.SWEEP_CSV
+        if not path.exists():
+            return None
+        import pandas as pd
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (never unpickles); CorruptFileError naming a damaged file."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise CorruptFileError(f"{path} is unreadable ({exc or type(exc).__name__})") from None
+        try:
+            return pd.read_csv(path)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(f"{path} is unreadable ({exc})") from None
+
+    def write_sweep_table(self, table) -> None:
+        write_text(self.path / F.SWEEP_CSV, table.to_csv(index=False))
+
+    def sweep_meta(self) -> dict:
+        """What the sweep's rows were trained with (config hashes); {} when none."""
+        meta = read_json(self.path / F.SWEEP_META, default={})
+        return meta if isinstance(meta, dict) else {}
+
+    def write_sweep_meta(self, meta: dict) -> None:
+        write_json(self.path / F.SWEEP_META, meta)
+
+    def sweep_status(self) -> dict | None:
+        """``{"state", "done", "total", "eta_s", "message", "pid", "pid_identity", "error"}`` of
+        the last sweep (a running one whose process is gone reads as failed), or None."""
+        status = read_json(self.path / F.SWEEP_STATUS)
+        if not isinstance(status, dict) or status.get("state") not in STATES:
+            return None
+        return effective_status(self.path, status, self.environment().get("hostname"))
+
+    def write_sweep_status(self, **fields: Any) -> dict:
+        status = read_json(self.path / F.SWEEP_STATUS, default={})
+        status = {**(status if isinstance(status, dict) else {}), **fields}
+        write_json(self.path / F.SWEEP_STATUS, status)
+        return status
+
+    def sweep_log_path(self) -> Path:
+        return self.path / F.SWEEP_LOG
 
 
 def _npz_pairs(path: Path, prefix: str) -> Pairs:
@@ -382,10 +384,13 @@ def _npz_pairs(path: Path, prefix: str) -> Pairs:
     if not path.exists():
         return {}
     out = {}
-    for key, arr in _load_npz(path).items():
+    for key, arr in read_npz(path).items():
         head, _, pair = key.rpartition("/")
         if head == prefix:
-            out[parse_pair_key(pair)] = arr
+            try:
+                out[parse_pair_key(pair)] = arr
+            except ValueError as exc:
+                raise CorruptFileError(f"{path}: {exc}") from None
     return dict(sorted(out.items()))
 
 
@@ -393,4 +398,4 @@ def _npz_items(path: Path, prefix: str) -> dict[int, np.ndarray]:
     """Arrays keyed ``"<prefix>/a"`` as ``{a: array}``."""
     if not path.exists():
         return {}
-    return {int(k.split("/")[1]): v for k, v in _load_npz(path).items() if k.startswith(prefix + "/")}
+    return {int(k.split("/")[1]): v for k, v in read_npz(path).items() if k.startswith(prefix + "/")}
