@@ -4,22 +4,16 @@ accuracies and every P_ab as a heatmap (sortable, class names on hover) with a r
 import streamlit as st
 
 from ui import data
-from ui.common import config_choices, current_run, ensure_navigation, guard
-from ui.jobs import job_panel, launch
+from ui.common import current_run, ensure_navigation, guard
+from ui.jobs import job_panel
+from ui.launchers import config_launcher
 from ui.plots import SORTS, heatmap, row_bars
 
 ensure_navigation()
 st.title("🧪 Cross-domain prediction")
 
 with st.expander("🚀 Launch a run", expanded=current_run() is None):
-    choices = config_choices()
-    if not choices:
-        st.info("No config found: save one on 🗂️ Domains.")
-    else:
-        label = st.selectbox("Config", list(choices), key="cd_config")
-        if st.button("Launch in the background", type="primary", key="cd_launch"):
-            if launch(choices[label]):
-                st.rerun()
+    config_launcher()
 
 run = current_run()
 if run is None:

@@ -1,15 +1,12 @@
 """🗂️ Domains: set up the domains (synthetic or real datasets), shift and backbone; preview
 classes and images; check the config before launch; save it or launch it."""
 
-import re
-
 import streamlit as st
 import yaml
 
-from core.config import config_from_dict, config_to_dict
-from core.domains import check_data
 from ui import preview
-from ui.common import configs_dir, ensure_navigation, guard
+from ui.common import ensure_navigation, guard
+from ui.configs import checked_config, save_config
 from ui.forms import datasets_section, model_section, synthetic_section
 from ui.jobs import launch
 
@@ -28,18 +25,7 @@ else:
 cfg["data_root"] = st.text_input("data_root (CIFAR-100, Caltech-101/256 live here)", "", key="dom_root") or None
 cfg.update(model_section())
 
-try:
-    parsed = config_from_dict(cfg)
-    resolved = config_to_dict(parsed)
-except (ValueError, TypeError) as exc:
-    st.error(f"🚫 The setup is not valid yet: {exc}\n\n👉 Fix the field named at the start of the message.")
-    st.stop()
-try:
-    check_data(parsed)
-except ValueError as exc:
-    st.error(f"🚫 A dataset is missing: {exc}\n\n👉 Set data_root (or the row's root) to the folder "
-             "that holds it; nothing is downloaded.")
-    st.stop()
+resolved = checked_config(cfg)  # stops the page, saying what to fix
 st.success("✅ The setup is valid and its datasets are on disk.")
 
 if kind.startswith("🧬"):
@@ -52,12 +38,7 @@ if st.toggle("🖼️ Preview the images (builds the domains as the run will)", 
 c1, c2, c3 = st.columns(3)
 c1.download_button("⬇️ Download YAML", yaml.safe_dump(resolved, sort_keys=False), f"{name}.yaml", key="dom_dl")
 if c2.button("💾 Save config", key="dom_save"):
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in ("config", ".", ".."):
-        st.error("🚫 Use letters, digits, '_', '.', '-' for the config name.")
-    else:
-        configs_dir().mkdir(parents=True, exist_ok=True)
-        (configs_dir() / f"{name}.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-        st.toast(f"Saved {name}.yaml — launch it from 🧪 Cross-domain", icon="💾")
+    save_config(name, resolved)
 if c3.button("🚀 Launch now", type="primary", key="dom_launch"):
     if launch(resolved):
         st.switch_page("pages/crossdomain.py")

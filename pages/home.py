@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.runs import STEPS
+from core.runs import STATE_ICONS, STEPS, run_info
 from ui.common import REPO, current_run, ensure_navigation, run_config
-from ui.jobs import STATE_ICONS, launch
+from ui.jobs import launch
 from ui.runview import headline_table
 
 ensure_navigation()
@@ -29,7 +29,7 @@ with left:
         done = status.get("steps_done") or []
         st.markdown(f"**`{run.id}`** · {STATE_ICONS.get(status['state'], '•')} {status['state']} · "
                     f"{len(done)}/{len(STEPS)} steps · config “{run_config(run).get('name', '—')}”")
-        headline = (run.info().headline or {})
+        headline = (run_info(run).headline or {})
         if headline:
             if "baseline_mean" in headline:
                 st.metric("Baselines: mean test accuracy", f"{headline['baseline_mean']:.3f}")

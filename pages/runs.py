@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs import delete_run, open_run
-from ui.common import RUN_KEY, ensure_navigation, guard, run_folder, runs_list, select_run
+from core.runs import open_run
+from ui.common import ensure_navigation, guard, run_folder, runs_list
+from ui.delete import delete_section
 from ui.runview import config_diff, runs_table
 
 ensure_navigation()
@@ -35,12 +36,4 @@ else:
                           hide_index=True, width="stretch")
 
 st.subheader("Delete a run")
-victim = st.selectbox("Run to delete", ids, index=None, key="runs_victim", placeholder="choose a run")
-sure = st.checkbox("I understand the folder is removed for good", key="runs_sure")
-if st.button("🗑️ Delete", disabled=not (victim and sure), key="runs_delete"):
-    with guard("Deleting the run", "Cancel it first if it is still running."):
-        delete_run(victim)
-        if st.session_state.get(RUN_KEY) == victim:
-            select_run(None)
-        st.toast(f"Deleted {victim}", icon="🗑️")
-        st.rerun()
+delete_section(ids)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, require_run
+from ui.prediction import prediction_tables
 from ui.upload import read_image, upload_error
 
 ensure_navigation()
@@ -52,11 +53,4 @@ if image is not None:
 
 res = st.session_state.get("try_result")
 if res:
-    bar = {"p": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f")}
-    st.subheader(f"Universal top-{len(res['universal'])} ({res.get('method', method)})")
-    st.dataframe([{"class": n, "p": float(p)} for n, p in res["universal"]], hide_index=True,
-                 width="stretch", column_config=bar)
-    cols = st.columns(max(1, len(res["domains"])))
-    for col, (dom, top) in zip(cols, res["domains"].items()):
-        col.markdown(f"**{dom}** model")
-        col.dataframe([{"class": n, "p": float(p)} for n, p in top], hide_index=True, width="stretch", column_config=bar)
+    prediction_tables(res, method)

@@ -1,13 +1,12 @@
 """🎯 Universal model: train it for one or several selection methods (a background job), watch
 the training curves, compare with the baselines (table + bars) and look at the embedding."""
 
-import copy
-
 import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, require_run, run_config
-from ui.jobs import job_panel, launch
+from ui.jobs import ACTIVE, job_panel
+from ui.launchers import method_trainer
 from ui.plots import class_labels, embedding_scatter, history_curves, results_bars
 
 ensure_navigation()
@@ -16,25 +15,10 @@ run = require_run("crossdomain")
 cfg = run_config(run)
 status = run.status()
 
+busy = status["state"] in ACTIVE
 with st.expander("🏋️ Train for other selection methods", expanded=not run.has("universal")):
-    methods = st.multiselect("Methods", data.method_names(), default=["mcfp"],
-                             format_func=data.method_label, key="uni_methods")
-    specs = []
-    for m in methods:
-        spec = data.param_spec(m)
-        params = {}
-        if spec:
-            name, lo, hi, step, default = spec
-            params[name] = st.slider(f"{m}: {name}", lo, hi, default, step, key=f"uni_{m}_{name}")
-        specs.append({"name": m, "params": params})
-    busy = status["state"] in ("running", "pending")
-    if st.button("Train in the background", type="primary", disabled=busy or not specs, key="uni_train"):
-        new = copy.deepcopy(cfg)
-        new.setdefault("selection", {})["methods"] = specs
-        if launch(new, run_id=run.id, from_step="selection"):
-            st.rerun()
-
-if status["state"] in ("running", "pending"):
+    method_trainer(run, cfg, busy)
+if busy:
     job_panel(run.id, live_curves=True)
 
 trained = [m for m in run.methods() if run.history(m) is not None]

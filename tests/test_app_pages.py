@@ -275,3 +275,127 @@ def test_taxonomy_filters_live_in_the_url(open_page):
     at.text_input(key="tax_search").set_value("c2").run()
     assert at.query_params["q"] in ("c2", ["c2"])
     assert not at.exception
+
+
+def _live_option(at: AppTest) -> str:
+    return next(o for o in at.selectbox(key="tax_source").options if o.startswith("live"))
+
+
+def _navigate(at: AppTest, page: str) -> None:
+    """Go to ``page`` as the sidebar does in a browser: Streamlit clears the query string on
+    navigation (AppTest keeps it), so only the session can carry a setting across pages."""
+    for k in [k for k in at.query_params if k != "run"]:
+        del at.query_params[k]
+    at.switch_page(f"pages/{page}.py").run()
+
+
+def test_relationships_and_taxonomy_share_the_current_setting(open_page, runs):
+    from core.runs import open_run
+    from core.selection import select_relationships
+    from core.taxonomy import build_universal_taxonomy
+
+    at = open_page("relationships")
+    at.selectbox(key="rel_method").set_value("hypothesis").run()
+    at.slider(key="rel_hypothesis_k_max").set_value(5).run()
+    _navigate(at, "taxonomy")
+    assert _live_option(at) == "live: hypothesis (k_max=5) from 🔗 Relationships"
+    assert at.query_params["method"] in ("hypothesis", ["hypothesis"])
+    assert at.query_params["k_max"] in ("5", ["5"])
+    at.selectbox(key="tax_source").set_value(_live_option(at)).run()
+    run = open_run(runs / "r-new")
+    pred = {k: select_relationships(P, "hypothesis", k_max=5) for k, P in run.matrices("hard").items()}
+    want = build_universal_taxonomy(pred, run.ground_truth().class_counts)
+    assert int(metric(at, "Universal classes")) == len(want.classes)
+    _navigate(at, "relationships")  # and back: the slider kept its value
+    assert at.selectbox(key="rel_method").value == "hypothesis"
+    assert at.slider(key="rel_hypothesis_k_max").value == 5
+    assert not at.exception and not at.error
+
+
+def test_the_current_setting_round_trips_through_the_url(open_page):
+    at = open_page("taxonomy", method="density", p="0.55", q="c")
+    assert _live_option(at) == "live: density (p=0.55) from 🔗 Relationships"
+    query = {k: at.query_params[k] for k in ("method", "p", "q")}
+    assert query == {"method": "density", "p": "0.55", "q": "c"} or \
+        query == {"method": ["density"], "p": ["0.55"], "q": ["c"]}  # the filters did not drop the setting
+    _navigate(at, "relationships")
+    assert at.selectbox(key="rel_method").value == "density"
+    assert at.slider(key="rel_density_p").value == pytest.approx(0.55)
+    assert at.query_params["p"] in ("0.55", ["0.55"])
+    shared = open_page("taxonomy", **{k: at.query_params[k] for k in ("method", "p")})  # a new session
+    assert _live_option(shared) == "live: density (p=0.55) from 🔗 Relationships"
+    assert not at.exception and not at.error
+
+
+def _runs_page(root: Path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _delete_via_page(at: AppTest, run_id: str) -> None:
+    at.selectbox(key="runs_victim").set_value(run_id).run()
+    at.checkbox(key="runs_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_runs_delete_keeps_a_users_file_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITAX_RUNS", str(tmp_path))
+    tax = make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0)
+    write_synthetic_run(tmp_path, "r-other", tax, full=False)
+    run_dir = write_synthetic_run(tmp_path, "r-keep", tax, full=False)
+    (run_dir / "notes").mkdir()
+    (run_dir / "notes" / "my-notes.txt").write_text("mine")
+    at = _runs_page(tmp_path)
+    _delete_via_page(at, "r-keep")
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1, warnings
+    assert "my-notes.txt" in warnings[0] and "kept its folder" in warnings[0] and "r-keep" in warnings[0]
+    assert (run_dir / "notes" / "my-notes.txt").read_text() == "mine"  # never deleted
+    assert not (run_dir / "status.json").exists() and not (run_dir / "config.yaml").exists()
+    at.run()
+    assert not at.warning, "the note is shown once"
+
+
+def test_runs_delete_of_a_locked_run_shows_one_error(tmp_path, monkeypatch):
+    from core.runs import RunLock
+
+    monkeypatch.setenv("UNITAX_RUNS", str(tmp_path))
+    run_dir = write_synthetic_run(tmp_path, "r-busy", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0), full=False)
+    at = _runs_page(tmp_path)
+    with RunLock(run_dir, purpose="test"):
+        _delete_via_page(at, "r-busy")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "LockedError" in errors[0] and "Cancel the run" in errors[0], errors
+    assert (run_dir / "status.json").exists(), "nothing was deleted"
+
+
+def test_runs_table_shows_a_corrupt_run_with_its_reason(tmp_path, monkeypatch):
+    from core.runs import STATE_ICONS
+
+    monkeypatch.setenv("UNITAX_RUNS", str(tmp_path))
+    tax = make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0)
+    write_synthetic_run(tmp_path, "r-fine", tax, full=False)
+    bad = write_synthetic_run(tmp_path, "r-bad", tax, full=False)
+    (bad / "status.json").write_text("{not json")
+    at = _runs_page(tmp_path)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["r-bad", "state"] == f"{STATE_ICONS['corrupt']} corrupt"
+    assert "status.json" in table.loc["r-bad", "message"]
+    assert table.loc["r-fine", "state"] == f"{STATE_ICONS['done']} done"
+
+
+def test_runs_delete_refuses_a_folder_unitax_did_not_make(tmp_path, monkeypatch):
+    from core.runs import MARKER
+
+    monkeypatch.setenv("UNITAX_RUNS", str(tmp_path))
+    run_dir = write_synthetic_run(tmp_path, "r-foreign", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0),
+                                  full=False)
+    (run_dir / MARKER).unlink()  # looks like a run (status, config), but unitax did not mark it
+    at = _runs_page(tmp_path)
+    _delete_via_page(at, "r-foreign")
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "NotARunFolderError" in errors[0] and "not made by unitax" in errors[0], errors
+    assert (run_dir / "status.json").exists() and (run_dir / "config.yaml").exists()

@@ -184,3 +184,39 @@ def test_matching_classes_filters_by_domain_and_name():
     assert all(any(a == 1 for a, _ in tax.classes[u]) for u in only_b) and len(only_b) < len(every)
     assert [tax.names[u] for u in matching_classes(tax, (0, 1), "KITTEN")] == \
         [n for n in tax.names if "kitten" in n]
+
+
+def test_param_specs_are_read_from_core_selection():
+    from core.selection import METHODS
+    from ui.data import ParamSpec, param_spec
+
+    for name, method in METHODS.items():
+        spec = param_spec(name)
+        if method.param is None:
+            assert spec is None
+            continue
+        assert isinstance(spec, ParamSpec) and spec == (method.param, *method.bounds, method.default)
+        assert spec.lo <= spec.default <= spec.hi and spec.step > 0
+
+
+def test_setting_query_and_description():
+    from ui.setting import Setting, run_value
+
+    assert Setting("density", "p", 0.5).query() == {"method": "density", "p": 0.5}
+    assert Setting("mcfp").query() == {"method": "mcfp"} and Setting("mcfp").describe() == "mcfp"
+    assert Setting("hypothesis", "k_max", 4).describe() == "hypothesis (k_max=4)"
+    cfg = {"selection": {"methods": [{"name": "threshold", "params": {"t": 0.45}}, {"name": "density", "params": {"p": 9}}]}}
+    assert run_value(cfg, "threshold") == 0.45 and run_value(cfg, "density") == 1.0  # clamped to the range
+    assert run_value({}, "hypothesis") == 3 and run_value(cfg, "mcfp") is None
+
+
+def test_job_status_text_uses_the_core_state_icons():
+    from core.runs import STATE_ICONS, STEPS
+    from ui.jobs import status_text, step_chain
+
+    status = {"state": "running", "step": STEPS[1], "steps_done": [STEPS[0]], "eta_s": 5, "message": "epoch 2"}
+    assert status_text(status, alive=True) == (f"{STATE_ICONS['running']} **running** · step 2/{len(STEPS)}: "
+                                               f"{STEPS[1]} · ETA of this step 5 s · epoch 2")
+    assert "ETA" not in status_text(status, alive=False)
+    assert status_text({"state": "corrupt"}, alive=False).startswith(f"{STATE_ICONS['corrupt']} **corrupt**")
+    assert step_chain(status).split(" → ")[:3] == [f"✅ {STEPS[0]}", f"▶️ **{STEPS[1]}**", f"◻️ {STEPS[2]}"]

@@ -164,6 +164,30 @@ def test_taxonomy_reads_a_hostile_live_setting_safely(places, monkeypatch):
     assert not at.exception and not at.error
 
 
+@pytest.mark.parametrize("stored, method, param, want", [
+    (("evil", "t", float("nan")), "threshold", "t", 0.3),
+    (("threshold", "t", "1e999"), "threshold", "t", 0.3),
+    (("threshold", "t", [0.5]), "threshold", "t", 0.3),
+    (("threshold", "t", 7.0), "threshold", "t", 1.0),
+    (("density", "t", 0.9), "density", "p", 0.7),  # a value of another parameter is not taken
+    (("hypothesis", "k_max", True), "hypothesis", "k_max", 3),
+    ("threshold", "threshold", "t", 0.3),
+    (None, "threshold", "t", 0.3),
+])
+def test_a_hostile_stored_setting_is_checked_on_both_pages(places, monkeypatch, stored, method, param, want):
+    from ui.setting import SETTING_KEY
+
+    monkeypatch.setenv("UNITAX_RUNS", str(places["root"]))
+    at, _ = _open(places["root"], "taxonomy", session={SETTING_KEY: stored})
+    live = [o for o in at.selectbox(key="tax_source").options if o.startswith("live")]
+    assert live == [f"live: {method} ({param}={want}) from 🔗 Relationships"]
+    at, _ = _open(places["root"], "relationships", session={SETTING_KEY: stored})
+    assert at.selectbox(key="rel_method").value == method
+    value = at.slider(key=f"rel_{method}_{param}").value
+    assert value == pytest.approx(want) and type(value) is type(want)
+    assert at.query_params[param] in (str(want), [str(want)]) and not at.error
+
+
 def test_coerce_rules():
     assert coerce("nan", 0.5, lo=0.0, hi=1.0) == 0.5
     assert coerce(float("inf"), 0.5, lo=0.0, hi=1.0) == 0.5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import traceback
 import zlib
 from collections.abc import Iterator
@@ -12,39 +11,36 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.runs import STEPS, F, NotARunFolderError, Run, is_run_dir, list_runs, open_run, run_in_root, runs_root, \
-    validate_run_id
+from core.runs import (STATE_ICONS, STEPS, F, NotARunFolderError, Run, is_run_dir, list_runs, open_run, run_in_root,
+                       runs_root)
 from ui.urlstate import shown
 
-__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "run_folder", "shown", "check_requested_run",
-           "run_picker", "select_run", "current_run", "require_run", "show_error", "guard", "stamp"]
+__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "matrix_kind", "run_folder", "shown",
+           "check_requested_run", "run_picker", "select_run", "current_run", "require_run", "show_error", "guard",
+           "stamp"]
 
 REPO = Path(__file__).resolve().parent.parent
 PICKER_GENERATION = "_run_picker_generation"
 RUN_KEY = "run_id"  # session_state key of the current run (its URL query parameter is ``run``)
 MAX_RUN_ID = 200  # longer "run ids" are refused before touching the file system
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def run_folder(run_id: object, root: str | os.PathLike | None = None) -> Path:
     """The folder of the run named ``run_id`` inside the runs root (default :func:`runs_root`);
     ValueError saying why otherwise. For values from the URL or the session: only a plain run id
-    (letters, digits, ``_ . -``) of an existing run folder whose real location (symlinks
-    resolved) lies inside the root passes; never a path, '..', NUL bytes or an overlong string."""
+    (core.runs.validate_run_id) of an existing run folder whose real location (symlinks
+    resolved) lies inside the root passes (core.runs.run_in_root); never a path, '..', NUL bytes
+    or an overlong string."""
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("it is not a run name")
     if len(run_id) > MAX_RUN_ID:
         raise ValueError(f"the name is longer than {MAX_RUN_ID} characters")
     try:
-        if not _PLAIN_ID.fullmatch(run_id):
-            raise ValueError(run_id)
-        validate_run_id(run_id)
-    except (TypeError, ValueError):
-        raise ValueError("a run is named by letters, digits, '_', '.', '-' only, not by a path") from None
-    try:
         path = run_in_root(run_id, root)
     except NotARunFolderError:
         raise ValueError("it leads outside the runs folder") from None
+    except (TypeError, ValueError):
+        raise ValueError("a run is named by letters, digits, '_', '.', '-' only, not by a path") from None
     except (OSError, RuntimeError):  # missing, or a symlink loop
         raise ValueError("there is no such run") from None
     if not (is_run_dir(path) or (path / F.STATUS).is_file() or (path / F.CONFIG).is_file()):
@@ -96,6 +92,11 @@ def _config(path: str, stamp_: float) -> dict:
 def run_config(run: Run) -> dict:
     """The run's resolved config (YAML parsed once per file version)."""
     return _config(str(run.path), run.stamp(F.CONFIG))
+
+
+def matrix_kind(run: Run) -> str:
+    """Which P_ab matrices the run's cross-domain step made its choice from (hard|soft)."""
+    return (run_config(run).get("crossdomain") or {}).get("matrix", "hard")
 
 
 def ensure_navigation() -> None:
@@ -153,8 +154,7 @@ def run_picker() -> str | None:
     if not ids:
         st.sidebar.caption(f"📂 No runs yet under `{runs_root()}`")
         return None
-    icons = {"done": "✅", "running": "⏳", "pending": "⏳", "failed": "❌", "cancelled": "⏹️"}
-    labels = {i.id: f"{icons.get(i.state, '•')} {i.id}" for i in infos}
+    labels = {i.id: f"{STATE_ICONS.get(i.state, '•')} {i.id}" for i in infos}
     # The widget's key changes whenever code picks the run (select_run): a fresh widget starts at
     # ``wanted``, instead of the browser sending back the old choice and undoing the switch.
     # It also changes with the runs' states, so the icons in the list stay current.
@@ -238,18 +238,3 @@ def stamp(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def configs_dir() -> Path:
-    """Where 🗂️ Domains saves configs: ``<runs root>/_configs`` (travels with the runs)."""
-    from core.runs import runs_root as _root
-
-    return _root() / "_configs"
-
-
-def config_choices() -> dict[str, Path]:
-    """Launchable configs: the shipped ones (assets/configs) and the saved ones, by label."""
-    out = {f"📦 {p.stem}": p for p in sorted((REPO / "assets" / "configs").glob("*.yaml"))}
-    if configs_dir().is_dir():
-        out.update({f"💾 {p.stem}": p for p in sorted(configs_dir().glob("*.yaml"))})
-    return out

@@ -4,16 +4,17 @@ All maths happens in ``core``; these functions only call it and keep the result.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.runs import F, Run, open_run
-from ui.common import stamp as _mtime  # modification time, 0 when missing
 
 __all__ = [
+    "ParamSpec",
+    "param_spec",
     "method_names",
     "load_matrices",
     "load_truth",
@@ -27,6 +28,7 @@ __all__ = [
     "domain_info",
 ]
 
+
 def method_names() -> list[str]:
     """Selection method names, read from ``core.selection.METHODS`` (the single source)."""
     from core.selection import METHODS
@@ -34,16 +36,27 @@ def method_names() -> list[str]:
     return list(METHODS)
 
 
-def param_spec(method: str) -> tuple[str, float, float, float, float] | None:
-    """(name, min, max, step, default) of ``method``'s slider, from ``core.selection.METHODS``;
-    None for parameter-free methods."""
+class ParamSpec(NamedTuple):
+    """A selection method's parameter as a slider offers it: its name, range, step and default,
+    all read from ``core.selection.METHODS``."""
+
+    name: str
+    lo: float | int
+    hi: float | int
+    step: float | int
+    default: float | int
+
+
+def param_spec(method: str) -> ParamSpec | None:
+    """The :class:`ParamSpec` of ``method``'s parameter, from ``core.selection.METHODS``; None
+    for parameter-free methods."""
     from core.selection import METHODS
 
     spec = METHODS[method]
     if spec.param is None:
         return None
     low, high, step = spec.bounds
-    return spec.param, low, high, step, spec.default
+    return ParamSpec(spec.param, low, high, step, spec.default)
 
 
 def method_label(method: str) -> str:
@@ -58,7 +71,7 @@ def _params(method: str, value: float | None) -> dict:
     spec = param_spec(method)
     if spec is None or value is None:
         return {}
-    return {spec[0]: type(spec[4])(value)}
+    return {spec.name: type(spec.default)(value)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

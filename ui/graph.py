@@ -50,26 +50,11 @@ def graph_elements(
             f"got {len(mappings)} mappings, {len(class_names)} class-name lists and "
             f"{len(domain_names)} domain names; they must be equal"
         )
-    keep = set(range(len(mappings)) if flt.domains is None else flt.domains)
+    edges, members = _kept_edges(mappings, flt)
     needle = flt.search.strip().lower()
-    edges, members = [], {}
-    for a, M in enumerate(mappings):
-        if a not in keep:
-            continue
-        rows, cols = np.nonzero(np.asarray(M) > max(flt.min_weight, 0.0) - 1e-12)
-        for i, u in zip(rows.tolist(), cols.tolist()):
-            w = float(M[i, u])
-            if w <= 0 or w < flt.min_weight:
-                continue
-            edges.append({"source": f"{a}:{i}", "target": f"u:{u}", "weight": w})
-            members.setdefault(u, []).append((a, i))
     if needle:
-        hit = {
-            u for u, mem in members.items()
-            if needle in universal_names[u].lower()
-            or any(needle in class_names[a][i].lower() for a, i in mem)
-        }
-        members = {u: m for u, m in members.items() if u in hit}
+        members = {u: mem for u, mem in members.items() if needle in universal_names[u].lower()
+                   or any(needle in class_names[a][i].lower() for a, i in mem)}
     shown = sorted(members)[: flt.max_universal]
     shown_set = set(shown)
     edges = [e for e in edges if int(e["target"][2:]) in shown_set]
@@ -81,6 +66,24 @@ def graph_elements(
             a, i = map(int, e["source"].split(":"))
             nodes.append(_class_node(a, i, class_names, domain_names))
     return nodes, edges
+
+
+def _kept_edges(mappings: list[np.ndarray], flt: GraphFilter) -> tuple[list[dict], dict[int, list]]:
+    """Edges a:i -> u of the kept domains with weight >= ``flt.min_weight`` (and > 0), and the
+    members ``{u: [(a, i), ...]}`` they give each universal class."""
+    keep = set(range(len(mappings)) if flt.domains is None else flt.domains)
+    edges, members = [], {}
+    for a, M in enumerate(mappings):
+        if a not in keep:
+            continue
+        rows, cols = np.nonzero(np.asarray(M) > max(flt.min_weight, 0.0) - 1e-12)
+        for i, u in zip(rows.tolist(), cols.tolist()):
+            w = float(M[i, u])
+            if w <= 0 or w < flt.min_weight:
+                continue
+            edges.append({"source": f"{a}:{i}", "target": f"u:{u}", "weight": w})
+            members.setdefault(u, []).append((a, i))
+    return edges, members
 
 
 def _universal_node(u: int, name: str, mem: list, class_names, domain_names) -> dict:

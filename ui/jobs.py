@@ -7,12 +7,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.jobs import cancel_job, is_alive, start_job
-from core.runs import STEPS, open_run
+from core.runs import STATE_ICONS, STEPS, open_run
 from ui.common import select_run, show_error
 
-__all__ = ["STATE_ICONS", "overall_progress", "launch", "job_panel", "format_eta"]
+__all__ = ["ACTIVE", "overall_progress", "launch", "job_panel", "status_text", "step_chain", "format_eta"]
 
-STATE_ICONS = {"pending": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+ACTIVE = ("running", "pending")  # states of a run whose process works (or is about to)
 
 
 def overall_progress(status: dict) -> float:
@@ -44,40 +44,62 @@ def launch(config, *, run_id: str | None = None, from_step: str | None = None) -
 
 
 def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> None:
-    """Live status of one run, refreshed every ``every`` seconds while it runs. With
-    ``live_curves``, the epochs reported in the status are collected and drawn as they come."""
+    """Live status of one run, refreshed every ``every`` seconds while it runs, then its Cancel or
+    Resume button. With ``live_curves``, the epochs reported in the status are collected and
+    drawn as they come."""
 
     @st.fragment(run_every=every)
     def _panel() -> None:
-        alive = is_alive(run_id)
-        run = open_run(run_id)
-        status = run.status()
-        state = status["state"]
-        icon = STATE_ICONS.get(state, "•")
-        done = status.get("steps_done") or []
-        step = status.get("step") or "—"
-        st.progress(overall_progress(status),
-                    text=f"{icon} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
-                         f"{step}" + (f" · ETA of this step {format_eta(status.get('eta_s'))}" if alive else "")
-                         + f" · {status.get('message') or ''}")
-        st.caption(" → ".join(f"✅ {s}" if s in done else (f"▶️ **{s}**" if s == step else f"◻️ {s}")
-                              for s in STEPS))
-        if live_curves and alive:
-            _live_curve(run_id)
-        if status.get("error"):
-            st.error(f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, "
-                     "then resume.", icon="🚨")
-        with st.expander("📜 Log (last 40 lines)", expanded=alive):
-            st.code(run.log_tail(40) or "(empty)", language=None)
-        prev = st.session_state.get(f"_job_state_{run_id}")
-        st.session_state[f"_job_state_{run_id}"] = state
-        if prev in ("running", "pending") and state not in ("running", "pending"):
-            st.rerun(scope="app")  # the run finished: redraw the pages' results
+        _status_view(run_id, live_curves)
 
     _panel()
+    _buttons(run_id)
+
+
+def status_text(status: dict, alive: bool) -> str:
+    """The progress bar's text: state, step i/n, the step's ETA (while ``alive``), the message."""
+    state, done = status["state"], status.get("steps_done") or []
+    eta = f" · ETA of this step {format_eta(status.get('eta_s'))}" if alive else ""
+    return (f"{STATE_ICONS.get(state, '•')} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
+            f"{status.get('step') or '—'}{eta} · {status.get('message') or ''}")
+
+
+def step_chain(status: dict) -> str:
+    """The pipeline's steps in order, marked done (✅), current (▶️) or still to do (◻️)."""
+    done, step = status.get("steps_done") or [], status.get("step") or "—"
+    return " → ".join(f"✅ {s}" if s in done else (f"▶️ **{s}**" if s == step else f"◻️ {s}") for s in STEPS)
+
+
+def _status_view(run_id: str, live_curves: bool) -> None:
+    """One poll of the run: progress bar, steps, live curves, error and log."""
+    alive = is_alive(run_id)
+    run = open_run(run_id)
+    status = run.status()
+    st.progress(overall_progress(status), text=status_text(status, alive))
+    st.caption(step_chain(status))
+    if live_curves and alive:
+        _live_curve(run_id)
+    if status.get("error"):
+        st.error(f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, "
+                 "then resume.", icon="🚨")
+    with st.expander("📜 Log (last 40 lines)", expanded=alive):
+        st.code(run.log_tail(40) or "(empty)", language=None)
+    _rerun_when_finished(run_id, status["state"])
+
+
+def _rerun_when_finished(run_id: str, state: str) -> None:
+    """Rerun the whole page once the run leaves running/pending, so its results are drawn."""
+    prev = st.session_state.get(f"_job_state_{run_id}")
+    st.session_state[f"_job_state_{run_id}"] = state
+    if prev in ACTIVE and state not in ACTIVE:
+        st.rerun(scope="app")
+
+
+def _buttons(run_id: str) -> None:
+    """Cancel for a running run, Resume for a failed or cancelled one."""
     status = open_run(run_id).status()
-    c1, c2, _ = st.columns([1, 1, 3])
-    if status["state"] in ("running", "pending"):
+    c1 = st.columns([1, 1, 3])[0]
+    if status["state"] in ACTIVE:
         if c1.button("⏹️ Cancel", key=f"cancel_{run_id}"):
             try:
                 cancel_job(run_id)
@@ -86,9 +108,8 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
             st.rerun()
     elif status["state"] in ("failed", "cancelled"):
         if c1.button("▶️ Resume", key=f"resume_{run_id}", help="Continue from the first unfinished step"):
-            run = open_run(run_id)
             nxt = next((s for s in STEPS if s not in (status.get("steps_done") or [])), None)
-            if launch(run.config_file(), run_id=run_id, from_step=nxt):
+            if launch(open_run(run_id).config_file(), run_id=run_id, from_step=nxt):
                 st.rerun()
 
 

@@ -30,11 +30,12 @@ def class_images(concepts: tuple[int, ...], n: int = 6, size: int = 64, seed: in
 
 def synthetic_preview(cfg: dict) -> None:
     """Class counts per domain, and images of the first classes of one domain."""
+    from core.config import default_domain_names
     from core.procedural import concept_names
 
     syn, seed = cfg["domains"]["synthetic"], int(cfg.get("seed", 42))
     classes = synthetic_classes(syn, seed)
-    names = syn.get("names") or [f"syn{a}" for a in range(len(classes))]
+    names = syn.get("names") or default_domain_names(len(classes))
     counts = pd.DataFrame({"domain": names, "classes": [len(d) for d in classes],
                            "concepts": [sum(len(c) for c in d) for d in classes]})
     left, right = st.columns([1, 2])

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from core.runs import STATE_ICONS
+
 __all__ = ["runs_table", "flatten", "config_diff", "headline_table"]
 
 
 def runs_table(infos) -> pd.DataFrame:
-    """One row per RunInfo: id, created, state, step, config name and its headline metrics."""
+    """One row per RunInfo: id, created, state (with its icon), step, config name, the status
+    message (for a corrupt run: why) and its headline metrics."""
     rows = []
     for i in infos:
-        row = {"run": i.id, "created": i.created, "state": i.state, "step": i.step, "config": i.config_name}
+        row = {"run": i.id, "created": i.created, "state": f"{STATE_ICONS.get(i.state, '•')} {i.state}",
+               "step": i.step, "config": i.config_name, "message": i.message}
         row.update({k: round(v, 4) if isinstance(v, float) else v for k, v in (i.headline or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)

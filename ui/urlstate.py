@@ -2,8 +2,9 @@
 so a view can be shared. A URL is user input: every value is parsed strictly here, never trusted.
 
 :func:`coerce` is the pure rule (no streamlit): unparsable, non-finite or unknown values give the
-default, numbers outside ``[lo, hi]`` are clamped. :func:`url_widget_value` applies it to a keyed
-widget's session state; :func:`write_url` writes a page's settings back, keeping ``run``.
+default, numbers outside ``[lo, hi]`` are clamped. :func:`widget_value` and
+:func:`url_widget_value` apply it to a keyed widget's session state; :func:`write_url` writes a
+page's settings back, keeping ``run``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_PARAM_CHARS", "clean_text", "shown", "coerce", "url_widget_value", "write_url"]
+__all__ = ["MAX_PARAM_CHARS", "clean_text", "shown", "coerce", "widget_value", "url_widget_value", "write_url"]
 
 MAX_PARAM_CHARS = 200  # longer query values are cut (text) or refused (numbers, choices)
 
@@ -70,6 +71,23 @@ def _choice(raw: Any, by_text: dict) -> Any:
     return by_text.get(text) if len(text) <= MAX_PARAM_CHARS else None
 
 
+def _choice_list(raw: Any, default: list, by_text: dict) -> list:
+    """The known choices of a comma-separated string (or a list), in order, without repeats; a
+    string with no known item gives ``default``, a list (a widget's own value) may stay empty."""
+    if isinstance(raw, str):
+        items = raw[: MAX_PARAM_CHARS * 4].split(",")
+    elif isinstance(raw, (list, tuple)):
+        items = list(raw)
+    else:
+        return default
+    out = []
+    for item in items:
+        c = _choice(item, by_text)
+        if c is not None and c not in out:
+            out.append(c)
+    return out if out or not isinstance(raw, str) else default
+
+
 def coerce(raw: Any, default: Any, *, lo: float | None = None, hi: float | None = None,
            choices: Sequence | None = None) -> Any:
     """``raw`` (a query-parameter string, a session-state value or a config value) as a value of
@@ -87,18 +105,7 @@ def coerce(raw: Any, default: Any, *, lo: float | None = None, hi: float | None 
     if choices is not None:
         by_text = {str(c): c for c in choices}
         if isinstance(default, (list, tuple)):
-            if isinstance(raw, str):
-                items = raw[: MAX_PARAM_CHARS * 4].split(",")
-            elif isinstance(raw, (list, tuple)):
-                items = list(raw)
-            else:
-                return list(default)
-            out = []
-            for item in items:
-                c = _choice(item, by_text)
-                if c is not None and c not in out:
-                    out.append(c)
-            return out if out or not isinstance(raw, str) else list(default)
+            return _choice_list(raw, list(default), by_text)
         c = _choice(raw, by_text)
         return default if c is None else c
     if isinstance(default, bool):
@@ -121,11 +128,11 @@ def coerce(raw: Any, default: Any, *, lo: float | None = None, hi: float | None 
     raise TypeError(f"no URL parsing rule for a default of type {type(default).__name__}")
 
 
-def url_widget_value(key: str, param: str, default: Any, *, lo: float | None = None,
-                     hi: float | None = None, choices: Sequence | None = None) -> Any:
+def widget_value(key: str, first: Any, default: Any, *, lo: float | None = None,
+                 hi: float | None = None, choices: Sequence | None = None) -> Any:
     """Prepare the session state of the keyed widget ``key`` (create the widget with that key
-    and no explicit value): on the first visit from the query parameter ``param``, later from
-    the widget's own value, both checked with :func:`coerce`. Returns the value."""
+    and no explicit value): the widget's own value once it has one, else ``first`` (a value
+    from the URL or the session), both checked with :func:`coerce`. Returns the value."""
     import streamlit as st
 
     if key in st.session_state:
@@ -134,9 +141,17 @@ def url_widget_value(key: str, param: str, default: Any, *, lo: float | None = N
         if type(value) is type(current) and value == current:
             return value
     else:
-        value = coerce(st.query_params.get(param), default, lo=lo, hi=hi, choices=choices)
+        value = coerce(first, default, lo=lo, hi=hi, choices=choices)
     st.session_state[key] = value
     return value
+
+
+def url_widget_value(key: str, param: str, default: Any, *, lo: float | None = None,
+                     hi: float | None = None, choices: Sequence | None = None) -> Any:
+    """:func:`widget_value` whose first value is the query parameter ``param``."""
+    import streamlit as st
+
+    return widget_value(key, st.query_params.get(param), default, lo=lo, hi=hi, choices=choices)
 
 
 def write_url(params: dict[str, Any]) -> None:
