@@ -6,13 +6,14 @@ Commands:
   status     show a run's status
   list       list the runs
   predict    classify one image with a finished run's universal model
+  sweep      validation accuracy of the universal model for every selection setting of a run
 """
 
 from __future__ import annotations
 
 import sys
 
-_PIPELINE_COMMANDS = {"run", "status", "list", "predict"}
+_PIPELINE_COMMANDS = {"run", "status", "list", "predict", "sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:

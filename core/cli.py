@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("image", help="image file")
     pr.add_argument("--method", help="selection method folder (default: the first)")
     pr.add_argument("--top-k", type=int, default=5)
+    sw = sub.add_parser("sweep", help="validation accuracy of the universal model for every selection setting")
+    sw.add_argument("run", help="run id or folder (its crossdomain step finished)")
+    sw.add_argument("--methods", help="comma-separated selection methods (default: all)")
+    sw.add_argument("--grid", choices=("coarse", "fine"), default="coarse",
+                    help="parameter steps of 0.05 (coarse) or 0.01 (fine); every k_max")
+    sw.add_argument("--epochs", type=int, help="epochs per universal head (default: the run's recipe)")
+    sw.add_argument("--batch", type=int, default=8, help="universal heads trained together")
+    sw.add_argument("--device", choices=DEVICES, help="override the run's device")
     return parser
 
 
@@ -237,8 +245,42 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _cmd_sweep(args) -> int:
+    from core.runs import LockedError, open_run
+    from core.sweep import best_by_accuracy, sweep_correlations, sweep_job
+
+    try:
+        run = open_run(args.run)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+
+    def progress(done: int, total: int, eta: float | None, message: str) -> None:
+        print(f"[sweep] {message}" + (f", about {eta:.0f}s left" if eta else ""), flush=True)
+
+    try:
+        status = sweep_job(run.path, methods=methods, grid=args.grid, epochs=args.epochs, batch=args.batch,
+                           device=None if args.device in (None, "auto") else args.device, on_progress=progress)
+    except LockedError:
+        raise  # a runtime refusal: exit code 1
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"sweep {run.path}: {status['state']}" + (f" ({status['error']})" if status.get("error") else ""))
+    table = run.sweep_table()
+    if table is not None and len(table):
+        best = best_by_accuracy(table)[["method", "param", "value", "n_universal", "val_acc_mean", "f1"]]
+        print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        corr = sweep_correlations(table)
+        if corr["n"]:
+            print(f"Spearman over {corr['n']} settings: F1 vs validation accuracy {corr['f1']:+.2f}, "
+                  f"-EDR vs validation accuracy {corr['neg_edr']:+.2f}")
+    return {"done": 0, "cancelled": 130}.get(status["state"], 1)
+
+
 def _dispatch(args) -> int:
-    return {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict}[args.command](args)
+    commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict,
+                "sweep": _cmd_sweep}
+    return commands[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from core.runs import (
     write_status,
 )
 
-__all__ = ["start_job", "cancel_job", "is_alive"]
+__all__ = ["start_job", "cancel_job", "is_alive", "start_sweep", "cancel_sweep"]
 
 _REPO = Path(__file__).resolve().parent.parent
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped on poll so finished jobs leave no zombie
@@ -96,10 +96,10 @@ def start_job(
     return run_dir.name
 
 
-def _launch(cmd: list[str], run_dir: Path) -> subprocess.Popen:
+def _launch(cmd: list[str], run_dir: Path, log: Path | None = None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
-    with open(Run(run_dir).log_path(), "ab") as log:
+    with open(log or Run(run_dir).log_path(), "ab") as log:
         proc = subprocess.Popen(cmd, cwd=str(_REPO), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     _CHILDREN[proc.pid] = proc
@@ -158,6 +158,58 @@ def _signal(pid: int, identity: str, sig: int) -> None:
         pass
 
 
+def _stop(pid: int, identity: str, timeout: float) -> None:
+    """SIGTERM the process, then SIGKILL it if it is still there after ``timeout`` s."""
+    _signal(pid, identity, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and same_process(pid, identity):
+        _reap()
+        time.sleep(0.1)
+    _signal(pid, identity, signal.SIGKILL)
+    _reap()
+
+
+def start_sweep(run_id: str, *, root: str | os.PathLike | None = None, methods: list[str] | None = None,
+                grid: str = "coarse", epochs: int | None = None, python: str | None = None) -> str:
+    """Launch ``python -m core sweep RUN ...`` detached (resumes a sweep's finished rows).
+
+    Refused (ValueError) for a run that cannot be swept and (LockedError) while a process works
+    in the run. Its output goes to ``RUN/sweep/log.txt``, its progress to the sweep status."""
+    from core.sweep import check_sweep
+
+    run_dir = _run_dir(run_id, root)
+    check_sweep(run_dir, methods, grid, epochs)
+    run = Run(run_dir)
+    with RunLock(run_dir, purpose="start sweep", wait_s=0.5):
+        status = run.sweep_status() or {}
+        if status.get("state") == "running":
+            raise LockedError(f"a sweep of run {run_id!r} is already starting (pid {status.get('pid')})")
+        cmd = [python or sys.executable, "-m", "core", "sweep", str(run_dir), "--grid", grid]
+        cmd += ["--methods", ",".join(methods)] if methods else []
+        cmd += ["--epochs", str(int(epochs))] if epochs else []
+        run.sweep_log_path().parent.mkdir(exist_ok=True)
+        run.write_sweep_status(state="pending", done=0, total=None, eta_s=None, message="starting", error=None)
+        proc = _launch(cmd, run_dir, log=run.sweep_log_path())
+        run.write_sweep_status(pid=proc.pid, pid_identity=process_identity(proc.pid))
+    return run_id
+
+
+def cancel_sweep(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict:
+    """Stop a running sweep (its finished rows stay); return the sweep's final status."""
+    run_dir = _run_dir(run_id, root)
+    run = Run(run_dir)
+    status = run.sweep_status() or {}
+    holder = lock_holder(run_dir)
+    if holder and "sweep" in str(holder.get("purpose")) and same_process(holder.get("pid"), holder.get("identity")):
+        _stop(int(holder["pid"]), holder["identity"], timeout)
+    elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+        _stop(int(status["pid"]), status["pid_identity"], timeout)
+    status = run.sweep_status() or {}
+    if status.get("state") in ("running", "pending"):
+        status = run.write_sweep_status(state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
+    return status
+
+
 def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """Stop a running job: SIGTERM, then SIGKILL after ``timeout`` s; return the final status.
 
@@ -171,14 +223,7 @@ def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: f
     if target is None and read_status(run_dir)["state"] not in ("running", "pending"):
         return read_status(run_dir)
     if target is not None:
-        pid, identity = target
-        _signal(pid, identity, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and same_process(pid, identity):
-            _reap()
-            time.sleep(0.1)
-        _signal(pid, identity, signal.SIGKILL)
-        _reap()
+        _stop(*target, timeout)
     status = read_status(run_dir)
     if status["state"] in ("running", "pending"):
         status = write_status(run_dir, state="cancelled", message="cancelled by user", pid=None, pid_identity=None)

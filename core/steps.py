@@ -15,7 +15,7 @@ import numpy as np
 from core.config import RunConfig
 from core.runs import Run
 
-__all__ = ["RunContext", "STEP_FUNCTIONS", "BACKBONE_COUNTER"]
+__all__ = ["RunContext", "STEP_FUNCTIONS", "BACKBONE_COUNTER", "split_data", "union"]
 
 Progress = Callable[[str, float, "float | None", str], None]
 
@@ -103,7 +103,7 @@ def split_data(ctx: RunContext, a: int, split: str) -> tuple[np.ndarray, np.ndar
     return X[item], y[item], item
 
 
-def _union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X (N, D), domain (N,), label (N,)) of every domain's ``split``, domain by domain."""
     parts = [split_data(ctx, a, split) for a in range(len(ctx.all_domains()))]
     X = np.concatenate([p[0] for p in parts])
@@ -278,7 +278,7 @@ def step_universal(ctx: RunContext) -> None:
     from core.universal import evaluate_universal, train_universal
 
     cfg = ctx.cfg
-    train, val, test = (_union(ctx, s) for s in ("train", "val", "test"))
+    train, val, test = (union(ctx, s) for s in ("train", "val", "test"))
     names, methods = ctx.run.domain_names(), cfg.selection.methods
     for i, m in enumerate(methods):
         tax = _taxonomy(ctx, m.key)
@@ -335,7 +335,7 @@ def _embedding(ctx: RunContext, keys: list[str]) -> None:
 
     best = max(keys, key=lambda k: np.nanmean(list(ctx.run.universal_metrics(k).values())))
     model, _ = ctx.run.load_model(ctx.run.universal_model_path(best))
-    X, dom, y = _union(ctx, "test")
+    X, dom, y = union(ctx, "test")
     items = np.concatenate([split_data(ctx, a, "test")[2] for a in range(len(ctx.all_domains()))])
     emb = ctx.cfg.embedding
     idx = np.sort(np.random.default_rng(ctx.cfg.seed).choice(len(X), size=min(len(X), emb.max_points), replace=False))
