@@ -106,19 +106,24 @@ def main() -> None:
         os.environ["UNITAX_RUNS"] = tmp
         t0 = time.perf_counter()
         tax = thesis_taxonomy()
-        run_dir = write_synthetic_run(tmp, "thesis-sized", tax, images_per_class=30, noise=0.3,
-                                      methods=("mcfp", "threshold"))
+        run_dir = write_synthetic_run(
+            tmp, "thesis-sized", tax, images_per_class=30, noise=0.3, methods=("mcfp", "threshold")
+        )
         print(f"run: classes {tax.class_counts}, built in {time.perf_counter() - t0:.1f} s")
         values = np.round(np.linspace(0.05, 0.95, args.moves), 3)
         bare = bare_compute_ms(run_dir, values)
         ui, f1s = slider_ms(args.moves)
         med = statistics.median(ui)
         print(f"slider -> metrics, {args.moves} new threshold values:")
-        print(f"  page rerun (AppTest, server side): median {med:.1f} ms, p90 "
-              f"{np.percentile(ui, 90):.1f} ms, max {max(ui):.1f} ms")
+        print(
+            f"  page rerun (AppTest, server side): median {med:.1f} ms, p90 "
+            f"{np.percentile(ui, 90):.1f} ms, max {max(ui):.1f} ms"
+        )
         print(f"  bare compute (6 pairs select + scores): median {statistics.median(bare):.1f} ms")
-        print(f"  ratio median / target {TARGET_MS:.0f} ms = {med / TARGET_MS:.2f} "
-              f"({'meets' if med < TARGET_MS else 'misses'} the target); F1 went {f1s[0]} -> {f1s[-1]}")
+        print(
+            f"  ratio median / target {TARGET_MS:.0f} ms = {med / TARGET_MS:.2f} "
+            f"({'meets' if med < TARGET_MS else 'misses'} the target); F1 went {f1s[0]} -> {f1s[-1]}"
+        )
         print("first render per page (ms): cold caches / revisit")
         for name in PAGES:
             cold, warm = page_ms(name)

@@ -28,8 +28,7 @@ from core.selection import Edges  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy, sample_cross_counts  # noqa: E402
 from core.taxonomy import build_universal_taxonomy  # noqa: E402
 
-PARAMS = {"threshold": {"t": 0.2}, "mcfp": {}, "mcfp_binary": {}, "density": {"p": 0.7},
-          "hypothesis": {"k_max": 3}}
+PARAMS = {"threshold": {"t": 0.2}, "mcfp": {}, "mcfp_binary": {}, "density": {"p": 0.7}, "hypothesis": {"k_max": 3}}
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:
@@ -59,8 +58,13 @@ def bench_selection(n_domains: int, concepts: int, loop_pairs: int) -> None:
     t_move, _ = timed(lambda: score_selection(ranked, true, k, "threshold", t=0.25), repeat=5)
     some = dict(list(mats.items())[:loop_pairs])
     some_true = {key: true[key].dense() for key in some}
-    t_loop, _ = timed(lambda: [relationship_scores({key: select_loop(p, m, **prm) for key, p in some.items()},
-                                                   some_true, k) for m, prm in PARAMS.items()], repeat=1)
+    t_loop, _ = timed(
+        lambda: [
+            relationship_scores({key: select_loop(p, m, **prm) for key, p in some.items()}, some_true, k)
+            for m, prm in PARAMS.items()
+        ],
+        repeat=1,
+    )
     t_loop_all = t_loop * len(mats) / loop_pairs
     print(f"  all five methods, cold (validate + rank + select + score): {t_cold:.3f} s")
     print(f"  all five methods, ranking cached:                          {t_warm:.3f} s")
@@ -86,14 +90,18 @@ def bench_taxonomy(n_domains: int, k: int) -> None:
     rel = random_edges(rng, n_domains, k, 2.0)
     t, tax = timed(lambda: build_universal_taxonomy(rel, [k] * n_domains), repeat=1)
     n_edges = sum(e.rows.size for e in rel.values())
-    print(f"taxonomy: {n_domains} domains x {k} classes, {n_edges} edges -> "
-          f"{tax.n_universal} universal classes in {t:.3f} s")
+    print(
+        f"taxonomy: {n_domains} domains x {k} classes, {n_edges} edges -> "
+        f"{tax.n_universal} universal classes in {t:.3f} s"
+    )
     for small in (10, 20, 40):
         rel_s = {key: e.dense() for key, e in random_edges(rng, 3, small, 2.0).items()}
-        t_fast, _ = timed(lambda: build_universal_taxonomy(rel_s, [small] * 3))
-        t_slow, _ = timed(lambda: build_taxonomy_restart(rel_s, [small] * 3), repeat=1)
-        print(f"  3 domains x {small:3d} classes: worklist {t_fast * 1000:7.1f} ms, restart engine "
-              f"{t_slow * 1000:9.1f} ms, ratio {t_slow / t_fast:6.0f}x")
+        t_fast, _ = timed(lambda rel_s=rel_s, small=small: build_universal_taxonomy(rel_s, [small] * 3))
+        t_slow, _ = timed(lambda rel_s=rel_s, small=small: build_taxonomy_restart(rel_s, [small] * 3), repeat=1)
+        print(
+            f"  3 domains x {small:3d} classes: worklist {t_fast * 1000:7.1f} ms, restart engine "
+            f"{t_slow * 1000:9.1f} ms, ratio {t_slow / t_fast:6.0f}x"
+        )
 
 
 def main() -> None:

@@ -46,8 +46,9 @@ def bench_render(n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def bench_size(size: int, n: int, device: str | None, batch_size: int | None, shift: str, reps: int,
-               workers: int | None = None) -> dict:
+def bench_size(
+    size: int, n: int, device: str | None, batch_size: int | None, shift: str, reps: int, workers: int | None = None
+) -> dict:
     import torch
 
     from core.device import autocast, default_batch_size, pick_device, tune_cpu_allocator
@@ -63,7 +64,7 @@ def bench_size(size: int, n: int, device: str | None, batch_size: int | None, sh
     bs = batch_size or default_batch_size(dev, size)
     model = _cached_backbone("efficientnet_lite0", str(dev))
     imgs, _ = split.images(np.arange(n), size)
-    xs = [torch.from_numpy(imgs[s:s + bs]).permute(0, 3, 1, 2).float().div(255).to(dev) for s in range(0, n, bs)]
+    xs = [torch.from_numpy(imgs[s : s + bs]).permute(0, 3, 1, 2).float().div(255).to(dev) for s in range(0, n, bs)]
     if dev.type == "cuda":
         xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
 
@@ -77,8 +78,9 @@ def bench_size(size: int, n: int, device: str | None, batch_size: int | None, sh
         return n / (time.perf_counter() - t)
 
     def pipeline() -> float:
-        return extract_features_report(split, image_size=size, device=dev, batch_size=bs, num_workers=workers,
-                                       use_cache=False).images_per_s
+        return extract_features_report(
+            split, image_size=size, device=dev, batch_size=bs, num_workers=workers, use_cache=False
+        ).images_per_s
 
     bare()  # warm-up (allocator, kernels)
     pipeline()
@@ -94,11 +96,22 @@ def bench_size(size: int, n: int, device: str | None, batch_size: int | None, sh
         f2, c2 = _faults(), _cpu_s()
         fb, fp = fb + f1 - f0, fp + f2 - f1
         cb, cp = min(cb, (c1 - c0) / n), min(cp, (c2 - c1) / n)
-    return {"size": size, "n": n, "batch": bs, "workers": workers, "device": str(dev), "threads": torch.get_num_threads(),
-            "bare_img_s": round(bare_rate, 1), "pipeline_img_s": round(pipe_rate, 1),
-            "ratio": round(pipe_rate / bare_rate, 3), "cpu_ms_per_img_bare": round(cb * 1e3, 2),
-            "cpu_ms_per_img_pipeline": round(cp * 1e3, 2), "cpu_ratio": round(cb / cp, 3),
-            "faults_per_img_bare": round(fb / (reps * n), 1), "faults_per_img_pipeline": round(fp / (reps * n), 1)}
+    return {
+        "size": size,
+        "n": n,
+        "batch": bs,
+        "workers": workers,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "bare_img_s": round(bare_rate, 1),
+        "pipeline_img_s": round(pipe_rate, 1),
+        "ratio": round(pipe_rate / bare_rate, 3),
+        "cpu_ms_per_img_bare": round(cb * 1e3, 2),
+        "cpu_ms_per_img_pipeline": round(cp * 1e3, 2),
+        "cpu_ratio": round(cb / cp, 3),
+        "faults_per_img_bare": round(fb / (reps * n), 1),
+        "faults_per_img_pipeline": round(fp / (reps * n), 1),
+    }
 
 
 def allocator_name() -> str:
@@ -116,15 +129,28 @@ def compare_allocators(args: argparse.Namespace) -> None:
     else:
         print(f"(tcmalloc not found at {tc}: apt-get install libtcmalloc-minimal4)")
     for label, env in variants:
-        cmd = [sys.executable, __file__, "--json", "--sizes", *map(str, args.sizes), "--n", str(args.n),
-               "--reps", str(args.reps), "--shift", args.shift]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--json",
+            "--sizes",
+            *map(str, args.sizes),
+            "--n",
+            str(args.n),
+            "--reps",
+            str(args.reps),
+            "--shift",
+            args.shift,
+        ]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
         out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
         for row in json.loads(out.strip().splitlines()[-1]):
-            print(f"{label:16s} {row['size']:4d}px batch {row['batch']:4d}: bare {row['bare_img_s']:7.1f} img/s "
-                  f"pipeline {row['pipeline_img_s']:7.1f} img/s ratio {row['ratio']:.2f} "
-                  f"CPU ms/img {row['cpu_ms_per_img_bare']:.2f} faults/img {row['faults_per_img_bare']:.0f}")
+            print(
+                f"{label:16s} {row['size']:4d}px batch {row['batch']:4d}: bare {row['bare_img_s']:7.1f} img/s "
+                f"pipeline {row['pipeline_img_s']:7.1f} img/s ratio {row['ratio']:.2f} "
+                f"CPU ms/img {row['cpu_ms_per_img_bare']:.2f} faults/img {row['faults_per_img_bare']:.0f}"
+            )
 
 
 def main() -> None:
@@ -142,19 +168,30 @@ def main() -> None:
     if args.compare_allocators:
         compare_allocators(args)
         return
-    rows = [bench_size(s, args.n if s <= 96 else max(64, args.n // 4), args.device, args.batch_size, args.shift, args.reps,
-                       args.workers)
-            for s in args.sizes]
+    rows = [
+        bench_size(
+            s,
+            args.n if s <= 96 else max(64, args.n // 4),
+            args.device,
+            args.batch_size,
+            args.shift,
+            args.reps,
+            args.workers,
+        )
+        for s in args.sizes
+    ]
     if args.json:
         print(json.dumps(rows))
         return
     print(f"allocator: {allocator_name()}; procedural render: {bench_render(2048):.0f} img/s at 64 px (one core)")
     for r in rows:
-        print(f"{r['size']:4d}px on {r['device']} ({r['threads']} threads, batch {r['batch']}): "
-              f"bare forward {r['bare_img_s']:.1f} img/s, whole pipeline {r['pipeline_img_s']:.1f} img/s, "
-              f"ratio {r['ratio']:.2f} (target >= 0.8); CPU ms/img {r['cpu_ms_per_img_bare']:.2f} bare, "
-              f"{r['cpu_ms_per_img_pipeline']:.2f} pipeline (work ratio {r['cpu_ratio']:.2f}); page faults/img "
-              f"{r['faults_per_img_bare']:.0f} bare, {r['faults_per_img_pipeline']:.0f} pipeline")
+        print(
+            f"{r['size']:4d}px on {r['device']} ({r['threads']} threads, batch {r['batch']}): "
+            f"bare forward {r['bare_img_s']:.1f} img/s, whole pipeline {r['pipeline_img_s']:.1f} img/s, "
+            f"ratio {r['ratio']:.2f} (target >= 0.8); CPU ms/img {r['cpu_ms_per_img_bare']:.2f} bare, "
+            f"{r['cpu_ms_per_img_pipeline']:.2f} pipeline (work ratio {r['cpu_ratio']:.2f}); page faults/img "
+            f"{r['faults_per_img_bare']:.0f} bare, {r['faults_per_img_pipeline']:.0f} pipeline"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def main(argv=None) -> int:
         print(f"  {step:<12} {s:7.1f} s  ({s / total:5.1%})")
     n_images = sum(d["n_train"] + d["n_val"] + d["n_test"] for d in run.domains())
     forwarded = pipeline.BACKBONE_COUNTER["images"]
-    print(f"backbone: {forwarded} images forwarded for {n_images} distinct images "
-          f"= {forwarded / max(n_images, 1):.3f} passes per image (target 1)")
+    print(
+        f"backbone: {forwarded} images forwarded for {n_images} distinct images "
+        f"= {forwarded / max(n_images, 1):.3f} passes per image (target 1)"
+    )
     # cross-domain step alone, from a new process state: features come from the cache, 0 passes
     before = pipeline.BACKBONE_COUNTER["images"]
     ctx = pipeline.RunContext(cfg=cfg, run_dir=run_dir, device="cpu" if cfg.device == "auto" else cfg.device)
@@ -67,8 +69,10 @@ def main(argv=None) -> int:
     n_test = sum(d["n_test"] for d in run.domains())
     extra = pipeline.BACKBONE_COUNTER["images"] - before
     n = len(run.domains())
-    print(f"crossdomain step rerun: {extra} backbone passes for {n * (n - 1)} model-domain pairs over "
-          f"{n_test} test images (features reused; naive per-pair extraction would need {n_test * (n - 1)})")
+    print(
+        f"crossdomain step rerun: {extra} backbone passes for {n * (n - 1)} model-domain pairs over "
+        f"{n_test} test images (features reused; naive per-pair extraction would need {n_test * (n - 1)})"
+    )
     base = run.baseline_metrics()
     sps = [m["samples_per_s"] for m in base.values()]
     print(f"baseline head training: {np.mean(sps):.0f} samples/s (mean over {len(sps)} domains)")
@@ -97,14 +101,16 @@ def _throughput(cfg) -> None:
     X = rng.normal(size=(n, d)).astype(np.float32)
     y = rng.integers(0, k, n)
     train = dataclasses.replace(cfg.baselines.train, epochs=3, patience=0)
-    res = train_classifier(build_head(d, k, cfg.baselines.head), X, y, X[:2000], y[:2000], config=train,
-                           device=device)
-    print(f"head training throughput ({device}, {n} x {d} features, batch {train.batch_size}, "
-          f"{cfg.baselines.head.depth} layers x {cfg.baselines.head.width}): {res.samples_per_s:.0f} samples/s")
+    res = train_classifier(build_head(d, k, cfg.baselines.head), X, y, X[:2000], y[:2000], config=train, device=device)
+    print(
+        f"head training throughput ({device}, {n} x {d} features, batch {train.batch_size}, "
+        f"{cfg.baselines.head.depth} layers x {cfg.baselines.head.width}): {res.samples_per_s:.0f} samples/s"
+    )
     dom = rng.integers(0, 3, n)
     M = [np.eye(k)[:, :] for _ in range(3)]
-    res = train_universal(X, dom, y, X[:2000], dom[:2000], y[:2000], M, head=cfg.universal.head, train=train,
-                          device=device)
+    res = train_universal(
+        X, dom, y, X[:2000], dom[:2000], y[:2000], M, head=cfg.universal.head, train=train, device=device
+    )
     print(f"universal head training throughput: {res.samples_per_s:.0f} samples/s")
 
 

@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from core.cli import main as cli_main
 
         return cli_main(argv)
-    print(f"unknown command {command!r}; expected one of: evaluate, "
-          f"{', '.join(sorted(_PIPELINE_COMMANDS))}", file=sys.stderr)
+    print(
+        f"unknown command {command!r}; expected one of: evaluate, {', '.join(sorted(_PIPELINE_COMMANDS))}",
+        file=sys.stderr,
+    )
     return 2
 
 

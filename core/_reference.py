@@ -71,7 +71,7 @@ def build_taxonomy_restart(relationships: dict, class_counts: list[int]) -> dict
             if node not in touched and not links[node]:
                 links[node][frozenset([node])] = 1.0
                 return True
-        for (x, y) in sorted(edges):  # rule 2
+        for x, y in sorted(edges):  # rule 2
             if (y, x) in edges:
                 w = (edges[(x, y)] + edges[(y, x)]) / 2
                 s = frozenset([x, y])
@@ -79,15 +79,15 @@ def build_taxonomy_restart(relationships: dict, class_counts: list[int]) -> dict
                 links[y][s] = w
                 del edges[(x, y)], edges[(y, x)]
                 return True
-        for (x, y) in sorted(edges):  # rule 3
-            for (y2, z) in sorted(e for e in edges if e[0] == y):
+        for x, y in sorted(edges):  # rule 3
+            for y2, z in sorted(e for e in edges if e[0] == y):
                 if z[0] == x[0] and z != x:
                     if edges[(x, y)] < edges[(y2, z)]:
                         del edges[(x, y)]
                     else:
                         del edges[(y2, z)]
                     return True
-        for (x, y) in sorted(edges):  # rule 4
+        for x, y in sorted(edges):  # rule 4
             w, s = edges.pop((x, y)), frozenset([x, y])
             links[x][s] = w
             links[y][s] = w

@@ -32,12 +32,10 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
         return arr
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} has a NaN or inf entry at {tuple(int(v) for v in bad)}: "
-                         f"{arr[tuple(bad)]}")
+        raise ValueError(f"{name} has a NaN or inf entry at {tuple(int(v) for v in bad)}: {arr[tuple(bad)]}")
     if (arr < 0).any():
         bad = np.argwhere(arr < 0)[0]
-        raise ValueError(f"{name} has a negative entry at {tuple(int(v) for v in bad)}: "
-                         f"{arr[tuple(bad)]}")
+        raise ValueError(f"{name} has a negative entry at {tuple(int(v) for v in bad)}: {arr[tuple(bad)]}")
     return arr
 
 
@@ -71,8 +69,12 @@ def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
     off = sums > 1.0 + ROW_SUM_TOL
     if off.any():
         first = int(np.flatnonzero(off)[0])
-        warnings.warn(f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
-                      f"{sums[first]:.6g}); normalising them", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
+            f"{sums[first]:.6g}); normalising them",
+            UserWarning,
+            stacklevel=3,
+        )
         arr = arr.copy()
         arr[off] = scale_rows(arr[off], sums[off])
     return arr
@@ -101,13 +103,13 @@ def check_pair_dict(mats: Mapping, class_counts: Sequence[int], *, name: str) ->
         raise TypeError(f"{name} must be a dict {{(a, b): matrix}}, got {type(mats).__name__}")
     n = len(class_counts)
     for key, mat in mats.items():
-        if not (isinstance(key, tuple) and len(key) == 2
-                and all(isinstance(v, int | np.integer) for v in key)):
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(v, int | np.integer) for v in key)):
             raise TypeError(f"{name} keys must be pairs of domain indices (a, b), got {key!r}")
         a, b = int(key[0]), int(key[1])
         if not (0 <= a < n and 0 <= b < n) or a == b:
             raise ValueError(f"{name} key {key!r} must be two different domains in 0..{n - 1}")
         shape = tuple(mat.shape) if hasattr(mat, "shape") else np.shape(mat)
         if shape != (class_counts[a], class_counts[b]):
-            raise ValueError(f"{name}[{key!r}] has shape {shape}, but class_counts gives "
-                             f"({class_counts[a]}, {class_counts[b]})")
+            raise ValueError(
+                f"{name}[{key!r}] has shape {shape}, but class_counts gives ({class_counts[a]}, {class_counts[b]})"
+            )

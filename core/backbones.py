@@ -27,16 +27,25 @@ from torch import nn
 from core.registry import BACKBONES, DEFAULT_BACKBONE, BackboneInfo
 
 __all__ = [
-    "BACKBONES", "DEFAULT_BACKBONE", "Backbone", "BackboneInfo", "load_backbone",
-    "imagenet_class_names", "rename_lite0_state_dict",
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
+    "Backbone",
+    "BackboneInfo",
+    "load_backbone",
+    "imagenet_class_names",
+    "rename_lite0_state_dict",
 ]
 
 # EfficientNet-Lite0 stage repeats: flat block n of the lukemelas layout -> (stage, repeat).
 _LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
 _BLOCK_RENAMES_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _BLOCK_RENAMES_IR = {
-    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-    "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
 }
 _TOP_RENAMES = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 

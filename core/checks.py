@@ -23,8 +23,22 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ConfigError", "ConfigTypeError", "Validated", "checked", "show", "join_key",
-    "duplicates", "Int", "Number", "OneOf", "Text", "Flag", "Seq", "Mapping", "Instance", "Optional",
+    "ConfigError",
+    "ConfigTypeError",
+    "Validated",
+    "checked",
+    "show",
+    "join_key",
+    "duplicates",
+    "Int",
+    "Number",
+    "OneOf",
+    "Text",
+    "Flag",
+    "Seq",
+    "Mapping",
+    "Instance",
+    "Optional",
 ]
 
 Rule = Callable[[Any, str], Any]
@@ -59,7 +73,7 @@ def join_key(path: str, rest: str) -> str:
 def show(value: Any) -> str:
     """A short, bounded repr for messages (never expands huge or deeply nested values)."""
     text = _REPR.repr(value)
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -211,8 +225,12 @@ class Optional:
         return None if value is None else self.rule(value, key)
 
 
-def checked(default: Any = dataclasses.MISSING, rule: Rule | None = None, *,
-            factory: Callable[[], Any] | Any = dataclasses.MISSING) -> Any:
+def checked(
+    default: Any = dataclasses.MISSING,
+    rule: Rule | None = None,
+    *,
+    factory: Callable[[], Any] | Any = dataclasses.MISSING,
+) -> Any:
     """A dataclass field whose value :class:`Validated` checks with ``rule``."""
     return dataclasses.field(default=default, default_factory=factory, metadata={"rule": rule})
 

@@ -37,16 +37,19 @@ def _config_names_help() -> str:
         ("features.backbone", f"{backbones}, or any timm / torchvision model name"),
         ("selection method", methods),
     ]
-    lines = [textwrap.fill(text, 100, initial_indent=f"  {key:<18} ", subsequent_indent=" " * 21)
-             for key, text in rows]
+    lines = [textwrap.fill(text, 100, initial_indent=f"  {key:<18} ", subsequent_indent=" " * 21) for key, text in rows]
     return "names a config may use:\n" + "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="universal taxonomy runs")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run or resume the pipeline from a config", epilog=_config_names_help(),
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run or resume the pipeline from a config",
+        epilog=_config_names_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", required=True, help="YAML config (see assets/configs/)")
     run.add_argument("--out", help="run folder (default: $UNITAX_RUNS/<time>-<config name>)")
     run.add_argument("--from", dest="from_step", choices=STEPS, help="rerun from this step on")
@@ -67,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="validation accuracy of the universal model for every selection setting")
     sw.add_argument("run", help="run id or folder (its crossdomain step finished)")
     sw.add_argument("--methods", help="comma-separated selection methods (default: all)")
-    sw.add_argument("--grid", choices=("coarse", "fine"), default="coarse",
-                    help="parameter steps of 0.05 (coarse) or 0.01 (fine); every k_max")
+    sw.add_argument(
+        "--grid",
+        choices=("coarse", "fine"),
+        default="coarse",
+        help="parameter steps of 0.05 (coarse) or 0.01 (fine); every k_max",
+    )
     sw.add_argument("--epochs", type=int, help="epochs per universal head (default: the run's recipe)")
     sw.add_argument("--batch", type=int, default=8, help="universal heads trained together")
     sw.add_argument("--device", choices=DEVICES, help="override the run's device")
@@ -100,8 +107,13 @@ class _Bars:
             # remaining = tqdm's ETA from the progress rate; the message carries the work rate
             # (images/s while extracting features, samples/s while training heads)
             width = shutil.get_terminal_size((100, 20)).columns
-            self.bar = tqdm(total=1000, desc=f"{step:<11}", file=sys.stderr, ncols=width if width > 0 else 100,
-                            bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed}<{remaining} {postfix}")
+            self.bar = tqdm(
+                total=1000,
+                desc=f"{step:<11}",
+                file=sys.stderr,
+                ncols=width if width > 0 else 100,
+                bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed}<{remaining} {postfix}",
+            )
         target = int(round(min(max(fraction, 0.0), 1.0) * 1000))
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
@@ -144,14 +156,17 @@ def _cmd_run(args) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
     if out.exists() and not is_run_dir(out) and any(out.iterdir()):
-        raise UsageError(f"--out {out} is not empty and is not a unitax run folder (no {MARKER} marker): "
-                         "choose a new or empty folder")
+        raise UsageError(
+            f"--out {out} is not empty and is not a unitax run folder (no {MARKER} marker): "
+            "choose a new or empty folder"
+        )
     bars = _Bars(sys.stderr.isatty() and not args.no_progress)
     # Under a job, stdout is the run's log.txt, which the pipeline already writes: stay quiet.
     quiet = not sys.stdout.isatty() and _is_run_log(out)
     try:
-        status = run_pipeline(cfg, out, from_step=args.from_step, until_step=args.until_step,
-                              on_progress=None if quiet else bars)
+        status = run_pipeline(
+            cfg, out, from_step=args.from_step, until_step=args.until_step, on_progress=None if quiet else bars
+        )
     finally:
         bars.close()
     print(f"run {out}: {status['state']}" + (f" ({status['error']})" if status.get("error") else ""))
@@ -259,8 +274,15 @@ def _cmd_sweep(args) -> int:
         print(f"[sweep] {message}" + (f", about {eta:.0f}s left" if eta else ""), flush=True)
 
     try:
-        status = sweep_job(run.path, methods=methods, grid=args.grid, epochs=args.epochs, batch=args.batch,
-                           device=None if args.device in (None, "auto") else args.device, on_progress=progress)
+        status = sweep_job(
+            run.path,
+            methods=methods,
+            grid=args.grid,
+            epochs=args.epochs,
+            batch=args.batch,
+            device=None if args.device in (None, "auto") else args.device,
+            on_progress=progress,
+        )
     except LockedError:
         raise  # a runtime refusal: exit code 1
     except ValueError as exc:
@@ -272,14 +294,15 @@ def _cmd_sweep(args) -> int:
         print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         corr = sweep_correlations(table)
         if corr["n"]:
-            print(f"Spearman over {corr['n']} settings: F1 vs validation accuracy {corr['f1']:+.2f}, "
-                  f"-EDR vs validation accuracy {corr['neg_edr']:+.2f}")
+            print(
+                f"Spearman over {corr['n']} settings: F1 vs validation accuracy {corr['f1']:+.2f}, "
+                f"-EDR vs validation accuracy {corr['neg_edr']:+.2f}"
+            )
     return {"done": 0, "cancelled": 130}.get(status["state"], 1)
 
 
 def _dispatch(args) -> int:
-    commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict,
-                "sweep": _cmd_sweep}
+    commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict, "sweep": _cmd_sweep}
     return commands[args.command](args)
 
 

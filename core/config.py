@@ -5,8 +5,9 @@ rules of :mod:`core.checks` attached to its fields): unknown keys, wrong types, 
 outside the caps below raise :class:`ConfigError` (a ``ValueError``; :class:`ConfigTypeError` is
 also a ``TypeError``) whose message starts with the key path and shows the value, e.g.
 ``baselines.train.lr: must be > 0 and <= 10, got -1``. Whether folders exist is not checked here
-(configs travel between machines); ``core.pipeline.check_data`` does that before a run starts. :func:`config_to_dict` gives the resolved config (all defaults filled in) that the run
-folder stores as ``config.yaml``.
+(configs travel between machines); ``core.domains.check_data`` does that before a run starts.
+:func:`config_to_dict` gives the resolved config (all defaults filled in) that the run folder
+stores as ``config.yaml``.
 
 Sections (see ``assets/configs/demo.yaml`` for a commented example)::
 
@@ -30,10 +31,34 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from core.checks import (ConfigError, ConfigTypeError, Flag, Instance, Int, Mapping, Number, OneOf,
-                         Optional, Seq, Text, Validated, checked, duplicates, show)
-from core.registry import (BACKBONES, DEFAULT_BACKBONE, DEFAULT_SHIFTS, DEFAULT_SPLIT_SIZES, DEVICES, SHIFTS,
-                           SOURCES, SYNTHETIC_BASES, is_model_name)
+from core.checks import (
+    ConfigError,
+    ConfigTypeError,
+    Flag,
+    Instance,
+    Int,
+    Mapping,
+    Number,
+    OneOf,
+    Optional,
+    Seq,
+    Text,
+    Validated,
+    checked,
+    duplicates,
+    show,
+)
+from core.registry import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
+    DEFAULT_SHIFTS,
+    DEFAULT_SPLIT_SIZES,
+    DEVICES,
+    SHIFTS,
+    SOURCES,
+    SYNTHETIC_BASES,
+    is_model_name,
+)
 from core.selection import METHODS
 
 __all__ = [
@@ -86,8 +111,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a config file over 1 MiB is refused unread
 MAX_YAML_NODES = 100_000  # YAML nodes after expanding aliases (a config has a few hundred)
 MAX_YAML_DEPTH = 32  # nesting of YAML collections (a config nests 5 deep)
 
-LIMITS: dict[str, float] = {name: value for name, value in globals().items()
-                            if name.startswith(("MAX_", "MIN_"))}
+LIMITS: dict[str, float] = {name: value for name, value in globals().items() if name.startswith(("MAX_", "MIN_"))}
 
 _PER_CLASS = Optional(Int(1, MAX_PER_CLASS))
 _FRACTION = Number(0.0, 1.0, hi_open=True)  # dropout, momentum, label smoothing: [0, 1)
@@ -166,8 +190,9 @@ class SyntheticConfig(Validated):
             from core.procedural import MAX_CONCEPTS as procedural_max
 
             if self.n_concepts > procedural_max:
-                raise ConfigError(f"n_concepts: the procedural base has {procedural_max} concepts, "
-                                  f"got {self.n_concepts}")
+                raise ConfigError(
+                    f"n_concepts: the procedural base has {procedural_max} concepts, got {self.n_concepts}"
+                )
 
 
 @dataclass(frozen=True)
@@ -219,8 +244,10 @@ class DomainsConfig(Validated):
             per_concept = sum(n or 0 for n in (self.n_train, self.n_val, self.n_test))
             total = syn.n_domains * syn.n_concepts * per_concept
             if total > MAX_SYNTHETIC_IMAGES:
-                raise ConfigError(f"n_train: up to {total} procedural images (n_domains x n_concepts x "
-                                  f"(n_train + n_val + n_test)); at most {MAX_SYNTHETIC_IMAGES} are allowed")
+                raise ConfigError(
+                    f"n_train: up to {total} procedural images (n_domains x n_concepts x "
+                    f"(n_train + n_val + n_test)); at most {MAX_SYNTHETIC_IMAGES} are allowed"
+                )
 
 
 @dataclass(frozen=True)
@@ -235,8 +262,10 @@ class FeaturesConfig(Validated):
 
     def _check(self) -> None:
         if not is_model_name(self.backbone):
-            raise ConfigError(f"backbone: must be one of {list(BACKBONES)} or a timm / torchvision model "
-                              f"name (letters, digits, '_', '.', '-'), got {show(self.backbone)}")
+            raise ConfigError(
+                f"backbone: must be one of {list(BACKBONES)} or a timm / torchvision model "
+                f"name (letters, digits, '_', '.', '-'), got {show(self.backbone)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -293,8 +322,9 @@ class MethodSpec(Validated):
             except ValueError:
                 raise ConfigError(f"label: must be a plain folder name, got {show(self.label)}") from None
         if len(self.key) > MAX_KEY_LEN:
-            raise ConfigError(f"label: folder name {show(self.key)} is longer than {MAX_KEY_LEN} characters; "
-                              "set a shorter label")
+            raise ConfigError(
+                f"label: folder name {show(self.key)} is longer than {MAX_KEY_LEN} characters; set a shorter label"
+            )
 
 
 def _method_param(spec: Any, value: Any) -> Any:
@@ -313,8 +343,9 @@ def _method_param(spec: Any, value: Any) -> Any:
 class SelectionConfig(Validated):
     """The selection methods whose taxonomies (and universal models) a run builds."""
 
-    methods: tuple[MethodSpec, ...] = checked((MethodSpec("mcfp"), MethodSpec("threshold", {"t": 0.2})),
-                                              Seq(Instance(MethodSpec), 1, 100))
+    methods: tuple[MethodSpec, ...] = checked(
+        (MethodSpec("mcfp"), MethodSpec("threshold", {"t": 0.2})), Seq(Instance(MethodSpec), 1, 100)
+    )
 
     def _check(self) -> None:
         dupes = duplicates(m.key for m in self.methods)
@@ -375,8 +406,12 @@ def _nested(rule: Any, value: Any, key: str) -> Any:
         return None if value is None else _nested(rule.rule, value, key)
     if isinstance(rule, Instance) and dataclasses.is_dataclass(rule.cls):
         return _build(rule.cls, value, key)
-    if (isinstance(rule, Seq) and isinstance(rule.each, Instance) and isinstance(value, (list, tuple))
-            and len(value) <= rule.max_len):
+    if (
+        isinstance(rule, Seq)
+        and isinstance(rule.each, Instance)
+        and isinstance(value, (list, tuple))
+        and len(value) <= rule.max_len
+    ):
         return [_nested(rule.each, v, f"{key}[{i}]") for i, v in enumerate(value)]
     return value
 
@@ -404,8 +439,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"{where}: unknown key; valid keys here: {sorted(fields)}")
     if cls is HeadConfig:
         data = _with_preset(data)
-    kwargs = {name: _nested(fields[name].metadata.get("rule"), value, f"{path}.{name}" if path else name)
-              for name, value in data.items()}
+    kwargs = {
+        name: _nested(fields[name].metadata.get("rule"), value, f"{path}.{name}" if path else name)
+        for name, value in data.items()
+    }
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -484,8 +521,9 @@ def _check_yaml_nodes(root: Any, where: str) -> None:
             inner = stack | {id(node)}
             sizes[id(node)] = 1 + sum(size(c, depth + 1, inner) for c in _yaml_children(node))
         if sizes[id(node)] > MAX_YAML_NODES:
-            raise ConfigError(f"config file {where}: more than {MAX_YAML_NODES} YAML nodes once aliases "
-                              "are expanded (an alias bomb?)")
+            raise ConfigError(
+                f"config file {where}: more than {MAX_YAML_NODES} YAML nodes once aliases are expanded (an alias bomb?)"
+            )
         return sizes[id(node)]
 
     size(root, 0, frozenset())
@@ -537,8 +575,9 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     if data is None:
         raise ConfigError(f"config file {where} is empty: write at least 'name: <run name>'")
     if not isinstance(data, dict):
-        raise ConfigTypeError(f"config file {where}: the top level must be a mapping of keys, "
-                              f"got a {type(data).__name__}")
+        raise ConfigTypeError(
+            f"config file {where}: the top level must be a mapping of keys, got a {type(data).__name__}"
+        )
     return config_from_dict(data)
 
 

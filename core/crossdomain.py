@@ -57,16 +57,16 @@ def count_matrix(true: object, predicted: object, n_classes_a: int, n_classes_b:
         flat = np.bincount(t * n_classes_b + p, minlength=n_classes_a * n_classes_b)
         return flat.reshape(n_classes_a, n_classes_b).astype(np.float64)
     if pred.ndim != 2 or pred.shape != (t.shape[0], n_classes_b):
-        raise ValueError(f"soft predictions must have shape (N, K_b) = ({t.shape[0]}, "
-                         f"{n_classes_b}), got {pred.shape}")
+        raise ValueError(f"soft predictions must have shape (N, K_b) = ({t.shape[0]}, {n_classes_b}), got {pred.shape}")
     probs = pred.astype(np.float64, copy=False)
     if not np.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError("soft predictions must be finite and non-negative (pass softmax "
-                         "probabilities, not logits)")
+        raise ValueError("soft predictions must be finite and non-negative (pass softmax probabilities, not logits)")
     sums = probs.sum(axis=1)
     if probs.shape[0] and np.abs(sums - 1).max() > 1e-3:
-        raise ValueError(f"soft prediction rows must sum to 1 (softmax probabilities); a row "
-                         f"sums to {sums[np.argmax(np.abs(sums - 1))]:.4g}")
+        raise ValueError(
+            f"soft prediction rows must sum to 1 (softmax probabilities); a row "
+            f"sums to {sums[np.argmax(np.abs(sums - 1))]:.4g}"
+        )
     out = np.zeros((n_classes_a, n_classes_b))
     np.add.at(out, t, probs)
     return out
@@ -93,8 +93,7 @@ def empty_classes(counts: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(counts).sum(axis=1) == 0)
 
 
-def prediction_matrix(true: object, predicted: object, n_classes_a: int,
-                      n_classes_b: int) -> np.ndarray:
+def prediction_matrix(true: object, predicted: object, n_classes_a: int, n_classes_b: int) -> np.ndarray:
     """P (K_a, K_b) from true labels (N,) and hard (N,) or soft (N, K_b) predictions.
 
     Classes of domain a with no images give all-zero rows, reported with a ``UserWarning``.
@@ -102,14 +101,18 @@ def prediction_matrix(true: object, predicted: object, n_classes_a: int,
     counts = count_matrix(true, predicted, n_classes_a, n_classes_b)
     empty = empty_classes(counts)
     if empty.size:
-        warnings.warn(f"{empty.size} class(es) of domain a have no images and give all-zero "
-                      f"rows: {empty[:10].tolist()}{' ...' if empty.size > 10 else ''}",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{empty.size} class(es) of domain a have no images and give all-zero "
+            f"rows: {empty[:10].tolist()}{' ...' if empty.size > 10 else ''}",
+            UserWarning,
+            stacklevel=2,
+        )
     return normalize_rows(counts)
 
 
-def cross_domain_matrices(true_labels: Sequence[object], predictions: Mapping[tuple[int, int], object],
-                          class_counts: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
+def cross_domain_matrices(
+    true_labels: Sequence[object], predictions: Mapping[tuple[int, int], object], class_counts: Sequence[int]
+) -> dict[tuple[int, int], np.ndarray]:
     """P_ab for every pair in ``predictions``.
 
     true_labels[a]: (N_a,) true labels of domain a's images; predictions[(a, b)]: the domain-b

@@ -96,9 +96,9 @@ def tune_cpu_allocator() -> bool:
     every batch; glibc serves those with mmap/munmap, so every batch page-faults the memory
     again (measured in bench/bench_features.py: the forward pass spent more time in page faults
     than in compute). Turning mmap off (M_MMAP_MAX=0) and raising M_TRIM_THRESHOLD via
-    ``mallopt`` removes that, at the cost of the process keeping its peak heap. Safe to call repeatedly; returns True when
-    the settings were applied (glibc Linux only; a no-op elsewhere or under tcmalloc/jemalloc
-    preloads, where it is not needed). Opt out with ``UNITAX_MALLOC_TUNE=0``.
+    ``mallopt`` removes that, at the cost of the process keeping its peak heap. Safe to call
+    repeatedly; returns True when the settings were applied (glibc Linux only; a no-op elsewhere
+    or under tcmalloc/jemalloc preloads, where it is not needed). Opt out with ``UNITAX_MALLOC_TUNE=0``.
     """
     global _TUNED
     if _TUNED:
@@ -122,7 +122,11 @@ def tune_cpu_allocator() -> bool:
     # Serve every block from the heap (no mmap: glibc caps M_MMAP_THRESHOLD at 32 MiB, and 224 px
     # activations are larger), never give freed memory back (trim threshold 1 GiB), grow in
     # 64 MiB steps. Together: the same buffers are reused batch after batch without page faults.
-    ok = (mallopt(m_mmap_max, 0) and mallopt(m_mmap_threshold, 32 << 20)
-          and mallopt(m_trim_threshold, 1 << 30) and mallopt(m_top_pad, 64 << 20))
+    ok = (
+        mallopt(m_mmap_max, 0)
+        and mallopt(m_mmap_threshold, 32 << 20)
+        and mallopt(m_trim_threshold, 1 << 30)
+        and mallopt(m_top_pad, 64 << 20)
+    )
     _TUNED = bool(ok)
     return _TUNED

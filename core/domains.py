@@ -38,8 +38,16 @@ from core.sources import ImageSet, ProceduralPool, Source, load_source
 from core.synthetic import SyntheticTaxonomy
 
 __all__ = [
-    "DomainSpec", "Domain", "DEFAULT_PER_CONCEPT", "build_domain", "build_domains",
-    "build_synthetic_domains", "preview_grid", "synthetic_world", "domain_specs", "domains_from_config",
+    "DomainSpec",
+    "Domain",
+    "DEFAULT_PER_CONCEPT",
+    "build_domain",
+    "build_domains",
+    "build_synthetic_domains",
+    "preview_grid",
+    "synthetic_world",
+    "domain_specs",
+    "domains_from_config",
     "check_data",
 ]
 
@@ -111,10 +119,14 @@ def _check_spec(spec: DomainSpec) -> None:
             raise ValueError(f"domain {spec.name!r}: {field_name} must be a non-negative int or None, got {n!r}")
     if spec.synthetic is not None:
         if not isinstance(spec.synthetic, SyntheticTaxonomy):
-            raise TypeError(f"domain {spec.name!r}: synthetic must be a SyntheticTaxonomy, got {type(spec.synthetic).__name__}")
+            raise TypeError(
+                f"domain {spec.name!r}: synthetic must be a SyntheticTaxonomy, got {type(spec.synthetic).__name__}"
+            )
         n_dom = len(spec.synthetic.domains)
         if not 0 <= spec.synthetic_index < n_dom:
-            raise ValueError(f"domain {spec.name!r}: synthetic_index {spec.synthetic_index} out of range 0..{n_dom - 1}")
+            raise ValueError(
+                f"domain {spec.name!r}: synthetic_index {spec.synthetic_index} out of range 0..{n_dom - 1}"
+            )
 
 
 def _counts(spec: DomainSpec, defaults: tuple[int | None, int | None, int | None]) -> dict[str, int | None]:
@@ -148,8 +160,9 @@ def _plain_domain(spec: DomainSpec, base: Source, seed: int) -> Domain:
     return Domain(spec.name, list(base.class_names), splits, spec.source, spec.shift)
 
 
-def _procedural_domain(spec: DomainSpec, seed: int, classes: list[frozenset[int]],
-                       counts: dict[str, int]) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
+def _procedural_domain(
+    spec: DomainSpec, seed: int, classes: list[frozenset[int]], counts: dict[str, int]
+) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
     """Fresh rendered instances for this domain: pool seed from (seed, domain name)."""
     pool = ProceduralPool(seed=_stable_int("procedural", seed, spec.name))
     splits, concept_labels = {}, {}
@@ -163,8 +176,9 @@ def _procedural_domain(spec: DomainSpec, seed: int, classes: list[frozenset[int]
     return splits, concept_labels
 
 
-def _real_synthetic_domain(spec: DomainSpec, base: Source, seed: int, counts: dict[str, int | None]
-                           ) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
+def _real_synthetic_domain(
+    spec: DomainSpec, base: Source, seed: int, counts: dict[str, int | None]
+) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
     """Base images of each concept, dealt out disjointly among the domains that share the concept."""
     tax, a = spec.synthetic, spec.synthetic_index
     owners = {}  # concept -> sorted domain indices holding it
@@ -181,7 +195,7 @@ def _real_synthetic_domain(spec: DomainSpec, base: Source, seed: int, counts: di
                 idx = np.flatnonzero(src.labels == c)
                 idx = idx[np.random.default_rng([seed, c, SPLITS.index(s)]).permutation(idx.size)]
                 share = owners[c]
-                shard = idx[share.index(a)::len(share)]
+                shard = idx[share.index(a) :: len(share)]
                 chosen = (shard if shard.size else idx)[: counts[s]]
                 picked.append(chosen)
                 labels += [i] * chosen.size
@@ -203,19 +217,33 @@ def build_domain(spec: DomainSpec, *, root: str | None = None, seed: int = 42, b
             if spec.source == "procedural":
                 c = _counts(spec, DEFAULT_PER_CONCEPT)
                 kwargs["per_class"] = (c["train"], c["val"], c["test"])
-            base = load_source(spec.source, root=spec.root or root, seed=_stable_int("src", seed, spec.name)
-                               if spec.source == "procedural" else seed, **kwargs)
-        domain = _plain_domain(spec, base, seed) if spec.source != "procedural" else Domain(
-            spec.name, list(base.class_names),
-            {s: _shifted(base.splits[s], spec, s, seed) for s in SPLITS}, spec.source, spec.shift)
+            base = load_source(
+                spec.source,
+                root=spec.root or root,
+                seed=_stable_int("src", seed, spec.name) if spec.source == "procedural" else seed,
+                **kwargs,
+            )
+        domain = (
+            _plain_domain(spec, base, seed)
+            if spec.source != "procedural"
+            else Domain(
+                spec.name,
+                list(base.class_names),
+                {s: _shifted(base.splits[s], spec, s, seed) for s in SPLITS},
+                spec.source,
+                spec.shift,
+            )
+        )
     else:
         classes = tax.domains[spec.synthetic_index]
         if spec.source == "procedural":
             from core import procedural
 
             if tax.n_concepts > procedural.MAX_CONCEPTS:
-                raise ValueError(f"domain {spec.name!r}: n_concepts={tax.n_concepts} exceeds the "
-                                 f"{procedural.MAX_CONCEPTS} procedural concepts")
+                raise ValueError(
+                    f"domain {spec.name!r}: n_concepts={tax.n_concepts} exceeds the "
+                    f"{procedural.MAX_CONCEPTS} procedural concepts"
+                )
             concept_names = procedural.concept_names(tax.n_concepts)
             counts = _counts(spec, DEFAULT_PER_CONCEPT)
             splits, concept_labels = _procedural_domain(spec, seed, classes, counts)
@@ -223,8 +251,10 @@ def build_domain(spec: DomainSpec, *, root: str | None = None, seed: int = 42, b
             if base is None:
                 base = load_source(spec.source, root=spec.root or root, seed=seed)
             if tax.n_concepts > base.n_classes:
-                raise ValueError(f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
-                                 f"base source {spec.source!r} has only {base.n_classes} classes")
+                raise ValueError(
+                    f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
+                    f"base source {spec.source!r} has only {base.n_classes} classes"
+                )
             concept_names = list(base.class_names)
             splits, concept_labels = _real_synthetic_domain(spec, base, seed, _counts(spec, (None, None, None)))
         names = tax.class_names(concept_names)[spec.synthetic_index]
@@ -255,10 +285,16 @@ def build_domains(specs: Sequence[DomainSpec], *, root: str | None = None, seed:
     return out
 
 
-def build_synthetic_domains(taxonomy: SyntheticTaxonomy, *, base: str = "procedural",
-                            shifts: Sequence[str] = DEFAULT_SHIFTS, names: Sequence[str] | None = None,
-                            root: str | None = None, seed: int = 42,
-                            per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT) -> list[Domain]:
+def build_synthetic_domains(
+    taxonomy: SyntheticTaxonomy,
+    *,
+    base: str = "procedural",
+    shifts: Sequence[str] = DEFAULT_SHIFTS,
+    names: Sequence[str] | None = None,
+    root: str | None = None,
+    seed: int = 42,
+    per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT,
+) -> list[Domain]:
     """All domains of a synthetic world over one base source; shifts cycle over the domains."""
     n = len(taxonomy.domains)
     names = list(names) if names is not None else default_domain_names(n)
@@ -266,14 +302,26 @@ def build_synthetic_domains(taxonomy: SyntheticTaxonomy, *, base: str = "procedu
         raise ValueError(f"need {n} domain names, got {len(names)}")
     if not shifts:
         raise ValueError("shifts must name at least one shift (use ('none',) for no shift)")
-    specs = [DomainSpec(name=names[a], source=base, shift=shifts[a % len(shifts)], root=root, synthetic=taxonomy,
-                        synthetic_index=a, n_train=per_concept[0], n_val=per_concept[1], n_test=per_concept[2])
-             for a in range(n)]
+    specs = [
+        DomainSpec(
+            name=names[a],
+            source=base,
+            shift=shifts[a % len(shifts)],
+            root=root,
+            synthetic=taxonomy,
+            synthetic_index=a,
+            n_train=per_concept[0],
+            n_val=per_concept[1],
+            n_test=per_concept[2],
+        )
+        for a in range(n)
+    ]
     return build_domains(specs, root=root, seed=seed)
 
 
-def preview_grid(domain: Domain, *, split: str = "train", per_class: int = 6, max_classes: int = 12,
-                 size: int = 64, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def preview_grid(
+    domain: Domain, *, split: str = "train", per_class: int = 6, max_classes: int = 12, size: int = 64, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
     """Example images: one row per class (first ``max_classes``), ``per_class`` seeded picks each.
 
     Returns (uint8 (rows*size, per_class*size, 3), row names). Missing or unreadable images are
@@ -294,7 +342,7 @@ def preview_grid(domain: Domain, *, split: str = "train", per_class: int = 6, ma
         imgs, ok = s.images(idx, size)
         for j, (img, good) in enumerate(zip(imgs, ok)):
             if good:
-                grid[i * size:(i + 1) * size, j * size:(j + 1) * size] = img
+                grid[i * size : (i + 1) * size, j * size : (j + 1) * size] = img
     return grid, list(domain.class_names[:rows])
 
 
@@ -308,8 +356,9 @@ def synthetic_world(cfg) -> SyntheticTaxonomy | None:
         return None
     from core.synthetic import make_synthetic_taxonomy
 
-    return make_synthetic_taxonomy(s.n_concepts, s.n_domains, s.concepts_mean, s.concepts_var,
-                                   s.class_size_mean, s.class_size_var, seed=cfg.seed)
+    return make_synthetic_taxonomy(
+        s.n_concepts, s.n_domains, s.concepts_mean, s.concepts_var, s.class_size_mean, s.class_size_var, seed=cfg.seed
+    )
 
 
 def domain_specs(cfg) -> list[DomainSpec]:
@@ -321,10 +370,22 @@ def domain_specs(cfg) -> list[DomainSpec]:
     if s is not None:
         world = synthetic_world(cfg)
         names = list(s.names) if s.names else default_domain_names(s.n_domains)
-        specs += [DomainSpec(name=names[a], source=s.base, shift=s.shifts[a % len(s.shifts)], synthetic=world,
-                             synthetic_index=a, root=cfg.data_root, **sizes) for a in range(s.n_domains)]
-    specs += [DomainSpec(name=d.name, source=d.source, shift=d.shift, root=d.root or cfg.data_root, **sizes)
-              for d in cfg.domains.list]
+        specs += [
+            DomainSpec(
+                name=names[a],
+                source=s.base,
+                shift=s.shifts[a % len(s.shifts)],
+                synthetic=world,
+                synthetic_index=a,
+                root=cfg.data_root,
+                **sizes,
+            )
+            for a in range(s.n_domains)
+        ]
+    specs += [
+        DomainSpec(name=d.name, source=d.source, shift=d.shift, root=d.root or cfg.data_root, **sizes)
+        for d in cfg.domains.list
+    ]
     return specs
 
 

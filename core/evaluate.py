@@ -9,7 +9,6 @@ the full sweep as CSV and JSON when ``--out`` is given. No images, no GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,15 +41,25 @@ class EvaluateConfig:
 
 def evaluate(cfg: EvaluateConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(best-per-method table, full sweep table) for one synthetic evaluation."""
-    tax = make_synthetic_taxonomy(cfg.n_concepts, cfg.n_domains, cfg.concepts_mean,
-                                  cfg.concepts_var, cfg.class_size_mean, cfg.class_size_var,
-                                  seed=cfg.seed)
+    tax = make_synthetic_taxonomy(
+        cfg.n_concepts,
+        cfg.n_domains,
+        cfg.concepts_mean,
+        cfg.concepts_var,
+        cfg.class_size_mean,
+        cfg.class_size_var,
+        seed=cfg.seed,
+    )
     if cfg.expected:
         mats = tax.expected_matrices(uniform_remainder=cfg.uniform_remainder)
     else:
-        counts = sample_cross_counts(tax, images_per_class=cfg.images_per_class,
-                                     noise=cfg.noise, confusion_alpha=cfg.confusion_alpha,
-                                     seed=cfg.seed)
+        counts = sample_cross_counts(
+            tax,
+            images_per_class=cfg.images_per_class,
+            noise=cfg.noise,
+            confusion_alpha=cfg.confusion_alpha,
+            seed=cfg.seed,
+        )
         mats = {k: normalize_rows(c) for k, c in counts.items()}
     table = sweep(mats, tax.true_relationships(), tax.class_counts)
     return best_parameters(table, by=cfg.by), table
@@ -60,12 +69,16 @@ def format_table(best: pd.DataFrame) -> str:
     """The thesis-style table as aligned text."""
     shown = best.assign(best=[f"{p}={v:g}" if p else "-" for p, v in zip(best["param"], best["value"])])
     return shown[["method", "best", "edr", "precision", "recall", "f1"]].to_string(
-        index=False, float_format=lambda x: f"{x:.3f}")
+        index=False, float_format=lambda x: f"{x:.3f}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m core evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     d = EvaluateConfig()
     for name, value in asdict(d).items():
         flag = "--" + name.replace("_", "-")
@@ -112,8 +125,10 @@ def _write(out: Path, cfg: EvaluateConfig, best: pd.DataFrame, table: pd.DataFra
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / _OUT_MARKER).is_file():
-        raise ValueError(f"--out {out} is not empty and was not written by evaluate: refusing to overwrite files "
-                         "there; choose a new or empty folder")
+        raise ValueError(
+            f"--out {out} is not empty and was not written by evaluate: refusing to overwrite files "
+            "there; choose a new or empty folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / _OUT_MARKER, {"tool": "unitax evaluate"})
     write_text(out / "best.csv", best.to_csv(index=False))

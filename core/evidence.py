@@ -106,8 +106,7 @@ def direction_confidence(p: object, n: object, threshold: float = HIGH) -> np.nd
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     pp = np.asarray(p, dtype=np.float64)
     if pp.size and (not np.isfinite(pp).all() or pp.min() < 0 or pp.max() > 1 + ROW_SUM_TOL):
-        raise ValueError(f"p must hold proportions in [0, 1], got values in "
-                         f"[{np.nanmin(pp):.6g}, {np.nanmax(pp):.6g}]")
+        raise ValueError(f"p must hold proportions in [0, 1], got values in [{np.nanmin(pp):.6g}, {np.nanmax(pp):.6g}]")
     kk, nn = _counts_pair(np.clip(pp, 0.0, 1.0) * np.asarray(n, dtype=np.float64), n)
     sd = np.sqrt(np.where(nn > 0, nn, 1.0) * t * (1 - t))
     z = (np.abs(kk - nn * t) - CONTINUITY) / sd
@@ -132,11 +131,15 @@ def relation_confidence(p_ab: object, n_ab: object, p_ba: object, n_ba: object) 
 # ----------------------------------------------------------------------------- the edge table
 
 
-def edge_table(P: Mapping[Pair, object], counts: Sequence[object], *,
-               selected: Mapping[Pair, object] | None = None,
-               class_names: Sequence[Sequence[str]] | None = None,
-               domain_names: Sequence[str] | None = None,
-               min_p: float = MIN_P) -> pd.DataFrame:
+def edge_table(
+    P: Mapping[Pair, object],
+    counts: Sequence[object],
+    *,
+    selected: Mapping[Pair, object] | None = None,
+    class_names: Sequence[Sequence[str]] | None = None,
+    domain_names: Sequence[str] | None = None,
+    min_p: float = MIN_P,
+) -> pd.DataFrame:
     """One row per candidate directed edge ``(a, i) -> (b, j)`` with both directions' evidence.
 
     P: ``{(a, b): (K_a, K_b)}`` count or row-normalised matrices; rows summing to more than 1
@@ -159,16 +162,26 @@ def edge_table(P: Mapping[Pair, object], counts: Sequence[object], *,
     mats = _as_pair_matrices(P, k)
     floor = _min_p(min_p)
     parts = [_pair_candidates(a, b, mats[(a, b)], mats[(b, a)], floor) for a, b in sorted(mats)]
-    cols = {name: np.concatenate([p[idx] for p in parts]) if parts else np.zeros(0)
-            for idx, name in enumerate(("a", "i", "b", "j", "p_ab", "p_ba"))}
+    cols = {
+        name: np.concatenate([p[idx] for p in parts]) if parts else np.zeros(0)
+        for idx, name in enumerate(("a", "i", "b", "j", "p_ab", "p_ba"))
+    }
     a, i, b, j = (cols[c].astype(np.int64) for c in ("a", "i", "b", "j"))
     n_ab = _gather(n_per_class, a, i)
     n_ba = _gather(n_per_class, b, j)
-    df = pd.DataFrame({"a": a, "i": i, "b": b, "j": j,
-                       "p_ab": cols["p_ab"].astype(np.float64), "p_ba": cols["p_ba"].astype(np.float64),
-                       "n_ab": n_ab, "n_ba": n_ba})
-    df["relation"] = pd.Series(relation_type(df["p_ab"].to_numpy(), df["p_ba"].to_numpy()),
-                               dtype=object)
+    df = pd.DataFrame(
+        {
+            "a": a,
+            "i": i,
+            "b": b,
+            "j": j,
+            "p_ab": cols["p_ab"].astype(np.float64),
+            "p_ba": cols["p_ba"].astype(np.float64),
+            "n_ab": n_ab,
+            "n_ba": n_ba,
+        }
+    )
+    df["relation"] = pd.Series(relation_type(df["p_ab"].to_numpy(), df["p_ba"].to_numpy()), dtype=object)
     df["confidence"] = relation_confidence(df["p_ab"].to_numpy(), n_ab, df["p_ba"].to_numpy(), n_ba)
     if class_names is not None:
         names = _as_class_names(class_names, k)
@@ -183,8 +196,7 @@ def edge_table(P: Mapping[Pair, object], counts: Sequence[object], *,
     return df
 
 
-def _pair_candidates(a: int, b: int, p_ab: np.ndarray, p_ba: np.ndarray,
-                     floor: float) -> tuple[np.ndarray, ...]:
+def _pair_candidates(a: int, b: int, p_ab: np.ndarray, p_ba: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
     """(a, i, b, j, p_ab, p_ba) arrays (E,) of the candidates of pair (a, b), sorted by (i, j)."""
     i, j = np.nonzero((p_ab >= floor) | (p_ba.T >= floor))
     return (np.full(i.size, a), i, np.full(i.size, b), j, p_ab[i, j], p_ba[j, i])
@@ -193,8 +205,9 @@ def _pair_candidates(a: int, b: int, p_ab: np.ndarray, p_ba: np.ndarray,
 # ----------------------------------------------------------------------------- label-free indicators
 
 
-def label_free_indicators(selected: Mapping[Pair, object], class_counts: Sequence[int],
-                          mappings: Sequence[object] | None = None) -> dict[str, float | int]:
+def label_free_indicators(
+    selected: Mapping[Pair, object], class_counts: Sequence[int], mappings: Sequence[object] | None = None
+) -> dict[str, float | int]:
     """Indicators of a selected relationship graph that need no ground truth.
 
     selected: ``{(a, b): W_ab (K_a, K_b)}`` (dense or ``core.selection.Edges``), edge where
@@ -228,8 +241,10 @@ def _mapping_indicators(mappings: Sequence[object], k: list[int]) -> dict[str, f
     n_u = mats[0].shape[1]
     for a, m in enumerate(mats):
         if m.shape != (k[a], n_u):
-            raise ValueError(f"mappings[{a}] has shape {m.shape}, expected ({k[a]}, {n_u}) "
-                             f"(K_a from class_counts, U from mappings[0])")
+            raise ValueError(
+                f"mappings[{a}] has shape {m.shape}, expected ({k[a]}, {n_u}) "
+                f"(K_a from class_counts, U from mappings[0])"
+            )
     split = sum(int(((m > 0).sum(axis=1) > 1).sum()) for m in mats)
     return {"split_share": split / sum(k), "n_universal": int(n_u)}
 
@@ -251,8 +266,7 @@ def _counts_pair(k: object, n: object) -> tuple[np.ndarray, np.ndarray]:
         kk = np.asarray(k, dtype=np.float64)
         nn = np.asarray(n, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"k and n must be numeric, got {type(k).__name__} and "
-                        f"{type(n).__name__}") from exc
+        raise TypeError(f"k and n must be numeric, got {type(k).__name__} and {type(n).__name__}") from exc
     kk, nn = np.broadcast_arrays(kk, nn)
     if not (np.isfinite(kk).all() and np.isfinite(nn).all()):
         raise ValueError("k and n must be finite")
@@ -260,8 +274,7 @@ def _counts_pair(k: object, n: object) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"n must be >= 0, got {nn[nn < 0].ravel()[0]:.6g}")
     if (kk < 0).any() or (kk > nn * (1 + 1e-9) + 1e-9).any():
         bad = np.flatnonzero(((kk < 0) | (kk > nn * (1 + 1e-9) + 1e-9)).ravel())[0]
-        raise ValueError(f"k must lie in [0, n], got k={kk.ravel()[bad]:.6g} with "
-                         f"n={nn.ravel()[bad]:.6g}")
+        raise ValueError(f"k must lie in [0, n], got k={kk.ravel()[bad]:.6g} with n={nn.ravel()[bad]:.6g}")
     return np.minimum(kk, nn), nn
 
 
@@ -277,8 +290,7 @@ def _min_p(min_p: object) -> float:
 def _as_counts(counts: object) -> list[np.ndarray]:
     """Validate ``counts[a][i]`` (per domain a 1-D array of non-negative ints) -> int64 arrays."""
     if isinstance(counts, (str, bytes, Mapping)) or not isinstance(counts, Sequence):
-        raise TypeError(f"counts must be a list of 1-D int arrays (one per domain), got "
-                        f"{type(counts).__name__}")
+        raise TypeError(f"counts must be a list of 1-D int arrays (one per domain), got {type(counts).__name__}")
     if len(counts) < 2:
         raise ValueError(f"counts must cover at least 2 domains, got {len(counts)}")
     out = []
@@ -289,7 +301,8 @@ def _as_counts(counts: object) -> list[np.ndarray]:
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
             raise TypeError(f"counts[{a}] must hold integers, got dtype {arr.dtype}")
         if not np.issubdtype(arr.dtype, np.integer) and (
-                not np.isfinite(arr).all() or not np.all(arr == np.round(arr))):
+            not np.isfinite(arr).all() or not np.all(arr == np.round(arr))
+        ):
             raise TypeError(f"counts[{a}] must hold whole numbers of images, got {arr[:5]}")
         if (arr < 0).any():
             raise ValueError(f"counts[{a}] has a negative count: {arr[arr < 0][0]}")
@@ -306,8 +319,7 @@ def _as_pair_matrices(P: object, k: list[int]) -> dict[Pair, np.ndarray]:
     missing = sorted((b, a) for a, b in keys if (b, a) not in keys)
     if missing:
         raise ValueError(f"P lacks the reverse pair(s) {missing[:5]}: both directions are needed")
-    return {(int(a), int(b)): _shares(as_matrix(m, name=f"P[{(a, b)!r}]"))
-            for (a, b), m in P.items()}
+    return {(int(a), int(b)): _shares(as_matrix(m, name=f"P[{(a, b)!r}]")) for (a, b), m in P.items()}
 
 
 def _shares(arr: np.ndarray) -> np.ndarray:
@@ -368,8 +380,7 @@ def _edge_keys(selected: object, k: list[int], *, name: str) -> tuple[np.ndarray
         a, b = int(key[0]), int(key[1])
         if all(hasattr(w, attr) for attr in ("rows", "cols", "weights")):  # core.selection.Edges
             keep = np.asarray(w.weights) > 0
-            flat = np.unique(np.asarray(w.rows, np.int64)[keep] * k[b]
-                             + np.asarray(w.cols, np.int64)[keep])
+            flat = np.unique(np.asarray(w.rows, np.int64)[keep] * k[b] + np.asarray(w.cols, np.int64)[keep])
         else:
             flat = np.flatnonzero(as_matrix(w, name=f"{name}[{key!r}]").ravel() > 0)
         rows, cols = np.divmod(flat, k[b])
@@ -378,8 +389,9 @@ def _edge_keys(selected: object, k: list[int], *, name: str) -> tuple[np.ndarray
     return np.concatenate(src), np.concatenate(dst)
 
 
-def _selected_mask(selected: object, k: list[int], a: np.ndarray, i: np.ndarray,
-                   b: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _selected_mask(
+    selected: object, k: list[int], a: np.ndarray, i: np.ndarray, b: np.ndarray, j: np.ndarray
+) -> np.ndarray:
     """Bool (E,): is edge (a[e], i[e]) -> (b[e], j[e]) in ``selected``."""
     src, dst = _edge_keys(selected, k, name="selected")
     off = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)

@@ -34,11 +34,11 @@ import time
 import warnings
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -49,8 +49,13 @@ from core.registry import SPLITS
 from core.sources import ImageSet
 
 __all__ = [
-    "FeatureResult", "extract_features", "extract_features_report", "compute_features",
-    "feature_cache_key", "default_cache_dir", "check_readable",
+    "FeatureResult",
+    "extract_features",
+    "extract_features_report",
+    "compute_features",
+    "feature_cache_key",
+    "default_cache_dir",
+    "check_readable",
 ]
 
 TRANSFORM_VERSION = "rgb-uint8/resize-bilinear-square/v1"  # bump when preprocessing changes
@@ -125,8 +130,15 @@ def _write_cache(path: Path, key_text: str, feats: np.ndarray, failed: np.ndarra
     with open(tmp, "wb") as fh:
         np.save(fh, feats, allow_pickle=False)
     os.replace(tmp, path)
-    meta = {"format": CACHE_FORMAT, "key": key_text, "n": int(feats.shape[0]), "shape": list(feats.shape),
-            "crc32": _checksum(feats), "failed": [int(i) for i in failed], "created": time.time()}
+    meta = {
+        "format": CACHE_FORMAT,
+        "key": key_text,
+        "n": int(feats.shape[0]),
+        "shape": list(feats.shape),
+        "crc32": _checksum(feats),
+        "failed": [int(i) for i in failed],
+        "created": time.time(),
+    }
     tmp_meta = path.with_name(f".{path.stem}.json.{os.getpid()}.tmp")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, path.with_suffix(".json"))
@@ -147,13 +159,22 @@ def _check_args(split: ImageSet, image_size: int, batch_size: int | None, num_wo
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 16 <= image_size <= 1024:
         raise ValueError(f"image_size must be an int in 16..1024, got {image_size!r}")
     for name, v in (("batch_size", batch_size), ("num_workers", num_workers)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "batch_size" else 0)):
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "batch_size" else 0)
+        ):
             raise ValueError(f"{name} must be a positive int or None, got {v!r}")
 
 
-def compute_features(split: ImageSet, model: Backbone, *, image_size: int, device: torch.device,
-                     batch_size: int, num_workers: int, progress: Progress | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, float]:
+def compute_features(
+    split: ImageSet,
+    model: Backbone,
+    *,
+    image_size: int,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Forward every image of ``split`` -> (features (N, D) float32, failed (F,), images/s).
 
     ``num_workers`` producer threads build uint8 batches (decode/render + resize + shift) ahead
@@ -196,7 +217,7 @@ def compute_features(split: ImageSet, model: Backbone, *, image_size: int, devic
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 f = model.features(x.float().div_(255))
-            out[start:start + len(ok)] = f.float().cpu().numpy()
+            out[start : start + len(ok)] = f.float().cpu().numpy()
             bad = np.flatnonzero(~ok)
             if bad.size:
                 out[start + bad] = 0.0
@@ -210,8 +231,9 @@ def compute_features(split: ImageSet, model: Backbone, *, image_size: int, devic
     return out, np.asarray(failed, dtype=np.int64), (n / elapsed if elapsed > 0 else 0.0)
 
 
-def check_readable(domain_name: str, n_total: int, failed: np.ndarray, *, example: str | None = None,
-                   what: str = "images") -> None:
+def check_readable(
+    domain_name: str, n_total: int, failed: np.ndarray, *, example: str | None = None, what: str = "images"
+) -> None:
     """Refuse a domain (or one of its splits) none of whose ``n_total`` images could be read.
 
     ``failed`` holds the indices of the unreadable images; ``example`` names one of them (a path)
@@ -241,14 +263,23 @@ def _check_split_readable(split: ImageSet, failed: np.ndarray) -> None:
     if len(split) == 0 or failed.size < len(split):
         return
     domain, part = _split_domain_name(split)
-    check_readable(domain, len(split), failed, example=split.describe(int(failed[0])),
-                   what=f"{part} images" if part else "images")
+    check_readable(
+        domain, len(split), failed, example=split.describe(int(failed[0])), what=f"{part} images" if part else "images"
+    )
 
 
-def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64,
-                            device: str | torch.device | None = None, batch_size: int | None = None,
-                            num_workers: int | None = None, cache_dir: str | os.PathLike | None = None,
-                            use_cache: bool = True, progress: Progress | None = None) -> FeatureResult:
+def extract_features_report(
+    split: ImageSet,
+    *,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    image_size: int = 64,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> FeatureResult:
     """Features of every image of ``split`` (disk-cached) plus a report; see the module docstring."""
     _check_args(split, image_size, batch_size, num_workers)
     name = _backbone_name(backbone)
@@ -269,25 +300,42 @@ def extract_features_report(split: ImageSet, *, backbone: str | Backbone = DEFAU
     model = backbone.to(dev) if isinstance(backbone, Backbone) else _cached_backbone(name, str(dev))
     bs = int(batch_size) if batch_size else default_batch_size(dev, int(image_size))
     nw = default_workers(dev) if num_workers is None else int(num_workers)
-    feats, failed, rate = compute_features(split, model, image_size=int(image_size), device=dev, batch_size=bs,
-                                           num_workers=nw, progress=progress)
+    feats, failed, rate = compute_features(
+        split, model, image_size=int(image_size), device=dev, batch_size=bs, num_workers=nw, progress=progress
+    )
     if use_cache:
         _write_cache(path, key_text, feats, failed)
     _check_split_readable(split, failed)  # after caching: a rerun on the same files refuses at once
     return FeatureResult(feats, failed, False, time.perf_counter() - t0, rate)
 
 
-def extract_features(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64,
-                     device: str | torch.device | None = None, batch_size: int | None = None,
-                     num_workers: int | None = None, cache_dir: str | os.PathLike | None = None,
-                     progress: Progress | None = None) -> np.ndarray:
+def extract_features(
+    split: ImageSet,
+    *,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    image_size: int = 64,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """Features (N, D) float32 of every image of ``split``; cached on disk; warns about unreadable images."""
-    result = extract_features_report(split, backbone=backbone, image_size=image_size, device=device,
-                                     batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
-                                     progress=progress)
+    result = extract_features_report(
+        split,
+        backbone=backbone,
+        image_size=image_size,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     if result.failed.size:
         shown = ", ".join(str(i) for i in result.failed[:10])
-        warnings.warn(f"{result.failed.size} of {len(split)} images in {split!r} could not be read "
-                      f"(indices {shown}{', ...' if result.failed.size > 10 else ''}); their feature rows are zero",
-                      stacklevel=2)
+        warnings.warn(
+            f"{result.failed.size} of {len(split)} images in {split!r} could not be read "
+            f"(indices {shown}{', ...' if result.failed.size > 10 else ''}); their feature rows are zero",
+            stacklevel=2,
+        )
     return result.features

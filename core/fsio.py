@@ -15,8 +15,9 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -132,9 +133,13 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
 def os_error_message(exc: OSError) -> str:
     """One line for an ``OSError``: ``no space left on device (path)``, ``permission denied
     (path)``, else ``<strerror> (path)``."""
-    names = {errno.ENOSPC: "no space left on device", errno.EACCES: "permission denied",
-             errno.EROFS: "read-only file system", errno.EDQUOT: "disk quota exceeded",
-             errno.ENAMETOOLONG: "file name too long"}
+    names = {
+        errno.ENOSPC: "no space left on device",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "read-only file system",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.ENAMETOOLONG: "file name too long",
+    }
     what = names.get(exc.errno or -1, (exc.strerror or str(exc)).lower())
     return f"{what} ({exc.filename})" if exc.filename else what
 

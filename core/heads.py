@@ -28,8 +28,16 @@ class MLPHead(nn.Module):
     universal feature used for the embedding plot).
     """
 
-    def __init__(self, in_dim: int, n_out: int, *, depth: int = 2, width: int = 256,
-                 dropout: float = 0.2, activation: str = "relu"):
+    def __init__(
+        self,
+        in_dim: int,
+        n_out: int,
+        *,
+        depth: int = 2,
+        width: int = 256,
+        dropout: float = 0.2,
+        activation: str = "relu",
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {list(ACTIVATIONS)}")
@@ -38,8 +46,14 @@ class MLPHead(nn.Module):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.hparams = {"in_dim": in_dim, "n_out": n_out, "depth": depth, "width": width,
-                        "dropout": float(dropout), "activation": activation}
+        self.hparams = {
+            "in_dim": in_dim,
+            "n_out": n_out,
+            "depth": depth,
+            "width": width,
+            "dropout": float(dropout),
+            "activation": activation,
+        }
         dims = [in_dim] + [width] * (depth - 1)
         body: list[nn.Module] = []
         for i in range(depth - 1):
@@ -65,8 +79,9 @@ class MLPHead(nn.Module):
 def build_head(in_dim: int, n_out: int, config: HeadConfig | None = None) -> MLPHead:
     """An :class:`MLPHead` from a :class:`HeadConfig` (default config if None)."""
     config = config or HeadConfig()
-    return MLPHead(in_dim, n_out, depth=config.depth, width=config.width,
-                   dropout=config.dropout, activation=config.activation)
+    return MLPHead(
+        in_dim, n_out, depth=config.depth, width=config.width, dropout=config.dropout, activation=config.activation
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

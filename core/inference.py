@@ -47,8 +47,16 @@ def _topk(scores: np.ndarray, names: list[str], k: int) -> list[tuple[str, float
     return [(names[i], float(scores[i])) for i in order]
 
 
-def predict_features(feature: np.ndarray, model, mappings: list[np.ndarray], universal_names: list[str],
-                     class_names: list[list[str]], domain_names: list[str], *, top_k: int = 5) -> dict:
+def predict_features(
+    feature: np.ndarray,
+    model,
+    mappings: list[np.ndarray],
+    universal_names: list[str],
+    class_names: list[list[str]],
+    domain_names: list[str],
+    *,
+    top_k: int = 5,
+) -> dict:
     """From one feature vector (D,): {"universal": [(name, p)], "domains": {name: [(class, d)]}}."""
     import torch
 
@@ -65,8 +73,9 @@ def predict_features(feature: np.ndarray, model, mappings: list[np.ndarray], uni
     return out
 
 
-def predict_image(run, image: str | os.PathLike | np.ndarray, *, method: str | None = None,
-                  top_k: int = 5, device: str | None = None) -> dict:
+def predict_image(
+    run, image: str | os.PathLike | np.ndarray, *, method: str | None = None, top_k: int = 5, device: str | None = None
+) -> dict:
     """Universal top-k and each domain's top-k for one image, with a finished run's models.
 
     ``run`` is a run id, a run folder or a :class:`core.runs.Run`; ``method`` the selection
@@ -97,7 +106,14 @@ def predict_image(run, image: str | os.PathLike | np.ndarray, *, method: str | N
     backbone_model = backbone.to(dev) if hasattr(backbone, "to") else backbone
     with torch.no_grad():
         feat = backbone_model.features(x.to(dev)).float().cpu().numpy()[0]
-    out = predict_features(feat, model, [np.asarray(M) for M in tax.mappings], list(tax.names),
-                           [d["class_names"] for d in run.domains()], run.domain_names(), top_k=top_k)
+    out = predict_features(
+        feat,
+        model,
+        [np.asarray(M) for M in tax.mappings],
+        list(tax.names),
+        [d["class_names"] for d in run.domains()],
+        run.domain_names(),
+        top_k=top_k,
+    )
     out["method"] = method
     return out

@@ -28,8 +28,9 @@ MIN_BOOT = 100  # fewer resamples give percentile bounds that move with the seed
 # ----------------------------------------------------------------------------- public
 
 
-def bootstrap_accuracy(correct: object, *, n_boot: int = 2000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_accuracy(
+    correct: object, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """(mean, lo, hi): accuracy of ``correct`` (N,) bool and its percentile-bootstrap interval."""
     c = _as_correct(correct, name="correct")
     _check_boot(n_boot, seed, level)
@@ -40,8 +41,9 @@ def bootstrap_accuracy(correct: object, *, n_boot: int = 2000, seed: int = 0,
     return k / n, lo, hi
 
 
-def paired_difference(correct_a: object, correct_b: object, *, n_boot: int = 2000,
-                      seed: int = 0, level: float = 0.95) -> dict[str, float | bool]:
+def paired_difference(
+    correct_a: object, correct_b: object, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float | bool]:
     """Accuracy of a minus accuracy of b on the same N images, with a paired bootstrap.
 
     correct_a, correct_b: (N,) bool, image e judged by both models. Returns ``diff``, ``lo``,
@@ -52,8 +54,9 @@ def paired_difference(correct_a: object, correct_b: object, *, n_boot: int = 200
     ca = _as_correct(correct_a, name="correct_a")
     cb = _as_correct(correct_b, name="correct_b")
     if ca.size != cb.size:
-        raise ValueError(f"correct_a has {ca.size} images but correct_b has {cb.size}: "
-                         "a paired difference needs the same images")
+        raise ValueError(
+            f"correct_a has {ca.size} images but correct_b has {cb.size}: a paired difference needs the same images"
+        )
     _check_boot(n_boot, seed, level)
     n = ca.size
     only_a = int((ca & ~cb).sum())
@@ -62,21 +65,27 @@ def paired_difference(correct_a: object, correct_b: object, *, n_boot: int = 200
     draws = rng.multinomial(n, [only_a / n, only_b / n, (n - only_a - only_b) / n], size=n_boot)
     boot = (draws[:, 0] - draws[:, 1]) / n
     lo, hi = _percentiles(boot, level)
-    return {"diff": (only_a - only_b) / n, "lo": lo, "hi": hi,
-            "p_value": mcnemar_exact(only_a, only_b), "within_noise": bool(lo <= 0.0 <= hi)}
+    return {
+        "diff": (only_a - only_b) / n,
+        "lo": lo,
+        "hi": hi,
+        "p_value": mcnemar_exact(only_a, only_b),
+        "within_noise": bool(lo <= 0.0 <= hi),
+    }
 
 
-def mean_over_domains(correct_by_domain: Sequence[object], *, n_boot: int = 2000, seed: int = 0,
-                      level: float = 0.95) -> tuple[float, float, float]:
+def mean_over_domains(
+    correct_by_domain: Sequence[object], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """(mean, lo, hi): the mean of per-domain accuracies, each domain weighted equally.
 
     correct_by_domain: one (N_d,) bool array per domain. The bootstrap resamples images within
     each domain (stratified), so every resample keeps every domain and its size.
     """
-    if isinstance(correct_by_domain, (str, bytes, np.ndarray)) \
-            or not isinstance(correct_by_domain, Sequence):
-        raise TypeError(f"correct_by_domain must be a list of bool arrays (one per domain), got "
-                        f"{type(correct_by_domain).__name__}")
+    if isinstance(correct_by_domain, (str, bytes, np.ndarray)) or not isinstance(correct_by_domain, Sequence):
+        raise TypeError(
+            f"correct_by_domain must be a list of bool arrays (one per domain), got {type(correct_by_domain).__name__}"
+        )
     if not correct_by_domain:
         raise ValueError("correct_by_domain is empty: at least one domain is needed")
     arrays = [_as_correct(c, name=f"correct_by_domain[{d}]") for d, c in enumerate(correct_by_domain)]
@@ -134,8 +143,9 @@ def _as_correct(x: object, *, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a 1-D bool array, got {type(x).__name__}")
     arr = np.asarray(x)
     if arr.dtype != bool:
-        raise TypeError(f"{name} must be a bool array (True = correct), got dtype {arr.dtype}; "
-                        "pass e.g. predicted == true")
+        raise TypeError(
+            f"{name} must be a bool array (True = correct), got dtype {arr.dtype}; pass e.g. predicted == true"
+        )
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (N,), got shape {arr.shape}")
     if arr.size == 0:

@@ -100,8 +100,15 @@ def _launch(cmd: list[str], run_dir: Path, log: Path | None = None) -> subproces
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
     with open(log or Run(run_dir).log_path(), "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=str(_REPO), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=str(_REPO),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
     _CHILDREN[proc.pid] = proc
     return proc
 
@@ -169,8 +176,15 @@ def _stop(pid: int, identity: str, timeout: float) -> None:
     _reap()
 
 
-def start_sweep(run_id: str, *, root: str | os.PathLike | None = None, methods: list[str] | None = None,
-                grid: str = "coarse", epochs: int | None = None, python: str | None = None) -> str:
+def start_sweep(
+    run_id: str,
+    *,
+    root: str | os.PathLike | None = None,
+    methods: list[str] | None = None,
+    grid: str = "coarse",
+    epochs: int | None = None,
+    python: str | None = None,
+) -> str:
     """Launch ``python -m core sweep RUN ...`` detached (resumes a sweep's finished rows).
 
     Refused (ValueError) for a run that cannot be swept and (LockedError) while a process works

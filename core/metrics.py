@@ -28,8 +28,9 @@ def _as_edges(mats: Mapping[Pair, object], class_counts: list[int], *, name: str
     check_pair_dict(mats, class_counts, name=name)
     out = {}
     for key, w in mats.items():
-        out[(int(key[0]), int(key[1]))] = w if isinstance(w, Edges) else \
-            Edges.from_dense(as_matrix(w, name=f"{name}[{key!r}]"))
+        out[(int(key[0]), int(key[1]))] = (
+            w if isinstance(w, Edges) else Edges.from_dense(as_matrix(w, name=f"{name}[{key!r}]"))
+        )
     return out
 
 
@@ -62,8 +63,7 @@ def _scores(sums: np.ndarray) -> dict[str, float]:
     return {"edr": edr, "precision": precision, "recall": recall, "f1": float(f1)}
 
 
-def _edge_scores(pred: Mapping[Pair, Edges], true: Mapping[Pair, Edges],
-                 class_counts: list[int]) -> dict[str, float]:
+def _edge_scores(pred: Mapping[Pair, Edges], true: Mapping[Pair, Edges], class_counts: list[int]) -> dict[str, float]:
     sums = np.zeros(6)
     for a, b in set(pred) | set(true):
         sums += _pair_sums(pred.get((a, b)), true.get((a, b)), class_counts[b])
@@ -74,21 +74,25 @@ def _edge_scores(pred: Mapping[Pair, Edges], true: Mapping[Pair, Edges],
     return _scores(sums)
 
 
-def relationship_scores(pred: Mapping[Pair, object], true: Mapping[Pair, object],
-                        class_counts: Sequence[int]) -> dict[str, float]:
+def relationship_scores(
+    pred: Mapping[Pair, object], true: Mapping[Pair, object], class_counts: Sequence[int]
+) -> dict[str, float]:
     """{"edr", "precision", "recall", "f1"} of the predicted graph against the true one.
 
     pred, true: {(a, b): W_ab (K_a, K_b)} (dense arrays or ``Edges``); a pair missing from one
     side has no edges there. class_counts: K_a per domain.
     """
     counts = as_class_counts(class_counts)
-    return _edge_scores(_as_edges(pred, counts, name="pred"), _as_edges(true, counts, name="true"),
-                        counts)
+    return _edge_scores(_as_edges(pred, counts, name="pred"), _as_edges(true, counts, name="true"), counts)
 
 
-def per_pair_scores(pred: Mapping[Pair, object], true: Mapping[Pair, object],
-                    class_counts: Sequence[int], *,
-                    domain_names: Sequence[str] | None = None) -> pd.DataFrame:
+def per_pair_scores(
+    pred: Mapping[Pair, object],
+    true: Mapping[Pair, object],
+    class_counts: Sequence[int],
+    *,
+    domain_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """One row per ordered pair: edges predicted / true / shared, EDR, precision, recall, F1.
 
     The per-pair scores count the pair's edges only (no self-loops: those belong to the graph).
@@ -99,10 +103,19 @@ def per_pair_scores(pred: Mapping[Pair, object], true: Mapping[Pair, object],
     rows = []
     for a, b in sorted(set(ep) | set(et)):
         sums = _pair_sums(ep.get((a, b)), et.get((a, b)), counts[b])
-        rows.append({"a": names[a], "b": names[b], "edges_pred": int(sums[3]),
-                     "edges_true": int(sums[4]), "edges_shared": int(sums[5]), **_scores(sums)})
-    return pd.DataFrame(rows, columns=["a", "b", "edges_pred", "edges_true", "edges_shared",
-                                       "edr", "precision", "recall", "f1"])
+        rows.append(
+            {
+                "a": names[a],
+                "b": names[b],
+                "edges_pred": int(sums[3]),
+                "edges_true": int(sums[4]),
+                "edges_shared": int(sums[5]),
+                **_scores(sums),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["a", "b", "edges_pred", "edges_true", "edges_shared", "edr", "precision", "recall", "f1"]
+    )
 
 
 def rank_all(matrices: Mapping[Pair, object]) -> dict[Pair, object]:
@@ -110,8 +123,13 @@ def rank_all(matrices: Mapping[Pair, object]) -> dict[Pair, object]:
     return {key: rank_rows(p) for key, p in matrices.items()}
 
 
-def score_selection(ranked: Mapping[Pair, object], true: Mapping[Pair, object],
-                    class_counts: Sequence[int], method: str, **params: object) -> dict[str, float]:
+def score_selection(
+    ranked: Mapping[Pair, object],
+    true: Mapping[Pair, object],
+    class_counts: Sequence[int],
+    method: str,
+    **params: object,
+) -> dict[str, float]:
     """Select with one method/parameter on every pair and score against the truth.
 
     ``ranked``: {(a, b): P_ab or its ``rank_rows``}; ``true``: {(a, b): W_ab or ``Edges``}.
@@ -122,9 +140,14 @@ def score_selection(ranked: Mapping[Pair, object], true: Mapping[Pair, object],
     return _edge_scores(pred, _as_edges(true, counts, name="true"), counts)
 
 
-def sweep(matrices: Mapping[Pair, object], true: Mapping[Pair, object],
-          class_counts: Sequence[int], *, methods: Iterable[str] | None = None,
-          grid: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+def sweep(
+    matrices: Mapping[Pair, object],
+    true: Mapping[Pair, object],
+    class_counts: Sequence[int],
+    *,
+    methods: Iterable[str] | None = None,
+    grid: Mapping[str, Sequence[float]] | None = None,
+) -> pd.DataFrame:
     """Scores over a grid of each method's parameter (the thesis's proposed grid search).
 
     Returns a tidy DataFrame with columns method, param, value, edr, precision, recall, f1
@@ -144,9 +167,14 @@ def sweep(matrices: Mapping[Pair, object], true: Mapping[Pair, object],
         for v in values:
             params = {} if v is None else {spec.param: v}
             pred = {key: select_edges(r, name, **params) for key, r in ranked.items()}
-            rows.append({"method": name, "param": spec.param or "",
-                         "value": np.nan if v is None else float(v),
-                         **_edge_scores(pred, true_edges, counts)})
+            rows.append(
+                {
+                    "method": name,
+                    "param": spec.param or "",
+                    "value": np.nan if v is None else float(v),
+                    **_edge_scores(pred, true_edges, counts),
+                }
+            )
     return pd.DataFrame(rows, columns=["method", "param", "value", "edr", "precision", "recall", "f1"])
 
 
@@ -157,7 +185,10 @@ def best_parameters(table: pd.DataFrame, *, by: str = "f1") -> pd.DataFrame:
     if table.empty:
         raise ValueError("the sweep table is empty")
     ascending = by == "edr"
-    best = (table.sort_values([by, "value"], ascending=[ascending, True], kind="stable")
-            .groupby("method", sort=False).head(1))
+    best = (
+        table.sort_values([by, "value"], ascending=[ascending, True], kind="stable")
+        .groupby("method", sort=False)
+        .head(1)
+    )
     order = {m: k for k, m in enumerate(METHODS)}
     return best.sort_values("method", key=lambda s: s.map(order)).reset_index(drop=True)

@@ -18,8 +18,8 @@ Each head is checkpointed on its validation accuracy (the pooled domain accuracy
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -111,7 +111,7 @@ class _Targets:
         for maps in mappings:
             stacked = np.concatenate([np.asarray(M, dtype=np.float32) for M in maps])
             pad = np.zeros((stacked.shape[0], U), dtype=np.float32)
-            pad[:, :stacked.shape[1]] = stacked
+            pad[:, : stacked.shape[1]] = stacked
             rows.append(pad)
         self.M = torch.tensor(np.stack(rows), device=device)  # (S, sum K, U)
         sums = self.M.sum(dim=2, keepdim=True)
@@ -126,8 +126,9 @@ class _Targets:
         return self.offsets[domain] + label
 
 
-def _loss(logits: torch.Tensor, tg: _Targets, rows: torch.Tensor, loss: str, smoothing: float,
-          n_out: torch.Tensor) -> torch.Tensor:
+def _loss(
+    logits: torch.Tensor, tg: _Targets, rows: torch.Tensor, loss: str, smoothing: float, n_out: torch.Tensor
+) -> torch.Tensor:
     """Sum over heads of each head's mean loss; logits (S, B, U)."""
     logp = torch.log_softmax(logits, dim=2)
     valid = logits > _MASKED / 2
@@ -141,8 +142,15 @@ def _loss(logits: torch.Tensor, tg: _Targets, rows: torch.Tensor, loss: str, smo
 
 
 @torch.no_grad()
-def _validate(model: StackedHeads, X: torch.Tensor, dom: torch.Tensor, y: torch.Tensor, tg: _Targets,
-              n_domains: int, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def _validate(
+    model: StackedHeads,
+    X: torch.Tensor,
+    dom: torch.Tensor,
+    y: torch.Tensor,
+    tg: _Targets,
+    n_domains: int,
+    batch: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
     """(pooled accuracy (S,), accuracy per domain (S, n_domains)) of d_a = M_a p on X."""
     model.eval()
     hits = []
@@ -154,8 +162,10 @@ def _validate(model: StackedHeads, X: torch.Tensor, dom: torch.Tensor, y: torch.
         hits.append(d.argmax(dim=2) == tg.rows(dom[sl], y[sl])[None, :])
     hit = torch.cat(hits, dim=1).float().cpu().numpy()  # (S, N)
     d_np = dom.cpu().numpy()
-    per = np.stack([hit[:, d_np == a].mean(axis=1) if (d_np == a).any() else np.full(len(hit), np.nan)
-                    for a in range(n_domains)], axis=1)
+    per = np.stack(
+        [hit[:, d_np == a].mean(axis=1) if (d_np == a).any() else np.full(len(hit), np.nan) for a in range(n_domains)],
+        axis=1,
+    )
     return hit.mean(axis=1), per
 
 
@@ -199,7 +209,7 @@ def train_heads(
         model.train()
         order = torch.randperm(len(X), generator=gen).to(device)
         for start in range(0, len(X), config.batch_size):
-            idx = order[start:start + config.batch_size]
+            idx = order[start : start + config.batch_size]
             out = _loss(model(X[idx]), tg, tg.rows(dom[idx], y[idx]), loss, label_smoothing, n_out_t)
             opt.zero_grad(set_to_none=True)
             out.backward()

@@ -25,9 +25,8 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable
 
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
 from core.fsio import os_error_message
@@ -36,8 +35,15 @@ from core.runs import STEPS, Run, RunLock, check_step_outputs, clear_step_output
 from core.signals import Cancelled, cancel_on_signals
 from core.steps import BACKBONE_COUNTER, STEP_FUNCTIONS, RunContext
 
-__all__ = ["Cancelled", "run_pipeline", "plan_steps", "step_dependencies", "run_domains", "STEP_FUNCTIONS",
-           "BACKBONE_COUNTER"]
+__all__ = [
+    "Cancelled",
+    "run_pipeline",
+    "plan_steps",
+    "step_dependencies",
+    "run_domains",
+    "STEP_FUNCTIONS",
+    "BACKBONE_COUNTER",
+]
 
 
 # Config sections each step depends on (cumulative: a step also depends on all earlier ones).
@@ -84,8 +90,9 @@ def _check_range(from_step: str | None, until_step: str | None) -> None:
         raise ValueError(f"--from {from_step} comes after --until {until_step}: that range holds no step")
 
 
-def plan_steps(run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None = None,
-               until_step: str | None = None) -> tuple[list[str], list[str], list[str]]:
+def plan_steps(
+    run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None = None, until_step: str | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """(steps to reuse, steps to run, warnings) for running ``cfg`` in ``run_dir``.
 
     A step is reused only if it and every earlier step finished with the same config and its
@@ -116,13 +123,15 @@ def plan_steps(run_dir: str | os.PathLike, cfg: RunConfig, from_step: str | None
 def _check_bookkeeping(run: Run) -> None:
     """A run folder whose record of finished steps is gone while its outputs are there is
     corrupt: resuming would take it for "nothing done" and redo (and clear) everything."""
-    from core.runs import F, CorruptRunError
+    from core.runs import CorruptRunError, F
     from core.runs.folder import has_outputs
 
     for rel in (F.STATUS, F.STEP_HASHES):
         if not run.file(rel).exists() and has_outputs(run.path):
-            raise CorruptRunError(f"{run.file(rel)} is missing but the run folder holds step outputs; "
-                                  "restore it, or start a new run folder")
+            raise CorruptRunError(
+                f"{run.file(rel)} is missing but the run folder holds step outputs; "
+                "restore it, or start a new run folder"
+            )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -141,9 +150,17 @@ def _environment(cfg: RunConfig, device) -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    env = {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
-           "device": str(device), "seed": cfg.seed, "hostname": socket.gethostname(), "pid": os.getpid(),
-           "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv}
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "device": str(device),
+        "seed": cfg.seed,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }
     try:
         import torch
 
@@ -185,8 +202,15 @@ def _run_steps(ctx: RunContext, keep: list[str], todo: list[str], stored: dict[s
     hashes, timings, done = step_dependencies(ctx.cfg), ctx.run.timings(), list(keep)
     for step in todo:
         ctx.step = step
-        run.write_status(state="running", pid=pid, pid_identity=process_identity(pid), step=step, progress=0.0,
-                         eta_s=None, message=f"{step}...")
+        run.write_status(
+            state="running",
+            pid=pid,
+            pid_identity=process_identity(pid),
+            step=step,
+            progress=0.0,
+            eta_s=None,
+            message=f"{step}...",
+        )
         t0 = time.perf_counter()
         STEP_FUNCTIONS[step](ctx)
         timings[step] = round(time.perf_counter() - t0, 3)
@@ -209,19 +233,41 @@ def _execute(ctx: RunContext, keep: list[str], todo: list[str], warnings: list[s
             for line in warnings:
                 ctx.log(f"warning: {line}")
             stored = _prepare(run, ctx.cfg, ctx.device, keep)
-            run.write_status(state="running", step=todo[0], progress=0.0, eta_s=None, message="starting",
-                             pid=os.getpid(), pid_identity=process_identity(os.getpid()), error=None)
-            run.log(f"run {run.id}: config {ctx.cfg.name!r}, device {ctx.device}, reusing {keep or 'nothing'}, "
-                    f"running {todo}")
+            run.write_status(
+                state="running",
+                step=todo[0],
+                progress=0.0,
+                eta_s=None,
+                message="starting",
+                pid=os.getpid(),
+                pid_identity=process_identity(os.getpid()),
+                error=None,
+            )
+            run.log(
+                f"run {run.id}: config {ctx.cfg.name!r}, device {ctx.device}, reusing {keep or 'nothing'}, "
+                f"running {todo}"
+            )
             done = _run_steps(ctx, keep, todo, stored)
         except Cancelled as exc:
             run.log(f"cancelled: {exc}")
-            return run.write_status(state="cancelled", message=f"cancelled during {ctx.step or 'start'}", eta_s=None,
-                                    pid=None, pid_identity=None, error=None)
+            return run.write_status(
+                state="cancelled",
+                message=f"cancelled during {ctx.step or 'start'}",
+                eta_s=None,
+                pid=None,
+                pid_identity=None,
+                error=None,
+            )
         except Exception as exc:  # noqa: BLE001 - any crash must leave "failed" + the error
             run.log("failed:\n" + traceback.format_exc())
-            return run.write_status(state="failed", message=f"failed during {ctx.step or 'start'}", eta_s=None,
-                                    pid=None, pid_identity=None, error=_error_text(exc))
+            return run.write_status(
+                state="failed",
+                message=f"failed during {ctx.step or 'start'}",
+                eta_s=None,
+                pid=None,
+                pid_identity=None,
+                error=_error_text(exc),
+            )
     state = "done" if len(done) == len(STEPS) else "pending"
     msg = "done" if state == "done" else f"stopped after {done[-1] if done else 'nothing'}"
     return run.write_status(state=state, step=None, message=msg, eta_s=None, pid=None, pid_identity=None)

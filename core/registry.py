@@ -23,8 +23,17 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
-    "SHIFTS", "DEFAULT_SHIFTS", "SOURCES", "SYNTHETIC_BASES", "BackboneInfo", "BACKBONES",
-    "DEFAULT_BACKBONE", "is_model_name", "SPLITS", "DEFAULT_SPLIT_SIZES", "DEVICES",
+    "SHIFTS",
+    "DEFAULT_SHIFTS",
+    "SOURCES",
+    "SYNTHETIC_BASES",
+    "BackboneInfo",
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
+    "is_model_name",
+    "SPLITS",
+    "DEFAULT_SPLIT_SIZES",
+    "DEVICES",
 ]
 
 # ---------------------------------------------------------------------------- domain shifts
@@ -68,14 +77,25 @@ class BackboneInfo:
 
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
-BACKBONES: dict[str, BackboneInfo] = {info.name: info for info in (
-    BackboneInfo("efficientnet_lite0", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), True,
-                 "works offline: ImageNet weights ship with pip"),
-    BackboneInfo("resnet18", 512, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
-    BackboneInfo("resnet50", 2048, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
-    BackboneInfo("efficientnet_b0", 1280, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
-    BackboneInfo("convnext_tiny", 768, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
-)}
+BACKBONES: dict[str, BackboneInfo] = {
+    info.name: info
+    for info in (
+        BackboneInfo(
+            "efficientnet_lite0",
+            1280,
+            (0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.5),
+            True,
+            "works offline: ImageNet weights ship with pip",
+        ),
+        BackboneInfo("resnet18", 512, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
+        BackboneInfo("resnet50", 2048, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
+        BackboneInfo(
+            "efficientnet_b0", 1280, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"
+        ),
+        BackboneInfo("convnext_tiny", 768, _IMAGENET_MEAN, _IMAGENET_STD, False, "needs cached weights or a download"),
+    )
+}
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 

@@ -63,8 +63,9 @@ def process_identity(pid: int | None) -> str | None:
     except OSError:
         pass
     try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True, text=True,
-                             timeout=5, check=False).stdout.strip()
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"lstart:{out}" if out else None
@@ -86,8 +87,7 @@ def _describe(holder: dict) -> str:
     if not holder:
         return "another process"
     cmd = " ".join(holder.get("argv") or [])[:200]
-    return (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
-            + (f" ({cmd})" if cmd else ""))
+    return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}" + (f" ({cmd})" if cmd else "")
 
 
 def lock_holder(run_dir: str | os.PathLike) -> dict | None:
@@ -128,7 +128,7 @@ class RunLock:
         self.wait_s = wait_s
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         path = self.run_dir / LOCK_NAME
         fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         deadline = time.monotonic() + self.wait_s
@@ -142,14 +142,21 @@ class RunLock:
                     raise
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise LockedError(f"run folder {self.run_dir} is in use by "
-                                      f"{_describe(_holder_text(self.run_dir))}; "
-                                      f"wait for it to finish or cancel it") from None
+                    raise LockedError(
+                        f"run folder {self.run_dir} is in use by "
+                        f"{_describe(_holder_text(self.run_dir))}; "
+                        f"wait for it to finish or cancel it"
+                    ) from None
                 time.sleep(0.05)
         self._fd = fd
-        holder = {"pid": os.getpid(), "identity": process_identity(os.getpid()), "host": socket.gethostname(),
-                  "since": datetime.now(timezone.utc).isoformat(timespec="seconds"), "purpose": self.purpose,
-                  "argv": sys.argv}
+        holder = {
+            "pid": os.getpid(),
+            "identity": process_identity(os.getpid()),
+            "host": socket.gethostname(),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "purpose": self.purpose,
+            "argv": sys.argv,
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
         return self
@@ -169,7 +176,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> bool:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +55,9 @@ def _numpy_helpers() -> dict[str, Any]:
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     """(module, name) as written in a pickle -> the object it stands for."""
     table: dict[tuple[str, str], Any] = {}
-    builtin = {t.__name__: t for t in (dict, list, tuple, set, frozenset, bytes, bytearray, str, int,
-                                       float, complex, bool)}
+    builtin = {
+        t.__name__: t for t in (dict, list, tuple, set, frozenset, bytes, bytearray, str, int, float, complex, bool)
+    }
     for module in ("builtins", "__builtin__"):  # Python 3 / Python 2 (and protocol-2) names
         table.update({(module, name): obj for name, obj in builtin.items()})
     table[("_codecs", "encode")] = _latin1_encode
@@ -88,19 +90,33 @@ class _RestrictedUnpickler(pickle.Unpickler):
         """The allowed object for ``module.name``; ValueError naming the file for anything else."""
         obj = ALLOWED_GLOBALS.get((module, name))
         if obj is None:
-            raise _Refused(f"{self.source}: refusing to unpickle {module}.{name}: only plain containers "
-                             f"and numpy arrays are allowed")
+            raise _Refused(
+                f"{self.source}: refusing to unpickle {module}.{name}: only plain containers "
+                f"and numpy arrays are allowed"
+            )
         return obj
 
     def persistent_load(self, pid: object) -> Any:
         """Persistent ids point outside the file: never resolved."""
-        raise _Refused(f"{self.source}: refusing to unpickle a persistent id {pid!r}: only plain containers "
-                         f"and numpy arrays are allowed")
+        raise _Refused(
+            f"{self.source}: refusing to unpickle a persistent id {pid!r}: only plain containers "
+            f"and numpy arrays are allowed"
+        )
 
 
 # What a malformed pickle raises while loading (numpy helpers called with wrong arguments, ...).
-_MALFORMED = (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, KeyError,
-              UnicodeDecodeError, OverflowError, RecursionError, MemoryError)
+_MALFORMED = (
+    pickle.UnpicklingError,
+    EOFError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+)
 
 
 def _check_encoding(encoding: object) -> str:

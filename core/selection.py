@@ -123,8 +123,7 @@ def _rank(p: np.ndarray, m: int, sparse_row: int = SPARSE_ROW) -> RankedRows:
     return RankedRows(p, indptr, cols.astype(np.int64), vals, floor, complete, cost0)
 
 
-def rank_rows(P: object, *, n_candidates: int = N_CANDIDATES,
-              sparse_row: int = SPARSE_ROW) -> RankedRows:
+def rank_rows(P: object, *, n_candidates: int = N_CANDIDATES, sparse_row: int = SPARSE_ROW) -> RankedRows:
     """Validate P (K_a, K_b) and rank each row's candidates (done once per P).
 
     Rows with at most ``sparse_row`` non-zeros keep them all; denser rows keep their top
@@ -232,16 +231,29 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "threshold": Method(_threshold, "t", lambda v: _check_unit(v, name="t", low_open=False), 0.3,
-                        tuple(np.round(np.arange(0.02, 1.0001, 0.02), 2)), "Naive threshold",
-                        (0.0, 1.0, 0.01)),
+    "threshold": Method(
+        _threshold,
+        "t",
+        lambda v: _check_unit(v, name="t", low_open=False),
+        0.3,
+        tuple(np.round(np.arange(0.02, 1.0001, 0.02), 2)),
+        "Naive threshold",
+        (0.0, 1.0, 0.01),
+    ),
     "mcfp": Method(_mcfp, label="Most common foreign prediction"),
     "mcfp_binary": Method(_mcfp_binary, label="MCFP, binary weights"),
-    "density": Method(_density, "p", lambda v: _check_unit(v, name="p", low_open=True), 0.7,
-                      tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)), "Density threshold",
-                      (0.05, 1.0, 0.01)),
-    "hypothesis": Method(_hypothesis, "k_max", _check_k_max, 3, tuple(range(1, 11)),
-                         "Relationship hypothesis", (1, 10, 1)),
+    "density": Method(
+        _density,
+        "p",
+        lambda v: _check_unit(v, name="p", low_open=True),
+        0.7,
+        tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)),
+        "Density threshold",
+        (0.05, 1.0, 0.01),
+    ),
+    "hypothesis": Method(
+        _hypothesis, "k_max", _check_k_max, 3, tuple(range(1, 11)), "Relationship hypothesis", (1, 10, 1)
+    ),
 }
 
 
@@ -253,8 +265,7 @@ def check_params(method: str, params: dict) -> dict:
     allowed = {spec.param} if spec.param else set()
     unknown = set(params) - allowed
     if unknown:
-        raise ValueError(f"method {method!r} takes {sorted(allowed) or 'no parameters'}, "
-                         f"got {sorted(unknown)}")
+        raise ValueError(f"method {method!r} takes {sorted(allowed) or 'no parameters'}, got {sorted(unknown)}")
     if spec.param is None:
         return {}
     return {spec.param: spec.check(params.get(spec.param, spec.default))}

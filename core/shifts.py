@@ -58,7 +58,7 @@ def _noise(r: np.ndarray, b: int, h: int, w: int) -> torch.Tensor:
     oy = (r[:, 0] * _NOISE_BANK).astype(np.int64)
     ox = (r[:, 1] * _NOISE_BANK).astype(np.int64)
     ch = (r[:, 0] * _NOISE_BANK * 3).astype(np.int64) % 3
-    out = np.stack([tile[oy[n]:oy[n] + h, ox[n]:ox[n] + w, ch[n]] for n in range(b)])
+    out = np.stack([tile[oy[n] : oy[n] + h, ox[n] : ox[n] + w, ch[n]] for n in range(b)])
     return torch.from_numpy(out).unsqueeze(1)
 
 
@@ -128,8 +128,9 @@ def _perspective(x: torch.Tensor, r: np.ndarray, distortion: float = 0.25) -> to
     gy = ((torch.arange(h, dtype=x.dtype) + 0.5) / h * 2 - 1).view(1, h, 1)
     gx = ((torch.arange(w, dtype=x.dtype) + 0.5) / w * 2 - 1).view(1, 1, w)
     den = hc[:, 6] * gx + hc[:, 7] * gy + 1
-    grid = torch.stack([(hc[:, 0] * gx + hc[:, 1] * gy + hc[:, 2]) / den,
-                        (hc[:, 3] * gx + hc[:, 4] * gy + hc[:, 5]) / den], dim=-1)
+    grid = torch.stack(
+        [(hc[:, 0] * gx + hc[:, 1] * gy + hc[:, 2]) / den, (hc[:, 3] * gx + hc[:, 4] * gy + hc[:, 5]) / den], dim=-1
+    )
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -152,7 +153,12 @@ def _colour_jitter(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     sat_m = sat.view(-1, 1, 1) * eye + (1 - sat).view(-1, 1, 1) * grey_proj
     rot = torch.zeros(b, 3, 3)
     rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = (
+        torch.cos(angle),
+        -torch.sin(angle),
+        torch.sin(angle),
+        torch.cos(angle),
+    )
     hue_m = torch.linalg.inv(_TO_YIQ) @ rot @ _TO_YIQ
     a = (contrast * bright).view(-1, 1, 1) * (hue_m @ sat_m)
     mean_luma = x.mean((2, 3)) @ _LUMA  # luma is linear: mean of luma = luma of the mean

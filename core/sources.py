@@ -22,9 +22,9 @@ import hashlib
 import os
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -34,8 +34,18 @@ from core.registry import SHIFTS, SOURCES, SPLITS
 from core.safeload import safe_unpickle
 
 __all__ = [
-    "SOURCES", "SPLITS", "IMAGE_EXTENSIONS", "ImageSet", "Source", "ProceduralPool", "ArrayPool",
-    "FilePool", "check_root", "decode_image", "load_source", "stratified_split",
+    "SOURCES",
+    "SPLITS",
+    "IMAGE_EXTENSIONS",
+    "ImageSet",
+    "Source",
+    "ProceduralPool",
+    "ArrayPool",
+    "FilePool",
+    "check_root",
+    "decode_image",
+    "load_source",
+    "stratified_split",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -110,14 +120,27 @@ class ArrayPool(_Pool):
         items = np.asarray(items, dtype=np.int64)
         if self.array.shape[1] == size and self.array.shape[2] == size:
             return self.array[items], np.ones(len(items), dtype=bool)
-        out = np.stack([_resize(self.array[i], size) for i in items]) if len(items) else np.zeros((0, size, size, 3), np.uint8)
+        out = (
+            np.stack([_resize(self.array[i], size) for i in items])
+            if len(items)
+            else np.zeros((0, size, size, 3), np.uint8)
+        )
         return out, np.ones(len(items), dtype=bool)
 
 
 # What PIL's parsers raise on hostile or corrupt files besides OSError/ValueError; decode_image
 # turns them into ValueError so that callers catch one pair of types.
-_PARSER_ERRORS = (SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError, ZeroDivisionError,
-                  Image.DecompressionBombError, Image.DecompressionBombWarning)
+_PARSER_ERRORS = (
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 _DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default, used when Image.MAX_IMAGE_PIXELS is None
 
 
@@ -131,8 +154,10 @@ def _check_pixels(im: Image.Image, path: str | os.PathLike) -> None:
     """Refuse, before decoding, an image whose header claims more pixels than the limit."""
     w, h = im.size
     if w * h > _pixel_limit():
-        raise ValueError(f"{os.fspath(path)!r}: image of {w} x {h} pixels exceeds the limit of "
-                         f"{_pixel_limit()} pixels (a decompression bomb?)")
+        raise ValueError(
+            f"{os.fspath(path)!r}: image of {w} x {h} pixels exceeds the limit of "
+            f"{_pixel_limit()} pixels (a decompression bomb?)"
+        )
 
 
 def decode_image(path: str | os.PathLike) -> np.ndarray:
@@ -216,8 +241,16 @@ class ImageSet:
     the key: relabelling the same images reuses cached features.
     """
 
-    def __init__(self, pool: _Pool, items: np.ndarray, labels: np.ndarray, *, shift: str = "none",
-                 shift_seed: int = 0, name: str = "") -> None:
+    def __init__(
+        self,
+        pool: _Pool,
+        items: np.ndarray,
+        labels: np.ndarray,
+        *,
+        shift: str = "none",
+        shift_seed: int = 0,
+        name: str = "",
+    ) -> None:
         items = np.asarray(items, dtype=np.int64)
         labels = np.asarray(labels, dtype=np.int64)
         if items.ndim != 1 or labels.shape != items.shape:
@@ -269,8 +302,9 @@ class ImageSet:
         """The images at ``indices`` (optionally relabelled), keeping pool and shift settings."""
         idx = self._check_indices(indices)
         new_labels = self.labels[idx] if labels is None else np.asarray(labels, dtype=np.int64)
-        return ImageSet(self.pool, self.items[idx], new_labels, shift=self.shift, shift_seed=self.shift_seed,
-                        name=name or self.name)
+        return ImageSet(
+            self.pool, self.items[idx], new_labels, shift=self.shift, shift_seed=self.shift_seed, name=name or self.name
+        )
 
     def with_shift(self, shift: str, *, seed: int) -> ImageSet:
         """The same images with a (different) domain shift, seeded per image by (seed, index)."""
@@ -294,8 +328,9 @@ class Source:
 # ---------------------------------------------------------------------------- splitting
 
 
-def stratified_split(labels: np.ndarray, *, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-                     seed: int = 42) -> dict[str, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, *, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, seed: int = 42
+) -> dict[str, np.ndarray]:
     """Deterministic stratified split of labels (N,) -> {"train","val","test": sorted indices}.
 
     Per class, images are permuted by (seed, class) and cut by ``fractions``; a class with n >= 3
@@ -322,13 +357,14 @@ def stratified_split(labels: np.ndarray, *, fractions: tuple[float, float, float
         n_train = max(n - n_val - n_test, 1)
         n_test = n - n_train - n_val
         out["train"].append(idx[:n_train])
-        out["val"].append(idx[n_train:n_train + n_val])
-        out["test"].append(idx[n_train + n_val:])
+        out["val"].append(idx[n_train : n_train + n_val])
+        out["test"].append(idx[n_train + n_val :])
     return {s: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for s, v in out.items()}
 
 
-def _split_sets(pool: _Pool, labels: np.ndarray, name: str, *, fractions, seed: int,
-                items: np.ndarray | None = None) -> dict[str, ImageSet]:
+def _split_sets(
+    pool: _Pool, labels: np.ndarray, name: str, *, fractions, seed: int, items: np.ndarray | None = None
+) -> dict[str, ImageSet]:
     items = np.arange(labels.size) if items is None else items
     parts = stratified_split(labels, fractions=fractions, seed=seed)
     return {s: ImageSet(pool, items[parts[s]], labels[parts[s]], name=f"{name}/{s}") for s in SPLITS}
@@ -337,8 +373,15 @@ def _split_sets(pool: _Pool, labels: np.ndarray, name: str, *, fractions, seed: 
 # ---------------------------------------------------------------------------- loaders
 
 
-def _procedural(root, *, seed: int, download: bool, n_concepts: int = procedural.DEFAULT_CONCEPTS,
-                per_class: tuple[int, int, int] = (100, 20, 40), size: int = 64) -> Source:
+def _procedural(
+    root,
+    *,
+    seed: int,
+    download: bool,
+    n_concepts: int = procedural.DEFAULT_CONCEPTS,
+    per_class: tuple[int, int, int] = (100, 20, 40),
+    size: int = 64,
+) -> Source:
     """Built-in concepts; split s holds per_class[s] fresh instances of every concept."""
     if len(per_class) != 3 or any(int(n) < 0 for n in per_class):
         raise ValueError(f"per_class must be 3 non-negative counts (train, val, test), got {per_class!r}")
@@ -359,7 +402,9 @@ def _digits(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS) -> 
     grey = np.clip(d.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
     pool = ArrayPool(np.repeat(grey[..., None], 3, axis=3), key="digits:sklearn")
     labels = d.target.astype(np.int64)
-    return Source("digits", [str(k) for k in range(10)], _split_sets(pool, labels, "digits", fractions=fractions, seed=seed))
+    return Source(
+        "digits", [str(k) for k in range(10)], _split_sets(pool, labels, "digits", fractions=fractions, seed=seed)
+    )
 
 
 def _require_root(root, name: str) -> Path:
@@ -367,8 +412,10 @@ def _require_root(root, name: str) -> Path:
         raise ValueError(f"source {name!r} needs a dataset root; expected layout: {SOURCES[name]}")
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise ValueError(f"dataset root {str(path)!r} for source {name!r} does not exist or is not a folder; "
-                         f"expected layout: {SOURCES[name]}")
+        raise ValueError(
+            f"dataset root {str(path)!r} for source {name!r} does not exist or is not a folder; "
+            f"expected layout: {SOURCES[name]}"
+        )
     return path
 
 
@@ -415,8 +462,9 @@ def _cifar_part(d: dict, path: Path, n_classes: int) -> tuple[np.ndarray, np.nda
     if labels.shape != (data.shape[0],):
         raise ValueError(f"{str(path)!r}: {data.shape[0]} images but fine_labels of shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{str(path)!r}: fine_labels outside 0..{n_classes - 1} "
-                         f"(found {labels.min()}..{labels.max()})")
+        raise ValueError(
+            f"{str(path)!r}: fine_labels outside 0..{n_classes - 1} (found {labels.min()}..{labels.max()})"
+        )
     return np.ascontiguousarray(data), labels
 
 
@@ -432,8 +480,10 @@ def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> 
     folder = path / "cifar-100-python" if (path / "cifar-100-python").is_dir() else path
     missing = [f for f in ("train", "test", "meta") if not (folder / f).is_file()]
     if missing:
-        raise ValueError(f"CIFAR-100 root {str(path)!r} lacks {missing}; expected layout: {SOURCES['cifar100']} "
-                         f"(pass download=True when online)")
+        raise ValueError(
+            f"CIFAR-100 root {str(path)!r} lacks {missing}; expected layout: {SOURCES['cifar100']} "
+            f"(pass download=True when online)"
+        )
     try:
         meta = _unpickle(folder / "meta")
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"fine_label_names"]]
@@ -441,8 +491,10 @@ def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> 
         for s in ("train", "test"):
             parts[s] = _cifar_part(_unpickle(folder / s), folder / s, len(names))
     except (OSError, KeyError, TypeError, AttributeError, ValueError, OverflowError) as err:
-        raise ValueError(f"CIFAR-100 files under {str(folder)!r} are unreadable or not in torchvision's "
-                         f"python format: {type(err).__name__}: {err}") from err
+        raise ValueError(
+            f"CIFAR-100 files under {str(folder)!r} are unreadable or not in torchvision's "
+            f"python format: {type(err).__name__}: {err}"
+        ) from err
     fp = _file_fingerprint([str(folder / f) for f in ("train", "test", "meta")])
     train_pool = ArrayPool(parts["train"][0], key=f"cifar100:train:{fp}")
     test_pool = ArrayPool(parts["test"][0], key=f"cifar100:test:{fp}")
@@ -456,7 +508,9 @@ def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> 
     return Source("cifar100", names, splits)
 
 
-def _scan_class_folders(folder: Path, *, skip: tuple[str, ...] = ()) -> tuple[list[str], list[str], list[int], list[str]]:
+def _scan_class_folders(
+    folder: Path, *, skip: tuple[str, ...] = ()
+) -> tuple[list[str], list[str], list[int], list[str]]:
     """<folder>/<class>/<image> -> (class folder names, paths, labels, notes); empty classes skipped."""
     names, paths, labels, notes = [], [], [], []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -472,8 +526,9 @@ def _scan_class_folders(folder: Path, *, skip: tuple[str, ...] = ()) -> tuple[li
     return names, paths, labels, notes
 
 
-def _caltech(root, *, seed: int, download: bool, which: str, fractions=DEFAULT_FRACTIONS,
-             include_clutter: bool = False) -> Source:
+def _caltech(
+    root, *, seed: int, download: bool, which: str, fractions=DEFAULT_FRACTIONS, include_clutter: bool = False
+) -> Source:
     sub = "101_ObjectCategories" if which == "caltech101" else "256_ObjectCategories"
     if download and root:
         import torchvision
@@ -505,7 +560,7 @@ def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS
         index = {n: k for k, n in enumerate(names)}
         all_paths, splits, notes = [], {}, []
         for s, (dirs, paths, labels, nts) in scans.items():
-            y = np.asarray([index[dirs[l]] for l in labels], dtype=np.int64)
+            y = np.asarray([index[dirs[lab]] for lab in labels], dtype=np.int64)
             splits[s] = (np.arange(len(all_paths), len(all_paths) + len(paths)), y)
             all_paths += paths
             notes += [f"{s}: {n}" for n in nts]
@@ -518,10 +573,16 @@ def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS
         return Source("imagefolder", names, sets, notes)
     names, paths, labels, notes = _scan_class_folders(path)
     if not paths:
-        raise ValueError(f"{str(path)!r} holds no images in class subfolders; expected layout: {SOURCES['imagefolder']}")
+        raise ValueError(
+            f"{str(path)!r} holds no images in class subfolders; expected layout: {SOURCES['imagefolder']}"
+        )
     pool = FilePool(paths, key=f"imagefolder:{_file_fingerprint(paths)}")
-    return Source("imagefolder", names, _split_sets(pool, np.asarray(labels, np.int64), "imagefolder",
-                                                     fractions=fractions, seed=seed), notes)
+    return Source(
+        "imagefolder",
+        names,
+        _split_sets(pool, np.asarray(labels, np.int64), "imagefolder", fractions=fractions, seed=seed),
+        notes,
+    )
 
 
 # one loader per source of core.registry.SOURCES (tests/test_sources.py checks)
@@ -535,8 +596,9 @@ _LOADERS: dict[str, Callable[..., Source]] = {
 }
 
 
-def load_source(name: str, *, root: str | os.PathLike | None = None, seed: int = 42, download: bool = False,
-                **options) -> Source:
+def load_source(
+    name: str, *, root: str | os.PathLike | None = None, seed: int = 42, download: bool = False, **options
+) -> Source:
     """Load a source by name (see SOURCES). ``root`` is the dataset folder for on-disk sources.
 
     options per source: procedural(n_concepts=48, per_class=(100, 20, 40), size=64);
@@ -556,4 +618,3 @@ def load_source(name: str, *, root: str | os.PathLike | None = None, seed: int =
     for note in src.notes:
         warnings.warn(f"{name}: {note}", stacklevel=2)
     return src
-

@@ -7,8 +7,9 @@ and writes its outputs with the run's writers; none spells a path. Order: ``core
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,12 @@ class RunContext:
         now = time.monotonic()
         if force or now - self._last_write > 0.25:
             self._last_write = now
-            self.run.write_status(state="running", progress=float(min(max(fraction, 0.0), 1.0)),
-                                  eta_s=None if eta_s is None else float(eta_s), message=message)
+            self.run.write_status(
+                state="running",
+                progress=float(min(max(fraction, 0.0), 1.0)),
+                eta_s=None if eta_s is None else float(eta_s),
+                message=message,
+            )
         if self.on_progress is not None:
             self.on_progress(self.step, fraction, eta_s, message)
 
@@ -75,19 +80,29 @@ def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
     d, f = ctx.all_domains()[a], ctx.cfg.features
 
     def progress(done: int, total: int, images_per_s: float, eta_s: float | None) -> None:
-        ctx.progress(done / max(total, 1), eta_s=eta_s,
-                     message=f"{d.name}/{split}: {done}/{total} images, {images_per_s:.0f} img/s")
+        ctx.progress(
+            done / max(total, 1),
+            eta_s=eta_s,
+            message=f"{d.name}/{split}: {done}/{total} images, {images_per_s:.0f} img/s",
+        )
 
-    res = extract_features_report(d.splits[split], backbone=f.backbone, image_size=f.image_size, device=ctx.device,
-                                  batch_size=f.batch_size, progress=progress)
+    res = extract_features_report(
+        d.splits[split],
+        backbone=f.backbone,
+        image_size=f.image_size,
+        device=ctx.device,
+        batch_size=f.batch_size,
+        progress=progress,
+    )
     feats = np.asarray(res.features, dtype=np.float32)
     if not res.from_cache:
         BACKBONE_COUNTER["images"] += len(feats)
-        ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s "
-                f"({res.images_per_s:.0f} img/s)")
+        ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
     if res.failed.size:
-        ctx.log(f"warning: {d.name}/{split}: {res.failed.size} unreadable image(s) skipped "
-                f"(indices {res.failed[:10].tolist()})")
+        ctx.log(
+            f"warning: {d.name}/{split}: {res.failed.size} unreadable image(s) skipped "
+            f"(indices {res.failed[:10].tolist()})"
+        )
     ctx.features[key] = feats
     ctx.failed[key] = np.asarray(res.failed, dtype=np.int64)
     return feats
@@ -125,10 +140,21 @@ def step_domains(ctx: RunContext) -> None:
             raise ValueError(f"domain {d.name!r} has {len(d.class_names)} class(es); at least 2 are needed")
         if n["train"] == 0:
             raise ValueError(f"domain {d.name!r} has no training images")
-        info.append({"name": d.name, "source": d.source, "shift": d.shift, "class_names": list(d.class_names),
-                     "n_train": n["train"], "n_val": n["val"], "n_test": n["test"]})
-        ctx.log(f"domain {d.name}: {len(d.class_names)} classes, {n['train']}/{n['val']}/{n['test']} "
-                f"train/val/test images, shift {d.shift}")
+        info.append(
+            {
+                "name": d.name,
+                "source": d.source,
+                "shift": d.shift,
+                "class_names": list(d.class_names),
+                "n_train": n["train"],
+                "n_val": n["val"],
+                "n_test": n["test"],
+            }
+        )
+        ctx.log(
+            f"domain {d.name}: {len(d.class_names)} classes, {n['train']}/{n['val']}/{n['test']} "
+            f"train/val/test images, shift {d.shift}"
+        )
     ctx.run.write_domains(info)
     ctx.run.write_ground_truth(synthetic_world(ctx.cfg))
 
@@ -156,9 +182,15 @@ def _epoch_reporter(ctx: RunContext, label: str, index: int, count: int):
         frac = (index + info.epoch / info.epochs) / count
         # this model's remaining epochs + the models still to train at this model's epoch time
         eta = info.eta_s + (count - index - 1) * info.epoch_s * info.epochs
-        ctx.progress(frac, eta_s=eta, message=(
-            f"{label}: epoch {info.epoch}/{info.epochs} loss {info.train_loss:.3f} "
-            f"acc {info.train_acc:.3f} val {info.val_acc:.3f}, {info.samples_per_s:.0f} samples/s"))
+        ctx.progress(
+            frac,
+            eta_s=eta,
+            message=(
+                f"{label}: epoch {info.epoch}/{info.epochs} loss {info.train_loss:.3f} "
+                f"acc {info.train_acc:.3f} val {info.val_acc:.3f}, {info.samples_per_s:.0f} samples/s"
+            ),
+        )
+
     return report
 
 
@@ -176,17 +208,42 @@ def step_baselines(ctx: RunContext) -> None:
         (X, y, _), (Xv, yv, _), (Xt, yt, _) = (split_data(ctx, a, s) for s in ("train", "val", "test"))
         torch.manual_seed(cfg.seed + a)  # the head's initial weights depend on the seed only
         model = build_head(X.shape[1], len(d.class_names), cfg.baselines.head)
-        res = train_classifier(model, X, y, Xv, yv, config=cfg.baselines.train, seed=cfg.seed + a, device=ctx.device,
-                               progress=_epoch_reporter(ctx, f"baseline {d.name}", a, len(domains)))
+        res = train_classifier(
+            model,
+            X,
+            y,
+            Xv,
+            yv,
+            config=cfg.baselines.train,
+            seed=cfg.seed + a,
+            device=ctx.device,
+            progress=_epoch_reporter(ctx, f"baseline {d.name}", a, len(domains)),
+        )
         pred = predict_logits(res.model, Xt, device=ctx.device).argmax(axis=1)
         test_acc = float((pred == yt).mean()) if len(pred) else float("nan")
-        ctx.run.write_model(ctx.run.baseline_model_path(a), res.model, domain=d.name, domain_index=a,
-                            class_names=list(d.class_names), best_epoch=res.best_epoch, val_acc=res.best_val_acc,
-                            test_acc=test_acc, backbone=cfg.features.backbone, image_size=cfg.features.image_size)
-        metrics[d.name] = {"test_acc": test_acc, "val_acc": res.best_val_acc, "best_epoch": res.best_epoch,
-                           "samples_per_s": res.samples_per_s, "history": res.history}
-        ctx.log(f"baseline {d.name}: val {res.best_val_acc:.3f} (epoch {res.best_epoch}) test {test_acc:.3f}, "
-                f"{res.samples_per_s:.0f} samples/s")
+        ctx.run.write_model(
+            ctx.run.baseline_model_path(a),
+            res.model,
+            domain=d.name,
+            domain_index=a,
+            class_names=list(d.class_names),
+            best_epoch=res.best_epoch,
+            val_acc=res.best_val_acc,
+            test_acc=test_acc,
+            backbone=cfg.features.backbone,
+            image_size=cfg.features.image_size,
+        )
+        metrics[d.name] = {
+            "test_acc": test_acc,
+            "val_acc": res.best_val_acc,
+            "best_epoch": res.best_epoch,
+            "samples_per_s": res.samples_per_s,
+            "history": res.history,
+        }
+        ctx.log(
+            f"baseline {d.name}: val {res.best_val_acc:.3f} (epoch {res.best_epoch}) test {test_acc:.3f}, "
+            f"{res.samples_per_s:.0f} samples/s"
+        )
     ctx.run.write_baseline_metrics(metrics)
 
 
@@ -244,10 +301,20 @@ def step_selection(ctx: RunContext) -> None:
         W = {ab: select_relationships(p, m.name, **m.params) for ab, p in P.items()}
         scores = None if true is None else {k: float(v) for k, v in relationship_scores(W, true, counts).items()}
         n_edges = int(sum((w > 0).sum() for w in W.values()))
-        ctx.run.write_selection(m.key, W, {"method": m.name, "params": m.params, "matrix": ctx.cfg.crossdomain.matrix,
-                                           "n_edges": n_edges, "scores": scores})
-        msg = f"selection {m.key}: {n_edges} edges" + ("" if not scores else " " + " ".join(
-            f"{k}={v:.3f}" for k, v in scores.items()))
+        ctx.run.write_selection(
+            m.key,
+            W,
+            {
+                "method": m.name,
+                "params": m.params,
+                "matrix": ctx.cfg.crossdomain.matrix,
+                "n_edges": n_edges,
+                "scores": scores,
+            },
+        )
+        msg = f"selection {m.key}: {n_edges} edges" + (
+            "" if not scores else " " + " ".join(f"{k}={v:.3f}" for k, v in scores.items())
+        )
         ctx.log(msg)
         ctx.progress((i + 1) / len(methods), message=msg)
 
@@ -259,8 +326,9 @@ def step_taxonomy(ctx: RunContext) -> None:
 
     counts = ctx.run.class_counts()
     for m in ctx.cfg.selection.methods:
-        tax = build_universal_taxonomy(ctx.run.relationships(m.key), counts, class_names=ctx.run.class_names(),
-                                       domain_names=ctx.run.domain_names())
+        tax = build_universal_taxonomy(
+            ctx.run.relationships(m.key), counts, class_names=ctx.run.class_names(), domain_names=ctx.run.domain_names()
+        )
         ctx.run.write_taxonomy(m.key, tax)
         ctx.log(f"taxonomy {m.key}: {len(tax.classes)} universal classes from {sum(counts)} domain classes")
 
@@ -283,18 +351,36 @@ def step_universal(ctx: RunContext) -> None:
     for i, m in enumerate(methods):
         tax = _taxonomy(ctx, m.key)
         mappings = [np.asarray(M) for M in tax.mappings]
-        res = train_universal(*train, *val, mappings, head=cfg.universal.head, train=cfg.universal_train,
-                              loss=cfg.universal.loss, label_smoothing=cfg.universal.label_smoothing,
-                              seed=cfg.seed, device=ctx.device,
-                              progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))
+        res = train_universal(
+            *train,
+            *val,
+            mappings,
+            head=cfg.universal.head,
+            train=cfg.universal_train,
+            loss=cfg.universal.loss,
+            label_smoothing=cfg.universal.label_smoothing,
+            seed=cfg.seed,
+            device=ctx.device,
+            progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)),
+        )
         acc = evaluate_universal(res.model, *test, mappings, device=ctx.device)
-        ctx.run.write_model(ctx.run.universal_model_path(m.key), res.model, method=m.key,
-                            n_universal=len(tax.classes), universal_names=list(tax.names), domain_names=names,
-                            best_epoch=res.best_epoch, val_acc=res.best_val_acc, backbone=cfg.features.backbone,
-                            image_size=cfg.features.image_size)
+        ctx.run.write_model(
+            ctx.run.universal_model_path(m.key),
+            res.model,
+            method=m.key,
+            n_universal=len(tax.classes),
+            universal_names=list(tax.names),
+            domain_names=names,
+            best_epoch=res.best_epoch,
+            val_acc=res.best_val_acc,
+            backbone=cfg.features.backbone,
+            image_size=cfg.features.image_size,
+        )
         ctx.run.write_universal(m.key, res.history, {names[a]: v for a, v in acc.items()})
-        ctx.log(f"universal {m.key}: U={len(tax.classes)} val {res.best_val_acc:.3f} (epoch {res.best_epoch}) "
-                f"test " + " ".join(f"{names[a]}={v:.3f}" for a, v in acc.items()))
+        ctx.log(
+            f"universal {m.key}: U={len(tax.classes)} val {res.best_val_acc:.3f} (epoch {res.best_epoch}) "
+            f"test " + " ".join(f"{names[a]}={v:.3f}" for a, v in acc.items())
+        )
 
 
 def _results_table(run: Run, keys: list[str]):
@@ -303,8 +389,15 @@ def _results_table(run: Run, keys: list[str]):
 
     base, counts = run.baseline_metrics(), run.class_counts()
     uni = {k: run.universal_metrics(k) for k in keys}
-    rows = [{"domain": name, "n_classes": counts[a], "baseline": base[name]["test_acc"],
-             **{f"universal/{k}": uni[k][name] for k in keys}} for a, name in enumerate(run.domain_names())]
+    rows = [
+        {
+            "domain": name,
+            "n_classes": counts[a],
+            "baseline": base[name]["test_acc"],
+            **{f"universal/{k}": uni[k][name] for k in keys},
+        }
+        for a, name in enumerate(run.domain_names())
+    ]
     df = pd.DataFrame(rows)
     mean = {"domain": "mean", "n_classes": int(df["n_classes"].sum())}
     mean.update({c: float(df[c].mean()) for c in df.columns if c not in ("domain", "n_classes")})
@@ -319,10 +412,16 @@ def step_results(ctx: RunContext) -> None:
     selection = {k: (ctx.run.selection(k) or {}).get("scores") for k in keys}
     headline = {"baseline_mean": mean["baseline"], **{f"universal_mean/{k}": mean[f"universal/{k}"] for k in keys}}
     headline.update({f"f1/{k}": s.get("f1") for k, s in selection.items() if s})
-    ctx.run.write_results(df, {"table": df.to_dict(orient="records"), "headline": headline,
-                               "selection_scores": selection,
-                               "n_universal": {k: len(_taxonomy(ctx, k).classes) for k in keys},
-                               "timings_s": ctx.run.timings()})
+    ctx.run.write_results(
+        df,
+        {
+            "table": df.to_dict(orient="records"),
+            "headline": headline,
+            "selection_scores": selection,
+            "n_universal": {k: len(_taxonomy(ctx, k).classes) for k in keys},
+            "timings_s": ctx.run.timings(),
+        },
+    )
     ctx.log("results: " + ", ".join(f"{k}={v:.3f}" for k, v in headline.items() if v is not None))
     _embedding(ctx, keys)
 
@@ -343,8 +442,17 @@ def _embedding(ctx: RunContext, keys: list[str]) -> None:
         x = torch.from_numpy(X[idx])
         feats, upred = model.features(x).numpy(), model(x).argmax(dim=1).numpy()
     xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
-    ctx.run.write_embedding({"xy": xy.astype(np.float32), "domain": dom[idx], "label": y[idx], "universal_pred": upred,
-                             "item": items[idx], "method": np.array(best), "algorithm": np.array(how)})
+    ctx.run.write_embedding(
+        {
+            "xy": xy.astype(np.float32),
+            "domain": dom[idx],
+            "label": y[idx],
+            "universal_pred": upred,
+            "item": items[idx],
+            "method": np.array(best),
+            "algorithm": np.array(how),
+        }
+    )
     ctx.log(f"embedding: {len(idx)} test images of universal model {best} by {how}")
 
 

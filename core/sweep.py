@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,13 +27,35 @@ from core.config import RunConfig, config_from_dict, config_hash
 from core.runs import Run, RunLock
 from core.selection import METHODS, check_params, rank_rows, select_edges
 
-__all__ = ["GRIDS", "Setting", "sweep_grid", "sweep_settings", "check_sweep", "run_sweep", "sweep_job", "best_by_accuracy",
-           "sweep_correlations", "SWEEP_COLUMNS"]
+__all__ = [
+    "GRIDS",
+    "Setting",
+    "sweep_grid",
+    "sweep_settings",
+    "check_sweep",
+    "run_sweep",
+    "sweep_job",
+    "best_by_accuracy",
+    "sweep_correlations",
+    "SWEEP_COLUMNS",
+]
 
 GRIDS = ("coarse", "fine")
 # Columns every sweep table has; one ``val_acc_<domain>`` column per domain follows val_acc_mean.
-SWEEP_COLUMNS = ("method", "param", "value", "n_edges", "n_universal", "val_acc_mean", "train_s", "same_as",
-                 "edr", "precision", "recall", "f1")
+SWEEP_COLUMNS = (
+    "method",
+    "param",
+    "value",
+    "n_edges",
+    "n_universal",
+    "val_acc_mean",
+    "train_s",
+    "same_as",
+    "edr",
+    "precision",
+    "recall",
+    "f1",
+)
 _STEP = {"coarse": 0.05, "fine": 0.01}
 
 
@@ -121,22 +143,34 @@ def _plan(run: Run, cfg: RunConfig, settings: list[Setting]) -> list[_Planned]:
         tax = build_universal_taxonomy(W, counts)
         scores = None if true is None else {k: float(v) for k, v in relationship_scores(W, true, counts).items()}
         mappings = [np.asarray(M) for M in tax.mappings]
-        out.append(_Planned(s, int(sum(e.rows.size for e in W.values())), len(tax.classes), _signature(mappings),
-                            mappings, scores))
+        out.append(
+            _Planned(
+                s, int(sum(e.rows.size for e in W.values())), len(tax.classes), _signature(mappings), mappings, scores
+            )
+        )
     return out
 
 
 def _meta(cfg: RunConfig, epochs: int) -> dict:
     """What a sweep row depends on besides the matrices (a rerun of the crossdomain step removes
     the sweep): the matrix kind, the universal recipe, the epochs, the seed."""
-    return {"matrix": cfg.crossdomain.matrix, "universal": config_hash([cfg.universal, cfg.universal_train]),
-            "epochs": int(epochs), "seed": cfg.seed}
+    return {
+        "matrix": cfg.crossdomain.matrix,
+        "universal": config_hash([cfg.universal, cfg.universal_train]),
+        "epochs": int(epochs),
+        "seed": cfg.seed,
+    }
 
 
 def _row(p: _Planned, names: list[str], score, train_s: float, same_as: str | None) -> dict:
-    row = {"method": p.setting.method, "param": p.setting.param or "", "value": p.setting.value,
-           "n_edges": p.n_edges, "n_universal": p.n_universal,
-           "val_acc_mean": float(np.nanmean(score.val_acc_by_domain)) if score.val_acc_by_domain else float("nan")}
+    row = {
+        "method": p.setting.method,
+        "param": p.setting.param or "",
+        "value": p.setting.value,
+        "n_edges": p.n_edges,
+        "n_universal": p.n_universal,
+        "val_acc_mean": float(np.nanmean(score.val_acc_by_domain)) if score.val_acc_by_domain else float("nan"),
+    }
     row.update({f"val_acc_{n}": v for n, v in zip(names, score.val_acc_by_domain)})
     row.update({"train_s": round(train_s, 3), "same_as": same_as or ""})
     row.update(p.scores or {"edr": np.nan, "precision": np.nan, "recall": np.nan, "f1": np.nan})
@@ -161,7 +195,9 @@ class _Data:
             raise ValueError(f"run {run.id!r} has no validation images: a sweep scores settings on them")
 
 
-def check_sweep(run_dir, methods=None, grid="coarse", epochs=None, batch=8) -> tuple[Run, RunConfig, list[Setting], int]:
+def check_sweep(
+    run_dir, methods=None, grid="coarse", epochs=None, batch=8
+) -> tuple[Run, RunConfig, list[Setting], int]:
     """Check that a run can be swept with these arguments (ValueError naming what is wrong)."""
     run = Run(run_dir)
     if not run.config or not run.has("crossdomain"):
@@ -211,7 +247,7 @@ def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_
     t_start = time.perf_counter()
     table = _table(kept, names)
     for start in range(0, len(todo), batch):
-        group = todo[start:start + batch]
+        group = todo[start : start + batch]
         scores, seconds = _train_group(data, group, cfg, epochs, dev)
         trained.update({p.signature: (sc, p.setting.label, seconds / len(group)) for p, sc in zip(group, scores)})
         table = _table(kept + _rows(planned, trained, names), names)
@@ -240,11 +276,19 @@ def _train_group(data: _Data, group: list[_Planned], cfg: RunConfig, epochs: int
     from core.multihead import train_heads
 
     t0 = time.perf_counter()
-    scores = train_heads(data.train, data.val, [p.mappings for p in group], head=cfg.universal.head,
-                         config=replace(cfg.universal_train, epochs=epochs, warmup_epochs=min(
-                             cfg.universal_train.warmup_epochs, epochs - 1)),
-                         loss=cfg.universal.loss, label_smoothing=cfg.universal.label_smoothing, seed=cfg.seed,
-                         device=device)
+    scores = train_heads(
+        data.train,
+        data.val,
+        [p.mappings for p in group],
+        head=cfg.universal.head,
+        config=replace(
+            cfg.universal_train, epochs=epochs, warmup_epochs=min(cfg.universal_train.warmup_epochs, epochs - 1)
+        ),
+        loss=cfg.universal.loss,
+        label_smoothing=cfg.universal.label_smoothing,
+        seed=cfg.seed,
+        device=device,
+    )
     return scores, time.perf_counter() - t0
 
 
@@ -268,8 +312,12 @@ def _table(rows: list[dict], names: list[str]) -> pd.DataFrame:
             df[c] = np.nan
     order = {m: i for i, m in enumerate(METHODS)}
     df = df.drop_duplicates(subset=["method", "value"], keep="last")
-    df = df.sort_values(by=["method", "value"], key=lambda s: s.map(order) if s.name == "method" else s,
-                        na_position="first", kind="stable")
+    df = df.sort_values(
+        by=["method", "value"],
+        key=lambda s: s.map(order) if s.name == "method" else s,
+        na_position="first",
+        kind="stable",
+    )
     return df[cols].reset_index(drop=True)
 
 
@@ -301,9 +349,16 @@ def sweep_correlations(table: pd.DataFrame) -> dict:
     return out
 
 
-def sweep_job(run_dir: str | os.PathLike, *, methods: list[str] | None = None, grid: str = "coarse",
-              epochs: int | None = None, batch: int = 8, device: str | None = None,
-              on_progress: Callable[[int, int, float | None, str], None] | None = None) -> dict:
+def sweep_job(
+    run_dir: str | os.PathLike,
+    *,
+    methods: list[str] | None = None,
+    grid: str = "coarse",
+    epochs: int | None = None,
+    batch: int = 8,
+    device: str | None = None,
+    on_progress: Callable[[int, int, float | None, str], None] | None = None,
+) -> dict:
     """:func:`run_sweep` with its status kept in ``RUN/sweep/status.json`` (state, done, total,
     ETA, pid) for the dashboard; returns the final status. Refusals (a run that cannot be
     swept, a locked run) raise before the status is touched; once started, a failure or a
@@ -320,8 +375,16 @@ def sweep_job(run_dir: str | os.PathLike, *, methods: list[str] | None = None, g
             on_progress(done, total, eta, message)
 
     with RunLock(run.path, purpose="sweep"), cancel_on_signals():
-        run.write_sweep_status(state="running", done=0, total=None, eta_s=None, message="starting", error=None,
-                               pid=os.getpid(), pid_identity=process_identity(os.getpid()))
+        run.write_sweep_status(
+            state="running",
+            done=0,
+            total=None,
+            eta_s=None,
+            message="starting",
+            error=None,
+            pid=os.getpid(),
+            pid_identity=process_identity(os.getpid()),
+        )
         try:
             table = _sweep_locked(run, cfg, settings, epochs, batch, device, progress)
         except Cancelled as exc:
@@ -329,5 +392,6 @@ def sweep_job(run_dir: str | os.PathLike, *, methods: list[str] | None = None, g
         except Exception as exc:  # noqa: BLE001 - the status must say what went wrong, in one line
             err = os_error_message(exc) if isinstance(exc, OSError) and exc.errno else f"{type(exc).__name__}: {exc}"
             return run.write_sweep_status(state="failed", message="failed", error=err, pid=None, pid_identity=None)
-        return run.write_sweep_status(state="done", message=f"{len(table)} settings", eta_s=0.0, pid=None,
-                                      pid_identity=None)
+        return run.write_sweep_status(
+            state="done", message=f"{len(table)} settings", eta_s=0.0, pid=None, pid_identity=None
+        )

@@ -37,8 +37,7 @@ def _check_float(value: object, *, name: str, low: float, strict: bool) -> float
     return v
 
 
-def _truncated_normal(rng: np.random.Generator, mean: float, var: float, low: float,
-                      high: float) -> int:
+def _truncated_normal(rng: np.random.Generator, mean: float, var: float, low: float, high: float) -> int:
     """round(TruncNormal(mean, var) on [low, high]) as an int in [low, high]."""
     if var == 0 or high <= low:
         return int(np.clip(round(mean), low, high))
@@ -73,8 +72,7 @@ class SyntheticTaxonomy:
 
     def class_names(self, concept_names: Sequence[str] | None = None) -> list[list[str]]:
         """Readable class names: the class's concept names joined by '+' (sorted by concept id)."""
-        names = list(concept_names) if concept_names is not None else \
-            [f"c{k}" for k in range(self.n_concepts)]
+        names = list(concept_names) if concept_names is not None else [f"c{k}" for k in range(self.n_concepts)]
         if len(names) < self.n_concepts:
             raise ValueError(f"need {self.n_concepts} concept names, got {len(names)}")
         return [["+".join(names[k] for k in sorted(c)) for c in dom] for dom in self.domains]
@@ -97,28 +95,37 @@ class SyntheticTaxonomy:
         """Expected P_ab: o_ij + (1 - sum_k o_ik) / K_b with the uniform remainder, else o_ij."""
         out = {}
         for (a, b), o in self.true_relationships().items():
-            out[(a, b)] = o + (1.0 - o.sum(axis=1, keepdims=True)) / o.shape[1] \
-                if uniform_remainder else o
+            out[(a, b)] = o + (1.0 - o.sum(axis=1, keepdims=True)) / o.shape[1] if uniform_remainder else o
         return out
 
     def to_dict(self) -> dict:
         """Plain JSON-able form; ``from_dict`` inverts it."""
-        return {"n_concepts": self.n_concepts, "seed": self.seed, "params": dict(self.params),
-                "domains": [[sorted(int(k) for k in c) for c in dom] for dom in self.domains]}
+        return {
+            "n_concepts": self.n_concepts,
+            "seed": self.seed,
+            "params": dict(self.params),
+            "domains": [[sorted(int(k) for k in c) for c in dom] for dom in self.domains],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> SyntheticTaxonomy:
         try:
             domains = [[frozenset(int(k) for k in c) for c in dom] for dom in data["domains"]]
-            return cls(int(data["n_concepts"]), domains, int(data.get("seed", 42)),
-                       dict(data.get("params", {})))
+            return cls(int(data["n_concepts"]), domains, int(data.get("seed", 42)), dict(data.get("params", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a synthetic taxonomy dict: {exc!r}") from exc
 
 
-def make_synthetic_taxonomy(n_concepts: int, n_domains: int, concepts_mean: float,
-                            concepts_var: float, class_size_mean: float, class_size_var: float,
-                            *, seed: int = 42) -> SyntheticTaxonomy:
+def make_synthetic_taxonomy(
+    n_concepts: int,
+    n_domains: int,
+    concepts_mean: float,
+    concepts_var: float,
+    class_size_mean: float,
+    class_size_var: float,
+    *,
+    seed: int = 42,
+) -> SyntheticTaxonomy:
     """Sample a synthetic world of ``n_domains`` domains over ``n_concepts`` concepts (seeded)."""
     n = _check_int(n_concepts, name="n_concepts", low=1)
     n_dom = _check_int(n_domains, name="n_domains", low=1)
@@ -139,14 +146,18 @@ def make_synthetic_taxonomy(n_concepts: int, n_domains: int, concepts_mean: floa
             classes.append(frozenset(int(c) for c in remaining[picked]))
             remaining = np.delete(remaining, picked)
         domains.append(classes)
-    params = {"concepts_mean": mean, "concepts_var": var, "class_size_mean": s_mean,
-              "class_size_var": s_var}
+    params = {"concepts_mean": mean, "concepts_var": var, "class_size_mean": s_mean, "class_size_var": s_var}
     return SyntheticTaxonomy(n, domains, int(seed), params)
 
 
-def sample_cross_counts(taxonomy: SyntheticTaxonomy, *, images_per_class: int = 50,
-                        noise: float = 0.2, confusion_alpha: float = 0.05,
-                        seed: int = 42) -> dict[tuple[int, int], np.ndarray]:
+def sample_cross_counts(
+    taxonomy: SyntheticTaxonomy,
+    *,
+    images_per_class: int = 50,
+    noise: float = 0.2,
+    confusion_alpha: float = 0.05,
+    seed: int = 42,
+) -> dict[tuple[int, int], np.ndarray]:
     """Imperfect count matrices C_ab (K_a, K_b) drawn from the synthetic world.
 
     Each of ``images_per_class`` images of class a:i shows one of its concepts (uniformly). The
@@ -180,6 +191,9 @@ def sample_cross_counts(taxonomy: SyntheticTaxonomy, *, images_per_class: int = 
         cdf = np.cumsum(confusion, axis=1)
         u = rng.random(int(wrong.sum())) * cdf[true[wrong], -1]
         pred[wrong] = np.minimum((cdf[true[wrong]] < u[:, None]).sum(axis=1), counts[b] - 1)
-        out[(a, b)] = np.bincount(true * counts[b] + pred,
-                                  minlength=counts[a] * counts[b]).reshape(counts[a], counts[b]).astype(np.float64)
+        out[(a, b)] = (
+            np.bincount(true * counts[b] + pred, minlength=counts[a] * counts[b])
+            .reshape(counts[a], counts[b])
+            .astype(np.float64)
+        )
     return out

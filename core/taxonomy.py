@@ -78,8 +78,7 @@ class UniversalTaxonomy:
             for i, name in enumerate(names):
                 g.add_node(f"{a}:{i}", kind="domain", domain=self.domain_names[a], label=name)
         for u, name in enumerate(self.names):
-            g.add_node(f"u:{u}", kind="universal", domain="universal", label=name,
-                       size=len(self.classes[u]))
+            g.add_node(f"u:{u}", kind="universal", domain="universal", label=name, size=len(self.classes[u]))
         for a, i, u, w in self.links:
             g.add_edge(f"{int(a)}:{int(i)}", f"u:{int(u)}", weight=float(w))
         return g
@@ -92,34 +91,50 @@ class UniversalTaxonomy:
 
     def mapping_table(self) -> pd.DataFrame:
         """One row per domain-class -> universal edge (the CSV export)."""
-        rows = [{"domain": self.domain_names[int(a)], "class_index": int(i),
-                 "class_name": self.class_names[int(a)][int(i)], "universal_index": int(u),
-                 "universal_name": self.names[int(u)], "weight": float(w)}
-                for a, i, u, w in self.links]
-        return pd.DataFrame(rows, columns=["domain", "class_index", "class_name",
-                                           "universal_index", "universal_name", "weight"])
+        rows = [
+            {
+                "domain": self.domain_names[int(a)],
+                "class_index": int(i),
+                "class_name": self.class_names[int(a)][int(i)],
+                "universal_index": int(u),
+                "universal_name": self.names[int(u)],
+                "weight": float(w),
+            }
+            for a, i, u, w in self.links
+        ]
+        return pd.DataFrame(
+            rows, columns=["domain", "class_index", "class_name", "universal_index", "universal_name", "weight"]
+        )
 
     def label_map(self) -> dict:
         """UniDet-style label map: per domain, each class's main universal class (highest
         weight, ties: lowest index), plus every (universal index, weight) in ``label_map_multi``."""
         mappings = self.mappings
-        return {"unified_names": list(self.names),
-                "label_map": {self.domain_names[a]: [int(u) for u in np.argmax(m, axis=1)]
-                              for a, m in enumerate(mappings)},
-                "label_map_multi": {self.domain_names[a]: [[[int(u), float(row[u])]
-                                                            for u in np.flatnonzero(row)]
-                                                           for row in m]
-                                    for a, m in enumerate(mappings)}}
+        return {
+            "unified_names": list(self.names),
+            "label_map": {self.domain_names[a]: [int(u) for u in np.argmax(m, axis=1)] for a, m in enumerate(mappings)},
+            "label_map_multi": {
+                self.domain_names[a]: [[[int(u), float(row[u])] for u in np.flatnonzero(row)] for row in m]
+                for a, m in enumerate(mappings)
+            },
+        }
 
     def to_json(self) -> str:
         """JSON text; ``from_json`` reads it back exactly."""
-        return json.dumps({
-            "format": "unitax-taxonomy", "version": 1,
-            "domain_names": self.domain_names, "class_counts": self.class_counts,
-            "class_names": self.class_names,
-            "classes": [{"name": n, "members": sorted([int(a), int(i)] for a, i in c)}
-                        for n, c in zip(self.names, self.classes)],
-            "links": [[int(a), int(i), int(u), w] for a, i, u, w in self.links.tolist()]})
+        return json.dumps(
+            {
+                "format": "unitax-taxonomy",
+                "version": 1,
+                "domain_names": self.domain_names,
+                "class_counts": self.class_counts,
+                "class_names": self.class_names,
+                "classes": [
+                    {"name": n, "members": sorted([int(a), int(i)] for a, i in c)}
+                    for n, c in zip(self.names, self.classes)
+                ],
+                "links": [[int(a), int(i), int(u), w] for a, i, u, w in self.links.tolist()],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> UniversalTaxonomy:
@@ -129,8 +144,14 @@ class UniversalTaxonomy:
                 raise ValueError(f"format is {d.get('format') if isinstance(d, dict) else type(d).__name__!r}")
             classes = [frozenset((int(a), int(i)) for a, i in c["members"]) for c in d["classes"]]
             links = np.array(d["links"], dtype=np.float64).reshape(-1, 4)
-            return cls(classes, [c["name"] for c in d["classes"]], links,
-                       [int(k) for k in d["class_counts"]], d["class_names"], d["domain_names"])
+            return cls(
+                classes,
+                [c["name"] for c in d["classes"]],
+                links,
+                [int(k) for k in d["class_counts"]],
+                d["class_names"],
+                d["domain_names"],
+            )
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise ValueError(f"not a taxonomy JSON: {exc}") from None
 
@@ -178,21 +199,31 @@ def _drop_chains(src: np.ndarray, dst: np.ndarray, w: np.ndarray, dom: np.ndarra
     return np.array(keep_l, dtype=bool)
 
 
-def build_universal_taxonomy(relationships: Mapping[Pair, object], class_counts: Sequence[int], *,
-                             class_names: Sequence[Sequence[str]] | None = None,
-                             domain_names: Sequence[str] | None = None) -> UniversalTaxonomy:
+def build_universal_taxonomy(
+    relationships: Mapping[Pair, object],
+    class_counts: Sequence[int],
+    *,
+    class_names: Sequence[Sequence[str]] | None = None,
+    domain_names: Sequence[str] | None = None,
+) -> UniversalTaxonomy:
     """Universal classes and mappings M_a from {(a, b): W_ab (K_a, K_b)} (dense or ``Edges``).
 
     Deterministic: the same relationships in any order give the same taxonomy.
     """
     counts = as_class_counts(class_counts)
     check_pair_dict(relationships, counts, name="relationships")
-    dnames = [str(n) for n in domain_names] if domain_names is not None else \
-        [chr(65 + a) if a < 26 else f"D{a}" for a in range(len(counts))]
+    dnames = (
+        [str(n) for n in domain_names]
+        if domain_names is not None
+        else [chr(65 + a) if a < 26 else f"D{a}" for a in range(len(counts))]
+    )
     if len(dnames) != len(counts):
         raise ValueError(f"got {len(dnames)} domain names for {len(counts)} domains")
-    cnames = [[str(n) for n in names] for names in class_names] if class_names is not None else \
-        [[str(i) for i in range(k)] for k in counts]
+    cnames = (
+        [[str(n) for n in names] for names in class_names]
+        if class_names is not None
+        else [[str(i) for i in range(k)] for k in counts]
+    )
     if [len(n) for n in cnames] != counts:
         raise ValueError(f"class_names sizes {[len(n) for n in cnames]} differ from class_counts {counts}")
 

@@ -12,8 +12,8 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,16 @@ from torch import nn
 
 from core.config import TrainConfig
 
-__all__ = ["EpochProgress", "TrainResult", "fit", "train_classifier", "predict_logits",
-           "make_optimizer", "make_scheduler", "seed_everything"]
+__all__ = [
+    "EpochProgress",
+    "TrainResult",
+    "fit",
+    "train_classifier",
+    "predict_logits",
+    "make_optimizer",
+    "make_scheduler",
+    "seed_everything",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,13 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     if config.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
     raise ValueError(f"optimizer {config.optimizer!r} is not 'adamw' or 'sgd'")
 
 
@@ -114,7 +127,7 @@ def _evaluate(model, tensors, loss_fn, correct_fn, batch_size, device) -> tuple[
         return float("nan"), float("nan")
     loss_sum, correct = 0.0, 0
     for start in range(0, n, batch_size):
-        batch = [t[start:start + batch_size] for t in tensors]
+        batch = [t[start : start + batch_size] for t in tensors]
         with autocast(device):
             logits = model(batch[0])
         logits = logits.float()
@@ -123,15 +136,26 @@ def _evaluate(model, tensors, loss_fn, correct_fn, batch_size, device) -> tuple[
     return loss_sum / n, correct / n
 
 
-def _train_epoch(model: nn.Module, tr: list[torch.Tensor], order: torch.Tensor, opt, scaler, *, loss_fn, correct_fn,
-                 batch_size: int, device: torch.device, use_amp: bool) -> tuple[float, int]:
+def _train_epoch(
+    model: nn.Module,
+    tr: list[torch.Tensor],
+    order: torch.Tensor,
+    opt,
+    scaler,
+    *,
+    loss_fn,
+    correct_fn,
+    batch_size: int,
+    device: torch.device,
+    use_amp: bool,
+) -> tuple[float, int]:
     """One pass over the training tensors in ``order``; (sum of losses, number correct)."""
     from core.device import autocast
 
     model.train()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = [t[idx] for t in tr]
         with autocast(device) if use_amp else contextlib.nullcontext():
             logits = model(batch[0])
@@ -198,8 +222,18 @@ def _fit(
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen).to(device)
-        loss_sum, correct = _train_epoch(model, tr, order, opt, scaler, loss_fn=loss_fn, correct_fn=correct_fn,
-                                         batch_size=config.batch_size, device=device, use_amp=use_amp)
+        loss_sum, correct = _train_epoch(
+            model,
+            tr,
+            order,
+            opt,
+            scaler,
+            loss_fn=loss_fn,
+            correct_fn=correct_fn,
+            batch_size=config.batch_size,
+            device=device,
+            use_amp=use_amp,
+        )
         lr = opt.param_groups[0]["lr"]
         sched.step()
         dt = time.perf_counter() - t0
@@ -208,8 +242,19 @@ def _fit(
         train_acc = correct / n
         best.offer(model, train_acc if math.isnan(val_acc) else val_acc, epoch)
         epoch_s = time.perf_counter() - t0
-        info = EpochProgress(epoch, config.epochs, loss_sum / n, train_acc, val_loss, val_acc, best.score, lr,
-                             n / max(dt, 1e-9), epoch_s, epoch_s * (config.epochs - epoch))
+        info = EpochProgress(
+            epoch,
+            config.epochs,
+            loss_sum / n,
+            train_acc,
+            val_loss,
+            val_acc,
+            best.score,
+            lr,
+            n / max(dt, 1e-9),
+            epoch_s,
+            epoch_s * (config.epochs - epoch),
+        )
         result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
         if progress is not None:
             progress(info)
@@ -242,10 +287,19 @@ def cpu_threads(device: torch.device, n: int | None = 1):
         torch.set_num_threads(old)
 
 
-def fit(model: nn.Module, train: Sequence, val: Sequence, *, loss_fn: Callable[..., torch.Tensor],
-        correct_fn: Callable[..., torch.Tensor], config: TrainConfig | None = None, seed: int = 0,
-        device: torch.device | str = "cpu", progress: Callable[[EpochProgress], None] | None = None,
-        threads: int | None = 1) -> TrainResult:
+def fit(
+    model: nn.Module,
+    train: Sequence,
+    val: Sequence,
+    *,
+    loss_fn: Callable[..., torch.Tensor],
+    correct_fn: Callable[..., torch.Tensor],
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Callable[[EpochProgress], None] | None = None,
+    threads: int | None = 1,
+) -> TrainResult:
     """Train ``model`` on ``train = (X (N, D), *extras)``; validate on ``val`` each epoch.
 
     Keeps the weights of the epoch with the best validation accuracy (first one on ties) and
@@ -255,8 +309,17 @@ def fit(model: nn.Module, train: Sequence, val: Sequence, *, loss_fn: Callable[.
     """
     device = torch.device(device)
     with cpu_threads(device, threads):
-        return _fit(model, train, val, loss_fn=loss_fn, correct_fn=correct_fn, config=config, seed=seed,
-                    device=device, progress=progress)
+        return _fit(
+            model,
+            train,
+            val,
+            loss_fn=loss_fn,
+            correct_fn=correct_fn,
+            config=config,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
 
 
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -285,14 +348,23 @@ def train_classifier(
         y = np.asarray(y)
         if y.size and (y.min() < 0 or (n_out is not None and y.max() >= n_out)):
             raise ValueError(f"{name}: labels must be in [0, {n_out}), got range [{y.min()}, {y.max()}]")
-    return fit(model, (X_train, np.asarray(y_train, dtype=np.int64)), (X_val, np.asarray(y_val, dtype=np.int64)),
-               loss_fn=_ce, correct_fn=_argmax_correct, config=config, seed=seed, device=device,
-               progress=progress)
+    return fit(
+        model,
+        (X_train, np.asarray(y_train, dtype=np.int64)),
+        (X_val, np.asarray(y_val, dtype=np.int64)),
+        loss_fn=_ce,
+        correct_fn=_argmax_correct,
+        config=config,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 4096,
-                   device: torch.device | str = "cpu") -> np.ndarray:
+def predict_logits(
+    model: nn.Module, X: np.ndarray, *, batch_size: int = 4096, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Logits (N, K) of ``model`` on features X (N, D), float32 numpy."""
     from core.device import autocast
 
@@ -301,7 +373,7 @@ def predict_logits(model: nn.Module, X: np.ndarray, *, batch_size: int = 4096,
     out = []
     with cpu_threads(device, 1):
         for start in range(0, len(X), batch_size):
-            x = _as_tensor(X[start:start + batch_size], device, torch.float32)
+            x = _as_tensor(X[start : start + batch_size], device, torch.float32)
             with autocast(device):
                 out.append(model(x).float().cpu())
     if not out:

@@ -9,7 +9,7 @@ A sample is (features x, domain a, label i). With the taxonomy's mapping ``M_a``
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,8 +19,17 @@ from core.config import HeadConfig, TrainConfig
 from core.heads import build_head
 from core.training import EpochProgress, TrainResult, fit, predict_logits
 
-__all__ = ["soft_targets", "domain_predictions", "soft_loss", "partial_loss", "LOSSES",
-           "UniversalObjective", "train_universal", "evaluate_universal", "universal_probs"]
+__all__ = [
+    "soft_targets",
+    "domain_predictions",
+    "soft_loss",
+    "partial_loss",
+    "LOSSES",
+    "UniversalObjective",
+    "train_universal",
+    "evaluate_universal",
+    "universal_probs",
+]
 
 
 def _check_mapping(M: np.ndarray, name: str = "M_a") -> np.ndarray:
@@ -78,8 +87,14 @@ class UniversalObjective:
     without Python loops over samples.
     """
 
-    def __init__(self, mappings: Sequence[np.ndarray], *, loss: str = "soft", label_smoothing: float = 0.0,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        mappings: Sequence[np.ndarray],
+        *,
+        loss: str = "soft",
+        label_smoothing: float = 0.0,
+        device: torch.device | str = "cpu",
+    ):
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of {sorted(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -117,8 +132,12 @@ class UniversalObjective:
 
 
 def train_universal(
-    X_train: np.ndarray, domain_train: np.ndarray, y_train: np.ndarray,
-    X_val: np.ndarray, domain_val: np.ndarray, y_val: np.ndarray,
+    X_train: np.ndarray,
+    domain_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    domain_val: np.ndarray,
+    y_val: np.ndarray,
     mappings: Sequence[np.ndarray],
     *,
     head: HeadConfig | None = None,
@@ -144,11 +163,17 @@ def train_universal(
             raise ValueError(f"{name}: a label is outside its domain's class range")
     torch.manual_seed(int(seed))
     model = build_head(int(np.asarray(X_train).shape[1]), obj.n_universal, head or HeadConfig(depth=2))
-    return fit(model,
-               (X_train, np.asarray(domain_train, np.int64), np.asarray(y_train, np.int64)),
-               (X_val, np.asarray(domain_val, np.int64), np.asarray(y_val, np.int64)),
-               loss_fn=obj.loss_fn, correct_fn=obj.correct_fn, config=train, seed=seed,
-               device=device, progress=progress)
+    return fit(
+        model,
+        (X_train, np.asarray(domain_train, np.int64), np.asarray(y_train, np.int64)),
+        (X_val, np.asarray(domain_val, np.int64), np.asarray(y_val, np.int64)),
+        loss_fn=obj.loss_fn,
+        correct_fn=obj.correct_fn,
+        config=train,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
 
 
 def universal_probs(model: nn.Module, X: np.ndarray, *, device: torch.device | str = "cpu") -> np.ndarray:
@@ -157,8 +182,15 @@ def universal_probs(model: nn.Module, X: np.ndarray, *, device: torch.device | s
     return torch.softmax(logits, dim=1).numpy()
 
 
-def evaluate_universal(model: nn.Module, X: np.ndarray, domain: np.ndarray, y: np.ndarray,
-                       mappings: Sequence[np.ndarray], *, device: torch.device | str = "cpu") -> dict[int, float]:
+def evaluate_universal(
+    model: nn.Module,
+    X: np.ndarray,
+    domain: np.ndarray,
+    y: np.ndarray,
+    mappings: Sequence[np.ndarray],
+    *,
+    device: torch.device | str = "cpu",
+) -> dict[int, float]:
     """Per-domain accuracy ``{a: acc}`` of argmax_i (M_a p)_i against the labels (NaN if no images)."""
     p = universal_probs(model, X, device=device)
     domain, y = np.asarray(domain), np.asarray(y)

@@ -28,8 +28,11 @@ with guard("Reading the baseline metrics"):
     base = run.baseline_metrics() or {}
     cols = st.columns(max(1, len(base)))
     for col, (name, m) in zip(cols, base.items()):
-        col.metric(f"{name} test acc.", f"{m.get('test_acc', float('nan')):.3f}",
-                   help=f"validation acc. {m.get('val_acc', float('nan')):.3f}")
+        col.metric(
+            f"{name} test acc.",
+            f"{m.get('test_acc', float('nan')):.3f}",
+            help=f"validation acc. {m.get('val_acc', float('nan')):.3f}",
+        )
 
 if not run.has("crossdomain"):
     st.stop()
@@ -43,18 +46,35 @@ with guard("Loading the matrices", "Re-run the crossdomain step (Resume)."):
 if not mats:
     st.warning("No matrices in this run yet.")
     st.stop()
-pair = c1.selectbox("Pair (true domain a → model b)", list(mats),
-                    format_func=lambda p: f"{names[p[0]]} images → {names[p[1]]} model", key="cd_pair")
+pair = c1.selectbox(
+    "Pair (true domain a → model b)",
+    list(mats),
+    format_func=lambda p: f"{names[p[0]]} images → {names[p[1]]} model",
+    key="cd_pair",
+)
 sort = c3.selectbox("Sort", SORTS, key="cd_sort")
 a, b = pair
 P = mats[pair]
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(heatmap(P, class_names[a], class_names[b], sort=sort,
-                            row_label=f"{names[a]} true class", col_label=f"{names[b]} predicted"),
-                    key="cd_heatmap")
+    st.plotly_chart(
+        heatmap(
+            P,
+            class_names[a],
+            class_names[b],
+            sort=sort,
+            row_label=f"{names[a]} true class",
+            col_label=f"{names[b]} predicted",
+        ),
+        key="cd_heatmap",
+    )
 with right:
-    i = st.selectbox(f"Row view: a {names[a]} class", range(len(class_names[a])),
-                     format_func=lambda i: class_names[a][i], key="cd_row")
-    st.plotly_chart(row_bars(P[i], class_names[b], title=f"How the {names[b]} model sees "
-                             f"“{class_names[a][i]}”"), key="cd_rowbars")
+    i = st.selectbox(
+        f"Row view: a {names[a]} class",
+        range(len(class_names[a])),
+        format_func=lambda i: class_names[a][i],
+        key="cd_row",
+    )
+    st.plotly_chart(
+        row_bars(P[i], class_names[b], title=f"How the {names[b]} model sees “{class_names[a][i]}”"), key="cd_rowbars"
+    )

@@ -32,8 +32,10 @@ if kind.startswith("🧬"):
     with st.spinner("Drawing the synthetic classes…"):
         preview.synthetic_preview(resolved)
 if st.toggle("🖼️ Preview the images (builds the domains as the run will)", key="dom_images"):
-    with st.spinner("Building the domains…"), guard("Building the domains",
-                                                    "Check data_root / root: the dataset must be on disk."):
+    with (
+        st.spinner("Building the domains…"),
+        guard("Building the domains", "Check data_root / root: the dataset must be on disk."),
+    ):
         preview.domains_preview(resolved)
 c1, c2, c3 = st.columns(3)
 c1.download_button("⬇️ Download YAML", yaml.safe_dump(resolved, sort_keys=False), f"{name}.yaml", key="dom_dl")

@@ -27,9 +27,11 @@ with left:
     else:
         status = run.status()
         done = status.get("steps_done") or []
-        st.markdown(f"**`{run.id}`** · {STATE_ICONS.get(status['state'], '•')} {status['state']} · "
-                    f"{len(done)}/{len(STEPS)} steps · config “{run_config(run).get('name', '—')}”")
-        headline = (run_info(run).headline or {})
+        st.markdown(
+            f"**`{run.id}`** · {STATE_ICONS.get(status['state'], '•')} {status['state']} · "
+            f"{len(done)}/{len(STEPS)} steps · config “{run_config(run).get('name', '—')}”"
+        )
+        headline = run_info(run).headline or {}
         if headline:
             if "baseline_mean" in headline:
                 st.metric("Baselines: mean test accuracy", f"{headline['baseline_mean']:.3f}")
@@ -40,8 +42,10 @@ with left:
 with right:
     st.subheader("Run the demo")
     demo = REPO / "assets" / "configs" / "demo.yaml"
-    st.caption("Three synthetic domains over built-in procedural images, CPU-friendly "
-               "(a few minutes). Runs in the background; you can leave this page.")
+    st.caption(
+        "Three synthetic domains over built-in procedural images, CPU-friendly "
+        "(a few minutes). Runs in the background; you can leave this page."
+    )
     if st.button("🚀 Run the demo", type="primary", disabled=not demo.exists(), key="run_demo"):
         if launch(demo):
             st.switch_page("pages/crossdomain.py")

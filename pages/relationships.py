@@ -29,21 +29,26 @@ if sc is None:
     st.stop()
 
 # Lazy tabs: only the open one runs, so a slider move redraws only what is visible.
-tab_pairs, tab_sweep, tab_best = st.tabs(["📋 Per pair", "📈 Sweep", "🏆 Best parameters"],
-                                         key="rel_tab", on_change="rerun")
+tab_pairs, tab_sweep, tab_best = st.tabs(
+    ["📋 Per pair", "📈 Sweep", "🏆 Best parameters"], key="rel_tab", on_change="rerun"
+)
 if tab_pairs.open:
     with tab_pairs, guard("The per-pair breakdown"):
         pairs = data.pair_scores(rd, kind, method, value, stamp)
         st.dataframe(pairs.rename(columns={"a": "images of", "b": "model of"}), hide_index=True, width="stretch")
 if tab_sweep.open:
     with tab_sweep, guard("The parameter sweep"):
-        metric = st.segmented_control("Metric", ["f1", "edr", "precision", "recall"], default="f1",
-                                      key="rel_metric") or "f1"
+        metric = (
+            st.segmented_control("Metric", ["f1", "edr", "precision", "recall"], default="f1", key="rel_metric") or "f1"
+        )
         with st.spinner("Sweeping every method over its parameter…"):
             fig = data.sweep_figure(rd, kind, stamp, metric)
         st.plotly_chart(fig, key="rel_sweep_chart")
-        st.caption(f"Now: {data.method_label(method)}" + (f", {setting.param} = {value}" if setting.param else "")
-                   + f" → {metric} = {sc[metric]:.3f}")
+        st.caption(
+            f"Now: {data.method_label(method)}"
+            + (f", {setting.param} = {value}" if setting.param else "")
+            + f" → {metric} = {sc[metric]:.3f}"
+        )
 if tab_best.open:
     with tab_best, guard("The best-parameter table"):
         st.caption("Each method at its best F1 on this run (the thesis's table, per run).")

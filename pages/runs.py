@@ -32,8 +32,11 @@ else:
             st.dataframe(diff, hide_index=True, width="stretch")
         for col, r in ((c1, ra), (c2, rb)):
             res = r.results()
-            col.dataframe(res if res is not None else pd.DataFrame({"results": ["not finished"]}),
-                          hide_index=True, width="stretch")
+            col.dataframe(
+                res if res is not None else pd.DataFrame({"results": ["not finished"]}),
+                hide_index=True,
+                width="stretch",
+            )
 
 st.subheader("Delete a run")
 delete_section(ids)

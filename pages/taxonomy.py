@@ -20,8 +20,9 @@ source, tax, tax_stamp = choose_taxonomy(run, kind, stamp, setting)
 summary(tax, class_names)
 flt = filters(names, keep=setting.query())  # a reload keeps the filters and the live setting
 
-tab_graph, tab_table, tab_evidence, tab_dl = st.tabs(["🕸️ Graph", "📋 Classes", "🔎 Evidence", "⬇️ Downloads"],
-                                                     key="tax_tab", on_change="rerun")  # lazy: only the open tab runs
+tab_graph, tab_table, tab_evidence, tab_dl = st.tabs(
+    ["🕸️ Graph", "📋 Classes", "🔎 Evidence", "⬇️ Downloads"], key="tax_tab", on_change="rerun"
+)  # lazy: only the open tab runs
 if tab_graph.open:
     with tab_graph, guard("Drawing the graph"):
         graph_tab(*data.graph_data(rd, source, tax_stamp, flt, tax, class_names, names))

@@ -24,7 +24,9 @@ top_k = c1.slider("Top k", 1, 10, 5, key="try_topk")
 src = c1.radio("Image", ["📤 Upload", "🎲 A test image"], key="try_src")
 image = None
 if src == "📤 Upload":
-    up = c2.file_uploader("PNG, JPEG, WEBP or BMP, up to 10 MB", type=["png", "jpg", "jpeg", "webp", "bmp"], key="try_upload")
+    up = c2.file_uploader(
+        "PNG, JPEG, WEBP or BMP, up to 10 MB", type=["png", "jpg", "jpeg", "webp", "bmp"], key="try_upload"
+    )
     if up is not None:
         try:
             image = read_image(up.getvalue())
@@ -46,7 +48,10 @@ else:
 if image is not None:
     c2.image(image, width=192)
     if c2.button("🔮 Classify", type="primary", key="try_go"):
-        with guard("Classifying the image", "Check the run finished its universal step."), st.spinner("Loading the model…"):
+        with (
+            guard("Classifying the image", "Check the run finished its universal step."),
+            st.spinner("Loading the model…"),
+        ):
             from core.inference import predict_image  # torch: imported only here, on demand
 
             st.session_state.try_result = predict_image(str(run.path), np.array(image), method=method, top_k=top_k)

@@ -37,8 +37,11 @@ st.subheader("Baseline vs universal (test accuracy)")
 with guard("Reading the results table"):
     first = results.columns[0]
     acc = [c for c in results.select_dtypes("number").columns if c == "baseline" or c.startswith("universal")]
-    st.dataframe(results.style.highlight_max(axis=1, subset=acc, color="#2e7d3240").format(precision=3, subset=acc),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        results.style.highlight_max(axis=1, subset=acc, color="#2e7d3240").format(precision=3, subset=acc),
+        hide_index=True,
+        width="stretch",
+    )
     st.caption("Best model per domain highlighted. Baselines and universal heads share one training recipe.")
     st.plotly_chart(results_bars(results[[first, *acc]], domain_col=first), key="uni_bars")
 

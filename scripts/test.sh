@@ -11,4 +11,7 @@ if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/truetype/not
     echo "test: chromium is missing; install it (Debian: apt-get install chromium) for the browser tests" >&2
   fi
 fi
+echo "test: ruff (lint + format check, rules in ruff.toml)"
+.venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null \
+  || { echo "test: ruff found problems (fix: .venv/bin/ruff check --fix . && .venv/bin/ruff format .)" >&2; exit 1; }
 exec .venv/bin/python -m pytest "$@"

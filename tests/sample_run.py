@@ -31,9 +31,17 @@ def _predictions(counts: dict, class_counts: list[int]) -> tuple[dict, dict]:
     return true, pred
 
 
-def write_synthetic_run(root: str | Path, run_id: str, taxonomy, *, images_per_class: int = 30,
-                        noise: float = 0.2, seed: int = 0, methods: tuple[str, ...] = ("mcfp",),
-                        full: bool = True) -> Path:
+def write_synthetic_run(
+    root: str | Path,
+    run_id: str,
+    taxonomy,
+    *,
+    images_per_class: int = 30,
+    noise: float = 0.2,
+    seed: int = 0,
+    methods: tuple[str, ...] = ("mcfp",),
+    full: bool = True,
+) -> Path:
     """Write ``root/run_id`` from a SyntheticTaxonomy; return the folder.
 
     Writes config, status (state done), domains, ground truth and the cross-domain outputs
@@ -43,13 +51,37 @@ def write_synthetic_run(root: str | Path, run_id: str, taxonomy, *, images_per_c
     run = Run(init_run_dir(Path(root) / validate_run_id(run_id)))
     counts = taxonomy.class_counts
     names, class_names = default_domain_names(len(counts)), taxonomy.class_names()
-    cfg = config_from_dict({"name": run_id, "seed": seed, "domains": {"synthetic": {
-        "n_concepts": taxonomy.n_concepts, "n_domains": len(counts),
-        "concepts_mean": float(min(np.mean([sum(map(len, d)) for d in taxonomy.domains]), taxonomy.n_concepts)),
-    }}, "selection": {"methods": [{"name": m, "params": check_params(m, {}), "label": m} for m in methods]}})
+    cfg = config_from_dict(
+        {
+            "name": run_id,
+            "seed": seed,
+            "domains": {
+                "synthetic": {
+                    "n_concepts": taxonomy.n_concepts,
+                    "n_domains": len(counts),
+                    "concepts_mean": float(
+                        min(np.mean([sum(map(len, d)) for d in taxonomy.domains]), taxonomy.n_concepts)
+                    ),
+                }
+            },
+            "selection": {"methods": [{"name": m, "params": check_params(m, {}), "label": m} for m in methods]},
+        }
+    )
     run.write_config(config_to_dict(cfg))
-    run.write_domains([{"name": names[a], "source": "noise-model", "shift": "none", "class_names": class_names[a],
-                        "n_train": 0, "n_val": 0, "n_test": images_per_class * counts[a]} for a in range(len(counts))])
+    run.write_domains(
+        [
+            {
+                "name": names[a],
+                "source": "noise-model",
+                "shift": "none",
+                "class_names": class_names[a],
+                "n_train": 0,
+                "n_val": 0,
+                "n_test": images_per_class * counts[a],
+            }
+            for a in range(len(counts))
+        ]
+    )
     run.write_ground_truth(taxonomy)
     C = sample_cross_counts(taxonomy, images_per_class=images_per_class, noise=noise, seed=seed)
     hard = {ab: normalize_rows(c) for ab, c in C.items()}
@@ -69,9 +101,14 @@ def _write_full(run: Run, taxonomy, C, names, class_names, methods, noise, seed)
     """Placeholder results for UI tests."""
     rng = np.random.default_rng(seed)
     counts = taxonomy.class_counts
-    base = {n: {"test_acc": round(1 - noise + 0.05 * rng.random(), 4), "val_acc": round(1 - noise, 4),
-                "history": [{"epoch": e, "loss": 1 / (e + 1), "val_acc": (1 - noise) * e / 4} for e in range(1, 5)]}
-            for n in names}
+    base = {
+        n: {
+            "test_acc": round(1 - noise + 0.05 * rng.random(), 4),
+            "val_acc": round(1 - noise, 4),
+            "history": [{"epoch": e, "loss": 1 / (e + 1), "val_acc": (1 - noise) * e / 4} for e in range(1, 5)],
+        }
+        for n in names
+    }
     run.write_baseline_metrics(base)
     rows = {n: {"domain": n, "baseline": base[n]["test_acc"]} for n in names}
     for m in methods:
@@ -81,8 +118,9 @@ def _write_full(run: Run, taxonomy, C, names, class_names, methods, noise, seed)
         run.write_selection(m, W, {"method": m, "params": params, "scores": None})
         run.write_taxonomy(m, tax)
         uni = {n: round(base[n]["test_acc"] - 0.03 * rng.random(), 4) for n in names}
-        run.write_universal(m, [{"epoch": e, "loss": 1.2 / (e + 1), "val_acc": (1 - noise) * e / 4}
-                                for e in range(1, 5)], uni)
+        run.write_universal(
+            m, [{"epoch": e, "loss": 1.2 / (e + 1), "val_acc": (1 - noise) * e / 4} for e in range(1, 5)], uni
+        )
         for n in names:
             rows[n][f"universal/{m}"] = uni[n]
     table = pd.DataFrame(rows.values())
@@ -90,5 +128,11 @@ def _write_full(run: Run, taxonomy, C, names, class_names, methods, noise, seed)
     table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
     run.write_results(table, {"headline": {k: float(v) for k, v in mean.items() if k != "domain"}})
     n = 60 * len(names)
-    run.write_embedding({"xy": rng.normal(size=(n, 2)), "domain": np.repeat(np.arange(len(names)), 60),
-                         "label": rng.integers(0, 5, n), "method": np.array(methods[0])})
+    run.write_embedding(
+        {
+            "xy": rng.normal(size=(n, 2)),
+            "domain": np.repeat(np.arange(len(names)), 60),
+            "label": rng.integers(0, 5, n),
+            "method": np.array(methods[0]),
+        }
+    )

@@ -208,12 +208,16 @@ def test_domains_image_preview_and_missing_dataset(open_page):
     assert at.dataframe[-1].value["classes"].min() >= 1
     at.radio(key="dom_kind").set_value("📁 Datasets").run()
     at.text_input(key="dom_root").set_value("/nonexistent/datasets").run()
-    at.session_state["dom_table"] = {"edited_rows": {}, "added_rows": [{"name": "c100", "source": "cifar100", "shift": "none"}],
-                                     "deleted_rows": []}
+    at.session_state["dom_table"] = {
+        "edited_rows": {},
+        "added_rows": [{"name": "c100", "source": "cifar100", "shift": "none"}],
+        "deleted_rows": [],
+    }
     at.run()
     errors = [e.value for e in at.error]
-    assert any("A dataset is missing" in e and "/nonexistent/datasets" in e and "cifar-100-python" in e
-               for e in errors), errors
+    assert any(
+        "A dataset is missing" in e and "/nonexistent/datasets" in e and "cifar-100-python" in e for e in errors
+    ), errors
     assert not at.success, "a setup with a missing dataset is not called valid"
 
 
@@ -233,9 +237,17 @@ def test_crossdomain_follows_and_cancels_a_running_job(open_page, runs):
     run_dir = write_synthetic_run(runs, "r-live", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0), full=False)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
-        write_status(run_dir, state="running", step="baselines", steps_done=["domains", "features"],
-                     progress=0.5, eta_s=75.0, message="syn0: epoch 3/6", pid=proc.pid,
-                     pid_identity=process_identity(proc.pid))
+        write_status(
+            run_dir,
+            state="running",
+            step="baselines",
+            steps_done=["domains", "features"],
+            progress=0.5,
+            eta_s=75.0,
+            message="syn0: epoch 3/6",
+            pid=proc.pid,
+            pid_identity=process_identity(proc.pid),
+        )
         at = open_page("crossdomain", run="r-live")
         text = at.get("progress")[0].proto.text
         assert "running" in text and "step 3/8: baselines" in text and "ETA of this step 1 min 15 s" in text
@@ -252,7 +264,7 @@ def test_pages_do_not_import_torch_or_sklearn(runs):
     script = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
-        f"for p in {[p for p in ('home', 'domains', 'crossdomain', 'relationships', 'taxonomy', 'universal', 'runs', 'try_it')]}:\n"
+        f"for p in {['home', 'domains', 'crossdomain', 'relationships', 'taxonomy', 'universal', 'runs', 'try_it']}:\n"
         f"    at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
         "    if p != 'home':\n"
         "        at.switch_page(f'pages/{p}.py').run()\n"
@@ -261,10 +273,10 @@ def test_pages_do_not_import_torch_or_sklearn(runs):
         "print('HEAVY', heavy)\n"
     )
     env = dict(os.environ, UNITAX_RUNS=str(runs))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=str(Path(APP).parent))
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, cwd=str(Path(APP).parent)
+    )
     assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
-
 
 
 def test_taxonomy_filters_live_in_the_url(open_page):
@@ -316,8 +328,11 @@ def test_the_current_setting_round_trips_through_the_url(open_page):
     at = open_page("taxonomy", method="density", p="0.55", q="c")
     assert _live_option(at) == "live: density (p=0.55) from 🔗 Relationships"
     query = {k: at.query_params[k] for k in ("method", "p", "q")}
-    assert query == {"method": "density", "p": "0.55", "q": "c"} or \
-        query == {"method": ["density"], "p": ["0.55"], "q": ["c"]}  # the filters did not drop the setting
+    assert query == {"method": "density", "p": "0.55", "q": "c"} or query == {
+        "method": ["density"],
+        "p": ["0.55"],
+        "q": ["c"],
+    }  # the filters did not drop the setting
     _navigate(at, "relationships")
     assert at.selectbox(key="rel_method").value == "density"
     assert at.slider(key="rel_density_p").value == pytest.approx(0.55)
@@ -391,8 +406,9 @@ def test_runs_delete_refuses_a_folder_unitax_did_not_make(tmp_path, monkeypatch)
     from core.runs import MARKER
 
     monkeypatch.setenv("UNITAX_RUNS", str(tmp_path))
-    run_dir = write_synthetic_run(tmp_path, "r-foreign", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0),
-                                  full=False)
+    run_dir = write_synthetic_run(
+        tmp_path, "r-foreign", make_synthetic_taxonomy(6, 2, 4, 1, 1.5, 0.5, seed=0), full=False
+    )
     (run_dir / MARKER).unlink()  # looks like a run (status, config), but unitax did not mark it
     at = _runs_page(tmp_path)
     _delete_via_page(at, "r-foreign")

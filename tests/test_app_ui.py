@@ -30,13 +30,16 @@ def test_graph_elements_nodes_edges_and_string_ids():
     assert len(set(colours.values())) == 3  # two domains + universal, all distinct
 
 
-@pytest.mark.parametrize("flt, want_edges", [
-    (GraphFilter(domains=(1,)), 3),
-    (GraphFilter(min_weight=0.5), 4),
-    (GraphFilter(search="dalmat"), 5),  # a:0 dalmatian sits in both universal classes
-    (GraphFilter(search="DOG"), 2),  # U0 "dog" only: cifar dog and caltech dalmatian
-    (GraphFilter(search="zebra"), 0),
-])
+@pytest.mark.parametrize(
+    "flt, want_edges",
+    [
+        (GraphFilter(domains=(1,)), 3),
+        (GraphFilter(min_weight=0.5), 4),
+        (GraphFilter(search="dalmat"), 5),  # a:0 dalmatian sits in both universal classes
+        (GraphFilter(search="DOG"), 2),  # U0 "dog" only: cifar dog and caltech dalmatian
+        (GraphFilter(search="zebra"), 0),
+    ],
+)
 def test_graph_filters(flt, want_edges):
     nodes, edges = graph_elements(MAPPINGS, UNAMES, CNAMES, DNAMES, flt=flt)
     assert len(edges) == want_edges
@@ -58,8 +61,10 @@ def test_graph_html_is_self_contained():
 
 
 def test_strip_remote_removes_cdn_tags_only():
-    html = ('<link href="https://cdn.x/b.css" rel="stylesheet" />'
-            '<script src="https://cdn.x/b.js"\n integrity="x"></script><script>var a = 1;</script>')
+    html = (
+        '<link href="https://cdn.x/b.css" rel="stylesheet" />'
+        '<script src="https://cdn.x/b.js"\n integrity="x"></script><script>var a = 1;</script>'
+    )
     assert strip_remote(html) == "<script>var a = 1;</script>"
 
 
@@ -83,9 +88,14 @@ def test_row_bars_top_k_sorted():
 
 
 def test_sweep_curves_one_panel_per_parametrised_method():
-    df = pd.DataFrame({"method": ["threshold"] * 3 + ["mcfp"] + ["hypothesis"] * 2,
-                       "param": ["t"] * 3 + [None] + ["k_max"] * 2,
-                       "value": [0.3, 0.1, 0.2, np.nan, 1, 2], "f1": [0.6, 0.5, 0.7, 0.55, 0.4, 0.8]})
+    df = pd.DataFrame(
+        {
+            "method": ["threshold"] * 3 + ["mcfp"] + ["hypothesis"] * 2,
+            "param": ["t"] * 3 + [None] + ["k_max"] * 2,
+            "value": [0.3, 0.1, 0.2, np.nan, 1, 2],
+            "f1": [0.6, 0.5, 0.7, 0.55, 0.4, 0.8],
+        }
+    )
     fig = sweep_curves(df, "f1")
     curves = [t for t in fig.data if t.mode == "lines+markers"]
     assert [t.name for t in curves] == ["threshold", "hypothesis"]
@@ -121,8 +131,9 @@ def test_read_image_accepts_png_and_refuses_bad_uploads():
 
 def test_progress_and_eta():
     assert overall_progress({"state": "done"}) == 1.0
-    half = overall_progress({"state": "running", "steps_done": ["domains", "features"], "step": "baselines",
-                             "progress": 0.5})
+    half = overall_progress(
+        {"state": "running", "steps_done": ["domains", "features"], "step": "baselines", "progress": 0.5}
+    )
     assert half == pytest.approx(2.5 / 8)
     assert format_eta(65) == "1 min 05 s" and format_eta(None) == "—"
 
@@ -156,8 +167,15 @@ def test_sample_run_follows_the_contract(tmp_path):
 def test_headline_table_has_a_row_per_method():
     from ui.runview import headline_table
 
-    t = headline_table({"baseline_mean": 0.8, "universal_mean/mcfp": 0.81, "f1/mcfp": 0.4,
-                        "universal_mean/density_p0.8": 0.79, "f1/density_p0.8": 0.53})
+    t = headline_table(
+        {
+            "baseline_mean": 0.8,
+            "universal_mean/mcfp": 0.81,
+            "f1/mcfp": 0.4,
+            "universal_mean/density_p0.8": 0.79,
+            "f1/density_p0.8": 0.53,
+        }
+    )
     assert list(t["method"]) == ["mcfp", "density_p0.8"]
     assert t.set_index("method").loc["density_p0.8", "F1 vs ground truth"] == 0.53
 
@@ -176,14 +194,14 @@ def test_matching_classes_filters_by_domain_and_name():
     from ui.taxview import matching_classes
 
     rel = {(0, 1): np.array([[0.9, 0.0], [0.0, 0.0]])}
-    tax = build_universal_taxonomy(rel, [2, 2], class_names=[["cat", "dog"], ["kitten", "cow"]],
-                                   domain_names=["A", "B"])
+    tax = build_universal_taxonomy(
+        rel, [2, 2], class_names=[["cat", "dog"], ["kitten", "cow"]], domain_names=["A", "B"]
+    )
     every = matching_classes(tax, (0, 1))
     assert len(every) == tax.n_universal
     only_b = matching_classes(tax, (1,))
     assert all(any(a == 1 for a, _ in tax.classes[u]) for u in only_b) and len(only_b) < len(every)
-    assert [tax.names[u] for u in matching_classes(tax, (0, 1), "KITTEN")] == \
-        [n for n in tax.names if "kitten" in n]
+    assert [tax.names[u] for u in matching_classes(tax, (0, 1), "KITTEN")] == [n for n in tax.names if "kitten" in n]
 
 
 def test_param_specs_are_read_from_core_selection():
@@ -205,7 +223,11 @@ def test_setting_query_and_description():
     assert Setting("density", "p", 0.5).query() == {"method": "density", "p": 0.5}
     assert Setting("mcfp").query() == {"method": "mcfp"} and Setting("mcfp").describe() == "mcfp"
     assert Setting("hypothesis", "k_max", 4).describe() == "hypothesis (k_max=4)"
-    cfg = {"selection": {"methods": [{"name": "threshold", "params": {"t": 0.45}}, {"name": "density", "params": {"p": 9}}]}}
+    cfg = {
+        "selection": {
+            "methods": [{"name": "threshold", "params": {"t": 0.45}}, {"name": "density", "params": {"p": 9}}]
+        }
+    }
     assert run_value(cfg, "threshold") == 0.45 and run_value(cfg, "density") == 1.0  # clamped to the range
     assert run_value({}, "hypothesis") == 3 and run_value(cfg, "mcfp") is None
 
@@ -215,8 +237,9 @@ def test_job_status_text_uses_the_core_state_icons():
     from ui.jobs import status_text, step_chain
 
     status = {"state": "running", "step": STEPS[1], "steps_done": [STEPS[0]], "eta_s": 5, "message": "epoch 2"}
-    assert status_text(status, alive=True) == (f"{STATE_ICONS['running']} **running** · step 2/{len(STEPS)}: "
-                                               f"{STEPS[1]} · ETA of this step 5 s · epoch 2")
+    assert status_text(status, alive=True) == (
+        f"{STATE_ICONS['running']} **running** · step 2/{len(STEPS)}: {STEPS[1]} · ETA of this step 5 s · epoch 2"
+    )
     assert "ETA" not in status_text(status, alive=False)
     assert status_text({"state": "corrupt"}, alive=False).startswith(f"{STATE_ICONS['corrupt']} **corrupt**")
     assert step_chain(status).split(" → ")[:3] == [f"✅ {STEPS[0]}", f"▶️ **{STEPS[1]}**", f"◻️ {STEPS[2]}"]

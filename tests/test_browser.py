@@ -22,8 +22,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "test-output" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LOCAL = {"localhost", "127.0.0.1", "::1", ""}
 
 
@@ -45,9 +52,25 @@ def _start_server(runs: Path):
     log_path = runs.parent / f"streamlit-{port}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "localhost"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "localhost",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     base = f"http://localhost:{port}"
     deadline = time.monotonic() + 90
@@ -146,8 +169,7 @@ def test_main_flow(server, browser_page):
     from core.synthetic import make_synthetic_taxonomy
     from tests.sample_run import write_synthetic_run
 
-    write_synthetic_run(runs, "r-older", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3),
-                        methods=("mcfp",))
+    write_synthetic_run(runs, "r-older", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3), methods=("mcfp",))
     page.goto(base)
     page.get_by_role("heading", name=re.compile("Unitax")).wait_for()
     _shot(page, "01-home")
@@ -184,7 +206,10 @@ def test_main_flow(server, browser_page):
     slider.press("End")  # t = 1.0: only rows predicted entirely as one class keep an edge
     page.wait_for_function(
         "b => [...document.querySelectorAll('[data-testid=stMetric]')].some("
-        "m => m.innerText.includes('Edges selected') && !m.innerText.includes(b))", arg=before, timeout=30_000)
+        "m => m.innerText.includes('Edges selected') && !m.innerText.includes(b))",
+        arg=before,
+        timeout=30_000,
+    )
     assert _metric(page, "Edges selected") != before
     assert "t=1.0" in page.url  # the setting is shareable through the URL
     # For the screenshot: click a quarter along the track (t ~ 0.25) and open the sweep curves.

@@ -34,17 +34,49 @@ def test_thesis_preset_fills_fields_and_explicit_keys_win():
         ({"foo": 1}, ValueError, r"^foo: unknown key"),
         ({"baselines": {"head": {"depht": 3}}}, ValueError, r"^baselines\.head\.depht: unknown key"),
         ({"baselines": {"train": {"lr": -1}}}, ValueError, r"^baselines\.train\.lr: must be > 0 and <= 10, got -1$"),
-        ({"baselines": {"train": {"epochs": "ten"}}}, TypeError, r"^baselines\.train\.epochs: must be an integer in \[1, 10000\], got 'ten'$"),
-        ({"universal": {"loss": "hinge"}}, ValueError, r"^universal\.loss: must be one of \['soft', 'partial'\], got 'hinge'$"),
-        ({"domains": {"synthetic": {"shifts": ["A", "Z"]}}}, ValueError, r"^domains\.synthetic\.shifts\[1\]: must be one of .*, got 'Z'$"),
-        ({"selection": {"methods": [{"name": "threshold"}]}}, ValueError, r"^selection\.methods\[0\]\.params\.t: required"),
+        (
+            {"baselines": {"train": {"epochs": "ten"}}},
+            TypeError,
+            r"^baselines\.train\.epochs: must be an integer in \[1, 10000\], got 'ten'$",
+        ),
+        (
+            {"universal": {"loss": "hinge"}},
+            ValueError,
+            r"^universal\.loss: must be one of \['soft', 'partial'\], got 'hinge'$",
+        ),
+        (
+            {"domains": {"synthetic": {"shifts": ["A", "Z"]}}},
+            ValueError,
+            r"^domains\.synthetic\.shifts\[1\]: must be one of .*, got 'Z'$",
+        ),
+        (
+            {"selection": {"methods": [{"name": "threshold"}]}},
+            ValueError,
+            r"^selection\.methods\[0\]\.params\.t: required",
+        ),
         ({"selection": {"methods": [{"name": "mcfp", "params": {"t": 1}}]}}, ValueError, r"params\.t: method 'mcfp'"),
-        ({"selection": {"methods": [{"name": "density", "params": {"p": 1.5}}]}}, ValueError, r"^selection\.methods\[0\]\.params\.p: must be in \(0, 1\], got 1\.5$"),
+        (
+            {"selection": {"methods": [{"name": "density", "params": {"p": 1.5}}]}},
+            ValueError,
+            r"^selection\.methods\[0\]\.params\.p: must be in \(0, 1\], got 1\.5$",
+        ),
         ({"selection": {"methods": []}}, ValueError, r"^selection\.methods: must have 1 to 100 entries, got 0$"),
         ({"seed": True}, TypeError, r"^seed: must be an integer in \[0, 4294967295\], got True$"),
-        ({"baselines": {"head": {"dropout": 1.0}}}, ValueError, r"^baselines\.head\.dropout: must be >= 0 and < 1, got 1\.0$"),
-        ({"domains": {"synthetic": None, "list": []}}, ValueError, r"^domains\.list: need 2 to 100 domains \(synthetic and/or list\), got 0$"),
-        ({"domains": {"synthetic": {"n_domains": 2, "names": ["x"]}}}, ValueError, r"^domains\.synthetic\.names: 1 names for n_domains=2$"),
+        (
+            {"baselines": {"head": {"dropout": 1.0}}},
+            ValueError,
+            r"^baselines\.head\.dropout: must be >= 0 and < 1, got 1\.0$",
+        ),
+        (
+            {"domains": {"synthetic": None, "list": []}},
+            ValueError,
+            r"^domains\.list: need 2 to 100 domains \(synthetic and/or list\), got 0$",
+        ),
+        (
+            {"domains": {"synthetic": {"n_domains": 2, "names": ["x"]}}},
+            ValueError,
+            r"^domains\.synthetic\.names: 1 names for n_domains=2$",
+        ),
         ({"baselines": "big"}, TypeError, r"^baselines: must be a mapping, got 'big'$"),
     ],
 )
@@ -91,9 +123,14 @@ def test_sections_validate_themselves_when_built_directly():
 
 
 def test_integral_floats_become_ints_and_values_are_normalised():
-    cfg = config_from_dict({"seed": 7.0, "baselines": {"train": {"epochs": 30.0, "lr": 1}},
-                            "domains": {"synthetic": {"shifts": ["A", "B"]}},
-                            "selection": {"methods": [{"name": "hypothesis", "params": {"k_max": 4.0}}]}})
+    cfg = config_from_dict(
+        {
+            "seed": 7.0,
+            "baselines": {"train": {"epochs": 30.0, "lr": 1}},
+            "domains": {"synthetic": {"shifts": ["A", "B"]}},
+            "selection": {"methods": [{"name": "hypothesis", "params": {"k_max": 4.0}}]},
+        }
+    )
     assert cfg.seed == 7 and type(cfg.seed) is int
     assert cfg.baselines.train.epochs == 30 and type(cfg.baselines.train.epochs) is int
     assert cfg.baselines.train.lr == 1.0 and type(cfg.baselines.train.lr) is float
@@ -128,8 +165,13 @@ def test_config_shift_names_match_core_shifts_and_config_stays_torch_free():
 
     assert SHIFTS is REGISTRY_SHIFTS is SHIFT_DESCRIPTIONS
     code = "import sys, core.config; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -150,8 +192,9 @@ def test_config_vocabularies_come_from_core_registry():
     assert _rule(RunConfig, "device").choices == DEVICES
     assert SyntheticConfig().shifts == DEFAULT_SHIFTS
     for source in SOURCES:
-        config_from_dict({"domains": {"synthetic": None, "list": [{"name": "a", "source": source},
-                                                                  {"name": "b", "source": source}]}})
+        config_from_dict(
+            {"domains": {"synthetic": None, "list": [{"name": "a", "source": source}, {"name": "b", "source": source}]}}
+        )
 
 
 def test_backbone_is_a_known_name_or_a_model_name():
@@ -175,8 +218,13 @@ def test_registry_loads_no_engine_and_is_read_by_the_cli_help():
     from core.selection import METHODS
 
     code = "import sys, core.registry; print(sorted(m for m in ('torch', 'PIL', 'yaml') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.stdout.strip() == "[]"
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["run"].format_help().split())

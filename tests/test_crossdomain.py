@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from core.crossdomain import (count_matrix, cross_domain_matrices, empty_classes, normalize_rows,
-                              ordered_pairs, prediction_matrix)
+from core.crossdomain import (
+    count_matrix,
+    cross_domain_matrices,
+    empty_classes,
+    normalize_rows,
+    ordered_pairs,
+    prediction_matrix,
+)
 
 
 def test_hard_counts_by_hand():
@@ -55,17 +61,20 @@ def test_cross_domain_matrices_every_pair():
     np.testing.assert_array_equal(out[(1, 0)], [[1, 0], [0, 1]])
 
 
-@pytest.mark.parametrize("true,pred,ka,kb,err,match", [
-    ([0, 3], [0, 0], 2, 2, ValueError, "true has class index 3 outside 0..1"),
-    ([0, 1], [0, 5], 2, 2, ValueError, "predicted has class index 5"),
-    ([0, 1], [0], 2, 2, ValueError, "true has 2 labels but predicted has 1"),
-    ([[0, 1]], [0], 2, 2, ValueError, r"true must be 1-D \(N,\)"),
-    ([0, 1], [[0.5, 0.5]], 2, 2, ValueError, r"soft predictions must have shape \(N, K_b\)"),
-    ([0], [[2.0, -1.0]], 2, 2, ValueError, "not logits"),
-    ([0], [[0.2, 0.2]], 2, 2, ValueError, "rows must sum to 1"),
-    ([0.5], [0], 2, 2, TypeError, "integer class indices"),
-    ([0], [0], 0, 2, ValueError, "n_classes_a must be an int >= 1"),
-])
+@pytest.mark.parametrize(
+    "true,pred,ka,kb,err,match",
+    [
+        ([0, 3], [0, 0], 2, 2, ValueError, "true has class index 3 outside 0..1"),
+        ([0, 1], [0, 5], 2, 2, ValueError, "predicted has class index 5"),
+        ([0, 1], [0], 2, 2, ValueError, "true has 2 labels but predicted has 1"),
+        ([[0, 1]], [0], 2, 2, ValueError, r"true must be 1-D \(N,\)"),
+        ([0, 1], [[0.5, 0.5]], 2, 2, ValueError, r"soft predictions must have shape \(N, K_b\)"),
+        ([0], [[2.0, -1.0]], 2, 2, ValueError, "not logits"),
+        ([0], [[0.2, 0.2]], 2, 2, ValueError, "rows must sum to 1"),
+        ([0.5], [0], 2, 2, TypeError, "integer class indices"),
+        ([0], [0], 0, 2, ValueError, "n_classes_a must be an int >= 1"),
+    ],
+)
 def test_bad_input(true, pred, ka, kb, err, match):
     with pytest.raises(err, match=match):
         count_matrix(true, pred, ka, kb)

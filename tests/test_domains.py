@@ -62,8 +62,13 @@ def test_shift_is_applied_and_seeded_per_domain(world, seed):
 
 
 def test_plain_sources_with_caps(seed):
-    digits, proc = build_domains([DomainSpec("dig", source="digits", n_train=5, n_val=2, n_test=3),
-                                  DomainSpec("proc", n_train=4, n_val=1, n_test=2)], seed=seed)
+    digits, proc = build_domains(
+        [
+            DomainSpec("dig", source="digits", n_train=5, n_val=2, n_test=3),
+            DomainSpec("proc", n_train=4, n_val=1, n_test=2),
+        ],
+        seed=seed,
+    )
     assert np.bincount(digits.splits["train"].labels).tolist() == [5] * 10
     assert len(proc.class_names) == 48 and len(proc.splits["train"]) == 4 * 48
     assert digits.concepts is None and digits.concept_labels is None
@@ -86,6 +91,7 @@ def test_bad_specs(world, tmp_path):
         build_domain(DomainSpec("d", source="digits", synthetic=big))
     (tmp_path / "only" / "a").mkdir(parents=True)
     from PIL import Image
+
     for k in range(3):
         Image.new("RGB", (8, 8)).save(tmp_path / "only" / "a" / f"{k}.png")
     with pytest.raises(ValueError, match="at least 2"):

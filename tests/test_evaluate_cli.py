@@ -22,8 +22,7 @@ def test_evaluate_table_has_every_method(capsys, tmp_path):
 
 
 def test_noise_free_expected_matrices_are_recovered_by_threshold():
-    best, _ = evaluate(EvaluateConfig(n_concepts=60, concepts_mean=30, expected=True,
-                                      uniform_remainder=False))
+    best, _ = evaluate(EvaluateConfig(n_concepts=60, concepts_mean=30, expected=True, uniform_remainder=False))
     row = best.set_index("method").loc["threshold"]
     assert row.f1 == 1.0 and row.edr == 0.0
 
@@ -34,11 +33,16 @@ def test_bad_value_is_an_error_not_a_traceback(capsys):
 
 
 def test_python_dash_m_core_entry():
-    res = subprocess.run([sys.executable, "-m", "core", "evaluate", "--n-concepts", "40",
-                          "--concepts-mean", "20"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "core", "evaluate", "--n-concepts", "40", "--concepts-mean", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "hypothesis" in res.stdout
-    res = subprocess.run([sys.executable, "-m", "core", "frobnicate"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "core", "frobnicate"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 2 and "unknown command 'frobnicate'" in res.stderr

@@ -25,12 +25,8 @@ from core.selection import Edges
 #   0:1 -> 1:2  10 % of 0:1, but 1:2 -> 0:1 100 %         -> broader  (1:2 is part of 0:1)
 #   0:0 -> 1:1  20 % of 0:0, and 1:1 -> 0:0 30 %          -> overlap
 N = 100
-C01 = np.array([[80, 20, 0],
-                [0, 90, 10],
-                [0, 0, 100]], dtype=float)
-C10 = np.array([[90, 0, 10],
-                [30, 30, 40],
-                [0, 100, 0]], dtype=float)
+C01 = np.array([[80, 20, 0], [0, 90, 10], [0, 0, 100]], dtype=float)
+C10 = np.array([[90, 0, 10], [30, 30, 40], [0, 100, 0]], dtype=float)
 COUNTS = [np.full(3, N), np.full(3, N)]
 
 
@@ -49,7 +45,7 @@ def _row(df: pd.DataFrame, a: int, i: int, b: int, j: int) -> pd.Series:
 
 def test_wilson_interval_known_values_and_vectorised() -> None:
     lo, hi = wilson_interval(1, 1)
-    assert lo == pytest.approx(1 / (1 + 1.96 ** 2))  # k = n: lo = n / (n + z^2)
+    assert lo == pytest.approx(1 / (1 + 1.96**2))  # k = n: lo = n / (n + z^2)
     assert hi == pytest.approx(1.0)
     lo, hi = wilson_interval(np.array([0, 5, 10]), np.array([10, 10, 10]))
     assert lo.shape == hi.shape == (3,)
@@ -67,18 +63,20 @@ def test_wilson_interval_no_images_is_uninformative_and_narrows_with_n() -> None
     assert np.all((lo < 0.3) & (hi > 0.3))
 
 
-@pytest.mark.parametrize(("k", "n", "z", "exc", "match"), [
-    (5, 4, 1.96, ValueError, r"k must lie in \[0, n\].*k=5"),
-    (-1, 4, 1.96, ValueError, r"k must lie in \[0, n\]"),
-    (1, -2, 1.96, ValueError, "n must be >= 0"),
-    (1, 2, 0.0, ValueError, "z must be a finite number > 0"),
-    (1, 2, True, TypeError, "z must be a number"),
-    (1, 2, np.nan, ValueError, "z must be a finite number"),
-    ("a", 2, 1.96, TypeError, "k and n must be numeric"),
-    (np.nan, 2, 1.96, ValueError, "k and n must be finite"),
-])
-def test_wilson_interval_rejects_bad_input(k: object, n: object, z: object, exc: type,
-                                           match: str) -> None:
+@pytest.mark.parametrize(
+    ("k", "n", "z", "exc", "match"),
+    [
+        (5, 4, 1.96, ValueError, r"k must lie in \[0, n\].*k=5"),
+        (-1, 4, 1.96, ValueError, r"k must lie in \[0, n\]"),
+        (1, -2, 1.96, ValueError, "n must be >= 0"),
+        (1, 2, 0.0, ValueError, "z must be a finite number > 0"),
+        (1, 2, True, TypeError, "z must be a number"),
+        (1, 2, np.nan, ValueError, "z must be a finite number"),
+        ("a", 2, 1.96, TypeError, "k and n must be numeric"),
+        (np.nan, 2, 1.96, ValueError, "k and n must be finite"),
+    ],
+)
+def test_wilson_interval_rejects_bad_input(k: object, n: object, z: object, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         wilson_interval(k, n, z)
 
@@ -103,8 +101,7 @@ def test_relation_type_threshold_is_inclusive_and_constant_used() -> None:
 
 
 def test_count_and_share_matrices_give_the_same_table() -> None:
-    shares = {(0, 1): C01 / C01.sum(axis=1, keepdims=True),
-              (1, 0): C10 / C10.sum(axis=1, keepdims=True)}
+    shares = {(0, 1): C01 / C01.sum(axis=1, keepdims=True), (1, 0): C10 / C10.sum(axis=1, keepdims=True)}
     a = edge_table(_pair(), COUNTS)
     b = edge_table(shares, COUNTS)
     pd.testing.assert_frame_equal(a, b)
@@ -141,9 +138,13 @@ def test_min_p_decides_the_candidates() -> None:
 
 def test_optional_name_and_selected_columns() -> None:
     w01 = np.array([[0.8, 0, 0], [0, 0.9, 0], [0, 0, 1.0]])
-    df = edge_table(_pair(), COUNTS, selected={(0, 1): w01},
-                    class_names=[["cat", "dog", "pup"], ["feline", "canine", "puppy"]],
-                    domain_names=["A", "B"])
+    df = edge_table(
+        _pair(),
+        COUNTS,
+        selected={(0, 1): w01},
+        class_names=[["cat", "dog", "pup"], ["feline", "canine", "puppy"]],
+        domain_names=["A", "B"],
+    )
     assert list(df.columns) == COLUMNS + ["class_a", "class_b", "domain_a", "domain_b", "selected"]
     r = _row(df, 0, 1, 1, 2)
     assert (r.class_a, r.class_b, r.domain_a, r.domain_b, r.selected) == ("dog", "puppy", "A", "B", False)
@@ -156,8 +157,13 @@ def test_optional_name_and_selected_columns() -> None:
 
 def test_empty_table_keeps_columns() -> None:
     z = {(0, 1): np.zeros((2, 2)), (1, 0): np.zeros((2, 2))}
-    df = edge_table(z, [np.array([1, 1]), np.array([1, 1])], selected={}, domain_names=["A", "B"],
-                    class_names=[["x", "y"], ["u", "v"]])
+    df = edge_table(
+        z,
+        [np.array([1, 1]), np.array([1, 1])],
+        selected={},
+        domain_names=["A", "B"],
+        class_names=[["x", "y"], ["u", "v"]],
+    )
     assert len(df) == 0
     assert list(df.columns) == COLUMNS + ["class_a", "class_b", "domain_a", "domain_b", "selected"]
 
@@ -186,12 +192,14 @@ def test_confidence_grows_with_counts(p_ab: float, p_ba: float) -> None:
 
 def test_confidence_known_value_and_product_rule() -> None:
     from scipy.stats import norm
+
     # 9 of 10 against HIGH = .5: z = (|9 - 5| - 1/2) / sqrt(10 * .25)
     z = 3.5 / np.sqrt(2.5)
     assert float(direction_confidence(0.9, 10)) == pytest.approx(2 * norm.cdf(z) - 1)
     df = edge_table(_pair(), COUNTS)
-    expected = (direction_confidence(df.p_ab.to_numpy(), df.n_ab.to_numpy())
-                * direction_confidence(df.p_ba.to_numpy(), df.n_ba.to_numpy()))
+    expected = direction_confidence(df.p_ab.to_numpy(), df.n_ab.to_numpy()) * direction_confidence(
+        df.p_ba.to_numpy(), df.n_ba.to_numpy()
+    )
     np.testing.assert_allclose(df.confidence, expected)
     assert 0 < df.confidence.min() < df.confidence.max() <= 1
 
@@ -219,8 +227,7 @@ def test_swapping_the_two_classes_mirrors_the_relation() -> None:
     rev = df[df.a == 1].rename(columns={"i": "j", "j": "i"}).set_index(["i", "j"]).sort_index()
     assert len(fwd) == len(rev) > 0
     assert fwd.index.equals(rev.index)
-    swap = {"narrower": "broader", "broader": "narrower", "equivalent": "equivalent",
-            "overlap": "overlap"}
+    swap = {"narrower": "broader", "broader": "narrower", "equivalent": "equivalent", "overlap": "overlap"}
     assert fwd.relation.map(swap).tolist() == rev.relation.tolist()
     assert set(fwd.relation) >= {"narrower", "broader"}  # the test covers both swapped types
     np.testing.assert_allclose(fwd.confidence, rev.confidence)
@@ -251,43 +258,47 @@ def test_candidates_are_sparse_on_1000_by_1000() -> None:
 # ----------------------------------------------------------------------------- edge_table errors
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"P": {(0, 1): C01}}, ValueError, r"lacks the reverse pair\(s\) \[\(1, 0\)\]"),
-    ({"P": {}}, ValueError, "P is empty"),
-    ({"P": {(0, 1): C01[:2], (1, 0): C10}}, ValueError, r"P\[\(0, 1\)\] has shape \(2, 3\)"),
-    ({"P": {(0, 0): np.eye(3), (1, 0): C10}}, ValueError, "two different domains"),
-    ({"P": [C01]}, TypeError, "P must be a dict"),
-    ({"P": {(0, 1): -C01, (1, 0): C10}}, ValueError, "negative entry"),
-    ({"counts": [np.array([N, N, N])]}, ValueError, "at least 2 domains"),
-    ({"counts": np.array([1, 2])}, TypeError, "counts must be a list"),
-    ({"counts": [np.array([N, N, -1]), COUNTS[1]]}, ValueError, r"counts\[0\] has a negative count"),
-    ({"counts": [np.array([1.5, 2.0, 1.0]), COUNTS[1]]}, TypeError, r"counts\[0\] must hold whole"),
-    ({"counts": [np.array([True, True, True]), COUNTS[1]]}, TypeError,
-     r"counts\[0\] must hold integers"),
-    ({"counts": [np.array([[N, N, N]]), COUNTS[1]]}, ValueError,
-     r"counts\[0\] must be a non-empty 1-D"),
-    ({"counts": [np.array([N, N]), COUNTS[1]]}, ValueError, r"P\[\(0, 1\)\] has shape \(3, 3\)"),
-    ({"min_p": 0.0}, ValueError, r"min_p must be in \(0, 1\], got 0.0"),
-    ({"min_p": 1.5}, ValueError, "min_p must be in"),
-    ({"min_p": True}, TypeError, "min_p must be a number"),
-    ({"class_names": [["a", "b", "c"]]}, ValueError, "class_names has 1 domains but counts has 2"),
-    ({"class_names": [["a"], ["x", "y", "z"]]}, ValueError, r"class_names\[0\] must list 3 names"),
-    ({"class_names": "ab"}, TypeError, "class_names must be a list"),
-    ({"domain_names": ["A"]}, ValueError, "domain_names has 1 names but counts has 2"),
-    ({"selected": {(0, 1): np.ones((2, 3))}}, ValueError, r"selected\[\(0, 1\)\] has shape"),
-    ({"selected": {(0, 1): np.full((3, 3), np.nan)}}, ValueError, "NaN or inf"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"P": {(0, 1): C01}}, ValueError, r"lacks the reverse pair\(s\) \[\(1, 0\)\]"),
+        ({"P": {}}, ValueError, "P is empty"),
+        ({"P": {(0, 1): C01[:2], (1, 0): C10}}, ValueError, r"P\[\(0, 1\)\] has shape \(2, 3\)"),
+        ({"P": {(0, 0): np.eye(3), (1, 0): C10}}, ValueError, "two different domains"),
+        ({"P": [C01]}, TypeError, "P must be a dict"),
+        ({"P": {(0, 1): -C01, (1, 0): C10}}, ValueError, "negative entry"),
+        ({"counts": [np.array([N, N, N])]}, ValueError, "at least 2 domains"),
+        ({"counts": np.array([1, 2])}, TypeError, "counts must be a list"),
+        ({"counts": [np.array([N, N, -1]), COUNTS[1]]}, ValueError, r"counts\[0\] has a negative count"),
+        ({"counts": [np.array([1.5, 2.0, 1.0]), COUNTS[1]]}, TypeError, r"counts\[0\] must hold whole"),
+        ({"counts": [np.array([True, True, True]), COUNTS[1]]}, TypeError, r"counts\[0\] must hold integers"),
+        ({"counts": [np.array([[N, N, N]]), COUNTS[1]]}, ValueError, r"counts\[0\] must be a non-empty 1-D"),
+        ({"counts": [np.array([N, N]), COUNTS[1]]}, ValueError, r"P\[\(0, 1\)\] has shape \(3, 3\)"),
+        ({"min_p": 0.0}, ValueError, r"min_p must be in \(0, 1\], got 0.0"),
+        ({"min_p": 1.5}, ValueError, "min_p must be in"),
+        ({"min_p": True}, TypeError, "min_p must be a number"),
+        ({"class_names": [["a", "b", "c"]]}, ValueError, "class_names has 1 domains but counts has 2"),
+        ({"class_names": [["a"], ["x", "y", "z"]]}, ValueError, r"class_names\[0\] must list 3 names"),
+        ({"class_names": "ab"}, TypeError, "class_names must be a list"),
+        ({"domain_names": ["A"]}, ValueError, "domain_names has 1 names but counts has 2"),
+        ({"selected": {(0, 1): np.ones((2, 3))}}, ValueError, r"selected\[\(0, 1\)\] has shape"),
+        ({"selected": {(0, 1): np.full((3, 3), np.nan)}}, ValueError, "NaN or inf"),
+    ],
+)
 def test_edge_table_rejects_bad_input(kwargs: dict, exc: type, match: str) -> None:
     args = {"P": _pair(), "counts": COUNTS, **kwargs}
     with pytest.raises(exc, match=match):
         edge_table(args.pop("P"), args.pop("counts"), **args)
 
 
-@pytest.mark.parametrize(("p", "n", "match"), [
-    (1.2, 10, r"p must hold proportions in \[0, 1\]"),
-    (-0.1, 10, "p must hold proportions"),
-    (0.5, -1, "n must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("p", "n", "match"),
+    [
+        (1.2, 10, r"p must hold proportions in \[0, 1\]"),
+        (-0.1, 10, "p must hold proportions"),
+        (0.5, -1, "n must be >= 0"),
+    ],
+)
 def test_direction_confidence_rejects_bad_input(p: float, n: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         direction_confidence(p, n)
@@ -298,16 +309,10 @@ def test_direction_confidence_rejects_bad_input(p: float, n: int, match: str) ->
 # ----------------------------------------------------------------------------- label-free indicators
 
 
-W01 = np.array([[0.9, 0, 0],
-                [0, 0.8, 0.2]])
-W10 = np.array([[0.7, 0],
-                [0, 0],
-                [0, 0.6]])
-M0 = np.array([[1, 0, 0, 0],
-               [0, 1, 1, 0]])  # 0:1 splits into two universal classes
-M1 = np.array([[1, 0, 0, 0],
-               [0, 1, 0, 0],
-               [0, 0, 1, 1]])  # 1:2 splits too
+W01 = np.array([[0.9, 0, 0], [0, 0.8, 0.2]])
+W10 = np.array([[0.7, 0], [0, 0], [0, 0.6]])
+M0 = np.array([[1, 0, 0, 0], [0, 1, 1, 0]])  # 0:1 splits into two universal classes
+M1 = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])  # 1:2 splits too
 
 
 def test_label_free_indicators_hand_made() -> None:
@@ -333,15 +338,18 @@ def test_label_free_indicators_without_edges() -> None:
     assert got["n_edges"] == 0 and np.isnan(got["bidirectional_agreement"])
 
 
-@pytest.mark.parametrize(("args", "exc", "match"), [
-    (({(0, 1): W01.T}, [2, 3], None), ValueError, r"selected\[\(0, 1\)\] has shape \(3, 2\)"),
-    (({(0, 2): W01}, [2, 3], None), ValueError, "two different domains in 0..1"),
-    (({}, [2, 0], None), ValueError, r"class_counts\[1\] must be >= 1"),
-    (({}, [2, 3], [M0]), ValueError, "mappings has 1 matrices but class_counts has 2"),
-    (({}, [2, 3], [M0, M1[:, :3]]), ValueError, r"mappings\[1\] has shape \(3, 3\), expected \(3, 4\)"),
-    (({}, [2, 3], M0), TypeError, "mappings must be a list"),
-    (({}, [2, 3], [M0, -M1]), ValueError, r"mappings\[1\] has a negative entry"),
-])
+@pytest.mark.parametrize(
+    ("args", "exc", "match"),
+    [
+        (({(0, 1): W01.T}, [2, 3], None), ValueError, r"selected\[\(0, 1\)\] has shape \(3, 2\)"),
+        (({(0, 2): W01}, [2, 3], None), ValueError, "two different domains in 0..1"),
+        (({}, [2, 0], None), ValueError, r"class_counts\[1\] must be >= 1"),
+        (({}, [2, 3], [M0]), ValueError, "mappings has 1 matrices but class_counts has 2"),
+        (({}, [2, 3], [M0, M1[:, :3]]), ValueError, r"mappings\[1\] has shape \(3, 3\), expected \(3, 4\)"),
+        (({}, [2, 3], M0), TypeError, "mappings must be a list"),
+        (({}, [2, 3], [M0, -M1]), ValueError, r"mappings\[1\] has a negative entry"),
+    ],
+)
 def test_label_free_indicators_rejects_bad_input(args: tuple, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         label_free_indicators(*args)

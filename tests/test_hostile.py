@@ -51,14 +51,20 @@ def _fake_pt(path: Path) -> None:
 _FAKE_OUTPUTS = {
     "domains": lambda d: fsio.write_json(d / "domains.json", [{"name": "a", "class_names": ["x", "y"]}]),
     "features": lambda d: None,
-    "baselines": lambda d: (_fake_pt(d / "baselines" / "domain_0.pt"),
-                            fsio.write_json(d / "baselines" / "metrics.json", {})),
-    "crossdomain": lambda d: (fsio.write_npz(d / "crossdomain" / "matrices.npz", {"hard/0-1": [[1.0]]}),
-                              fsio.write_npz(d / "crossdomain" / "predictions.npz", {"true/0": [0]})),
+    "baselines": lambda d: (
+        _fake_pt(d / "baselines" / "domain_0.pt"),
+        fsio.write_json(d / "baselines" / "metrics.json", {}),
+    ),
+    "crossdomain": lambda d: (
+        fsio.write_npz(d / "crossdomain" / "matrices.npz", {"hard/0-1": [[1.0]]}),
+        fsio.write_npz(d / "crossdomain" / "predictions.npz", {"true/0": [0]}),
+    ),
     "selection": lambda d: fsio.write_npz(d / "taxonomy" / "mcfp" / "relationships.npz", {"0-1": [[1.0]]}),
     "taxonomy": lambda d: fsio.write_json(d / "taxonomy" / "mcfp" / "taxonomy.json", {}),
-    "universal": lambda d: (_fake_pt(d / "universal" / "mcfp" / "model.pt"),
-                            fsio.write_json(d / "universal" / "mcfp" / "metrics.json", {})),
+    "universal": lambda d: (
+        _fake_pt(d / "universal" / "mcfp" / "model.pt"),
+        fsio.write_json(d / "universal" / "mcfp" / "metrics.json", {}),
+    ),
     "results": lambda d: fsio.write_json(d / "results.json", {"headline": {}}),
 }
 
@@ -68,17 +74,32 @@ def fake_steps(monkeypatch):
     """Replace every step by a fake that writes the step's files; returns the list of steps run."""
     ran: list[str] = []
     for step in STEPS:
+
         def fake(ctx, step=step):
             ran.append(step)
             _FAKE_OUTPUTS[step](ctx.run.path)
+
         monkeypatch.setitem(pipeline.STEP_FUNCTIONS, step, fake)
     return ran
 
 
+def _hold_lock(run: Path, **popen) -> subprocess.Popen:
+    """Another process that takes the run's lock, says "locked" and sleeps."""
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
+        "from core.runs import RunLock\n"
+        f"lock = RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, **popen)
+
+
 def _tree(folder: Path) -> dict[str, int]:
     """Every file (but the lock, which each locker rewrites) with its modification time."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 # ---------------------------------------------------------------------------- data loss
@@ -119,8 +140,9 @@ def test_clearing_needs_the_marker(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
-@pytest.mark.parametrize("args", [["--from", "universal", "--until", "domains"],
-                                  ["--from", "results", "--until", "selection"]])
+@pytest.mark.parametrize(
+    "args", [["--from", "universal", "--until", "domains"], ["--from", "results", "--until", "selection"]]
+)
 def test_contradictory_step_range_is_refused_before_anything_is_touched(tmp_path, fake_steps, capsys, args):
     """`--from universal --until domains` on a finished run: exit 2, every file as it was."""
     run = tmp_path / "r"
@@ -141,18 +163,15 @@ def test_an_empty_range_runs_nothing_and_clears_nothing(tmp_path, fake_steps):
     before = _tree(run)
     status = pipeline.run_pipeline(TINY, run, until_step="taxonomy")
     assert status["state"] == "done"
-    assert {k: v for k, v in _tree(run).items() if k != "log.txt"} == \
-        {k: v for k, v in before.items() if k != "log.txt"}
+    assert {k: v for k, v in _tree(run).items() if k != "log.txt"} == {
+        k: v for k, v in before.items() if k != "log.txt"
+    }
 
 
 def test_second_process_in_a_locked_run_is_refused_with_the_holders_details(tmp_path, fake_steps):
     """A run folder locked by a living process: run, resume, delete are refused naming it."""
     run = init_run_dir(tmp_path / "runs" / "busy")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, %r)\n"
-        "from core.runs import RunLock\n"
-        "lock = RunLock(%r).acquire(); print('locked', flush=True); time.sleep(60)") % (str(REPO), str(run))],
-        stdout=subprocess.PIPE, text=True)
+    holder = _hold_lock(run)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(LockedError, match=rf"in use by pid {holder.pid} on .* since"):
@@ -228,8 +247,7 @@ def test_status_can_still_be_written_when_the_disk_is_full(tmp_path, monkeypatch
     assert read_status(tmp_path)["state"] == "failed"
 
 
-@pytest.mark.parametrize("content", ["", "{\"state\": \"done\", \"steps_", "[1, 2]", "{\"state\": \"odd\"}",
-                                     "\x00\x01binary"])
+@pytest.mark.parametrize("content", ["", '{"state": "done", "steps_', "[1, 2]", '{"state": "odd"}', "\x00\x01binary"])
 def test_corrupt_status_is_reported_as_corrupt_and_resume_touches_nothing(tmp_path, fake_steps, content, capsys):
     """A truncated status.json: the run reads as "corrupt" (never "nothing done"), a resume is
     refused naming the file, and no output is cleared."""
@@ -252,14 +270,19 @@ def test_corrupt_status_is_reported_as_corrupt_and_resume_touches_nothing(tmp_pa
 def test_corrupt_steps_json_is_refused_too(tmp_path, fake_steps):
     run = tmp_path / "r"
     pipeline.run_pipeline(TINY, run)
-    (run / "steps.json").write_text("{\"domains\": ")
+    (run / "steps.json").write_text('{"domains": ')
     with pytest.raises(CorruptRunError, match=r"steps\.json is corrupt"):
         pipeline.run_pipeline(TINY, run)
 
 
-@pytest.mark.parametrize("victim, step", [("crossdomain/matrices.npz", "crossdomain"),
-                                          ("baselines/domain_0.pt", "baselines"),
-                                          ("taxonomy/mcfp/taxonomy.json", "taxonomy")])
+@pytest.mark.parametrize(
+    "victim, step",
+    [
+        ("crossdomain/matrices.npz", "crossdomain"),
+        ("baselines/domain_0.pt", "baselines"),
+        ("taxonomy/mcfp/taxonomy.json", "taxonomy"),
+    ],
+)
 def test_truncated_output_names_the_file_and_resume_redoes_its_step(tmp_path, fake_steps, victim, step):
     """A truncated model or matrix: the resume says which file, and redoes that step on."""
     run = tmp_path / "r"
@@ -270,7 +293,7 @@ def test_truncated_output_names_the_file_and_resume_redoes_its_step(tmp_path, fa
     assert todo[0] == step and len(warnings) == 1 and victim in warnings[0]
     fake_steps.clear()
     assert pipeline.run_pipeline(TINY, run)["state"] == "done"
-    assert fake_steps == list(STEPS[STEPS.index(step):])
+    assert fake_steps == list(STEPS[STEPS.index(step) :])
     assert victim in (run / "log.txt").read_text()
 
 
@@ -291,8 +314,10 @@ def test_delete_keeps_files_the_tool_did_not_write(tmp_path, fake_steps):
     (run / "taxonomy" / "mcfp" / "my-notes.md").write_text("keep me")
     kept = delete_run("r", root=tmp_path / "runs")
     assert kept == [run / "taxonomy" / "mcfp" / "my-notes.md"]
-    assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == \
-        [MARKER, "taxonomy/mcfp/my-notes.md"]
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == [
+        MARKER,
+        "taxonomy/mcfp/my-notes.md",
+    ]
     (run / "taxonomy" / "mcfp" / "my-notes.md").unlink()
     assert delete_run("r", root=tmp_path / "runs") == [] and not run.exists()
     (tmp_path / "runs" / "plain").mkdir()
@@ -324,11 +349,7 @@ def test_cancel_never_signals_a_stranger_behind_a_stale_pid(tmp_path):
 def test_cancel_stops_the_locks_holder(tmp_path):
     """The process that holds the run's lock is provably the run's own: cancel stops it."""
     run = init_run_dir(tmp_path / "mine")
-    code = ("import signal, sys, time; sys.path.insert(0, %r)\n"
-            "from core.runs import RunLock\n"
-            "lock = RunLock(%r).acquire(); print('locked', flush=True); time.sleep(60)") % (str(REPO), str(run))
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    holder = _hold_lock(run, start_new_session=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         write_status(run, state="running", pid=12345678, pid_identity="start:-1")  # a lie in status.json
@@ -355,18 +376,22 @@ def test_process_identity_changes_with_the_process():
 
 def _cli(tmp_path, *args, stdin=None):
     env = dict(os.environ, UNITAX_RUNS=str(tmp_path / "runs"), PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
 
 
-@pytest.mark.parametrize("attack, expect", [
-    ("config is a folder", "config error"),
-    ("config is binary", "config error"),
-    ("config name too long", "config error"),
-    ("out is a file", "is a file, not a run folder"),
-    ("status of a plain folder", "is not a unitax run folder"),
-    ("status of a missing run", "no run"),
-])
+@pytest.mark.parametrize(
+    "attack, expect",
+    [
+        ("config is a folder", "config error"),
+        ("config is binary", "config error"),
+        ("config name too long", "config error"),
+        ("out is a file", "is a file, not a run folder"),
+        ("status of a plain folder", "is not a unitax run folder"),
+        ("status of a missing run", "no run"),
+    ],
+)
 def test_cli_refusals_are_one_line_with_exit_2(tmp_path, attack, expect):
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(bytes(range(256)) * 4)
@@ -374,12 +399,14 @@ def test_cli_refusals_are_one_line_with_exit_2(tmp_path, attack, expect):
     afile.write_text("x")
     (tmp_path / "plain").mkdir()
     tiny = str(REPO / "assets/configs/tiny.yaml")
-    args = {"config is a folder": ["run", "--config", str(tmp_path)],
-            "config is binary": ["run", "--config", str(binary)],
-            "config name too long": ["run", "--config", str(tmp_path / ("x" * 300 + ".yaml"))],
-            "out is a file": ["run", "--config", tiny, "--out", str(afile)],
-            "status of a plain folder": ["status", str(tmp_path / "plain")],
-            "status of a missing run": ["status", "nope"]}[attack]
+    args = {
+        "config is a folder": ["run", "--config", str(tmp_path)],
+        "config is binary": ["run", "--config", str(binary)],
+        "config name too long": ["run", "--config", str(tmp_path / ("x" * 300 + ".yaml"))],
+        "out is a file": ["run", "--config", tiny, "--out", str(afile)],
+        "status of a plain folder": ["status", str(tmp_path / "plain")],
+        "status of a missing run": ["status", "nope"],
+    }[attack]
     out = _cli(tmp_path, *args)
     assert out.returncode == 2, out
     assert out.stderr.count("\n") == 1 and expect in out.stderr and "Traceback" not in out.stderr
@@ -409,8 +436,9 @@ def test_cli_list_into_a_closed_pipe_ends_quietly(tmp_path):
         d = init_run_dir(tmp_path / "runs" / f"run-{i:03d}")
         write_status(d, state="done", steps_done=list(STEPS))
     env = dict(os.environ, UNITAX_RUNS=str(tmp_path / "runs"), PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "core", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env
+    )
     proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read().decode()
@@ -456,7 +484,7 @@ def test_a_link_inside_a_run_folder_is_refused_and_its_target_untouched(tmp_path
     assert sorted(p.name for p in user.rglob("*")) == ["model.pt", "notes.txt", "v1"]
 
 
-@pytest.mark.parametrize("marker", ["hi", "{\"tool\": \"other\"}", "link"])
+@pytest.mark.parametrize("marker", ["hi", '{"tool": "other"}', "link"])
 def test_a_hand_made_or_linked_marker_is_not_proof(tmp_path, marker, capsys):
     """A `.unitax-run` the tool did not write (other content, a link) does not make a user's
     folder a run folder: nothing in it is touched."""
@@ -480,10 +508,15 @@ def test_the_runs_folder_itself_is_never_a_run(tmp_path, monkeypatch):
         init_run_dir(tmp_path / "runs")
 
 
-@pytest.mark.parametrize("status", ['{"state": "running", "steps_done": [], "pid": 1e400}',
-                                    '{"state": "done", "steps_done": [], "progress": null, "eta_s": "soon"}',
-                                    '{"state": "done", "steps_done": [], "progress": "x"}',
-                                    '{"state": "done", "steps_done": [], "message": 5}'])
+@pytest.mark.parametrize(
+    "status",
+    [
+        '{"state": "running", "steps_done": [], "pid": 1e400}',
+        '{"state": "done", "steps_done": [], "progress": null, "eta_s": "soon"}',
+        '{"state": "done", "steps_done": [], "progress": "x"}',
+        '{"state": "done", "steps_done": [], "message": 5}',
+    ],
+)
 def test_a_status_with_values_of_the_wrong_type_is_corrupt_and_the_list_goes_on(tmp_path, status, capsys):
     """Valid JSON with nonsense values: that run reads as corrupt, every other run still lists."""
     good = init_run_dir(tmp_path / "runs" / "good")

@@ -60,6 +60,7 @@ def _shows_run(at: AppTest, run_id: str) -> bool:
 
 # --- the run named in the URL or the session ---------------------------------------------------
 
+
 def test_absolute_path_is_not_opened_when_the_root_is_empty(places, monkeypatch):
     monkeypatch.setenv("UNITAX_RUNS", str(places["empty"]))
     target = str(places["outside"])
@@ -72,8 +73,22 @@ def test_absolute_path_is_not_opened_when_the_root_is_empty(places, monkeypatch)
     assert "run" not in at.query_params
 
 
-@pytest.mark.parametrize("value", ["/etc", "..", "../outside", "ABSOLUTE", "evil", "r-new/../r-new",
-                                   "r-new\x00", "r-new\n", "x" * 5000, "_configs", "no-such-run"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/etc",
+        "..",
+        "../outside",
+        "ABSOLUTE",
+        "evil",
+        "r-new/../r-new",
+        "r-new\x00",
+        "r-new\n",
+        "x" * 5000,
+        "_configs",
+        "no-such-run",
+    ],
+)
 def test_a_bad_run_in_the_url_is_ignored_with_a_warning(places, monkeypatch, value):
     monkeypatch.setenv("UNITAX_RUNS", str(places["root"]))
     (places["root"] / "_configs").mkdir(exist_ok=True)  # a folder in the root that is no run
@@ -113,13 +128,25 @@ def test_a_good_run_in_the_url_is_opened_without_a_warning(places, monkeypatch):
 
 # --- URL-backed widget values ---------------------------------------------------------------
 
-@pytest.mark.parametrize("method, param, raw, want", [
-    ("threshold", "t", "nan", 0.3), ("threshold", "t", "inf", 0.3), ("threshold", "t", "-inf", 0.3),
-    ("threshold", "t", "abc", 0.3), ("threshold", "t", "", 0.3), ("threshold", "t", "1e999", 0.3),
-    ("threshold", "t", "7", 1.0), ("threshold", "t", "-2", 0.0),
-    ("density", "p", "NaN", 0.7), ("density", "p", "0", 0.05),
-    ("hypothesis", "k_max", "abc", 3), ("hypothesis", "k_max", "nan", 3), ("hypothesis", "k_max", "99", 10),
-])
+
+@pytest.mark.parametrize(
+    "method, param, raw, want",
+    [
+        ("threshold", "t", "nan", 0.3),
+        ("threshold", "t", "inf", 0.3),
+        ("threshold", "t", "-inf", 0.3),
+        ("threshold", "t", "abc", 0.3),
+        ("threshold", "t", "", 0.3),
+        ("threshold", "t", "1e999", 0.3),
+        ("threshold", "t", "7", 1.0),
+        ("threshold", "t", "-2", 0.0),
+        ("density", "p", "NaN", 0.7),
+        ("density", "p", "0", 0.05),
+        ("hypothesis", "k_max", "abc", 3),
+        ("hypothesis", "k_max", "nan", 3),
+        ("hypothesis", "k_max", "99", 10),
+    ],
+)
 def test_relationships_url_numbers_are_parsed_strictly(places, monkeypatch, method, param, raw, want):
     monkeypatch.setenv("UNITAX_RUNS", str(places["root"]))
     at, _ = _open(places["root"], "relationships", method=method, **{param: raw})
@@ -138,13 +165,16 @@ def test_relationships_unknown_method_falls_back(places, monkeypatch, raw):
     assert at.query_params["method"] in ("threshold", ["threshold"]) and not at.error
 
 
-@pytest.mark.parametrize("w, domains, q, want_w, want_domains", [
-    ("nan", "abc", "x\x00y", 0.0, [0, 1]),
-    ("inf", "99,-1", "", 0.0, [0, 1]),
-    ("-inf", "1,1,zz", "", 0.0, [1]),
-    ("abc", ",", "q" * 5000, 0.0, [0, 1]),
-    ("5", "0", "", 1.0, [0]),
-])
+@pytest.mark.parametrize(
+    "w, domains, q, want_w, want_domains",
+    [
+        ("nan", "abc", "x\x00y", 0.0, [0, 1]),
+        ("inf", "99,-1", "", 0.0, [0, 1]),
+        ("-inf", "1,1,zz", "", 0.0, [1]),
+        ("abc", ",", "q" * 5000, 0.0, [0, 1]),
+        ("5", "0", "", 1.0, [0]),
+    ],
+)
 def test_taxonomy_url_filters_are_parsed_strictly(places, monkeypatch, w, domains, q, want_w, want_domains):
     monkeypatch.setenv("UNITAX_RUNS", str(places["root"]))
     at, _ = _open(places["root"], "taxonomy", w=w, domains=domains, q=q)
@@ -164,16 +194,19 @@ def test_taxonomy_reads_a_hostile_live_setting_safely(places, monkeypatch):
     assert not at.exception and not at.error
 
 
-@pytest.mark.parametrize("stored, method, param, want", [
-    (("evil", "t", float("nan")), "threshold", "t", 0.3),
-    (("threshold", "t", "1e999"), "threshold", "t", 0.3),
-    (("threshold", "t", [0.5]), "threshold", "t", 0.3),
-    (("threshold", "t", 7.0), "threshold", "t", 1.0),
-    (("density", "t", 0.9), "density", "p", 0.7),  # a value of another parameter is not taken
-    (("hypothesis", "k_max", True), "hypothesis", "k_max", 3),
-    ("threshold", "threshold", "t", 0.3),
-    (None, "threshold", "t", 0.3),
-])
+@pytest.mark.parametrize(
+    "stored, method, param, want",
+    [
+        (("evil", "t", float("nan")), "threshold", "t", 0.3),
+        (("threshold", "t", "1e999"), "threshold", "t", 0.3),
+        (("threshold", "t", [0.5]), "threshold", "t", 0.3),
+        (("threshold", "t", 7.0), "threshold", "t", 1.0),
+        (("density", "t", 0.9), "density", "p", 0.7),  # a value of another parameter is not taken
+        (("hypothesis", "k_max", True), "hypothesis", "k_max", 3),
+        ("threshold", "threshold", "t", 0.3),
+        (None, "threshold", "t", 0.3),
+    ],
+)
 def test_a_hostile_stored_setting_is_checked_on_both_pages(places, monkeypatch, stored, method, param, want):
     from ui.setting import SETTING_KEY
 
@@ -203,6 +236,7 @@ def test_coerce_rules():
 
 
 # --- uploads -------------------------------------------------------------------------------
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

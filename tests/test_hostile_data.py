@@ -59,8 +59,11 @@ def _cifar_dicts(names: list[str], n: int, seed: int) -> dict[str, dict]:
     out = {"meta": {b"fine_label_names": [s.encode() for s in names], b"coarse_label_names": [b"all"]}}
     for split in ("train", "test"):
         labels = np.repeat(np.arange(len(names)), n)
-        out[split] = {b"data": rng.integers(0, 256, size=(labels.size, 3072), dtype=np.uint8),
-                      b"fine_labels": labels.tolist(), b"coarse_labels": [0] * labels.size}
+        out[split] = {
+            b"data": rng.integers(0, 256, size=(labels.size, 3072), dtype=np.uint8),
+            b"fine_labels": labels.tolist(),
+            b"coarse_labels": [0] * labels.size,
+        }
     return out
 
 
@@ -78,8 +81,11 @@ def test_cifar_pickle_with_a_command_payload_is_refused_and_never_runs(tmp_path,
     content = _cifar_dicts(["apple", "bear"], 3, seed)
     content[which][b"coarse_label_names" if which == "meta" else b"coarse_labels"] = _touch(marker)
     folder = _write_cifar(tmp_path, content)
-    with pytest.raises(ValueError, match=re.escape(f"{folder / which}: refusing to unpickle ")
-                       + r"(posix|nt)\.system: only plain containers and numpy arrays") as err:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{folder / which}: refusing to unpickle ")
+        + r"(posix|nt)\.system: only plain containers and numpy arrays",
+    ) as err:
         load_source("cifar100", root=tmp_path, seed=seed)
     assert ONE_LINE.match(str(err.value))
     assert not marker.exists()
@@ -101,12 +107,15 @@ def test_a_whole_file_payload_is_refused_by_safe_unpickle(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("value, refused", [
-    (OrderedDict(a=1), "collections.OrderedDict"),
-    (_RunsCommand("true"), "system"),
-    (PurePosixPath("x"), "pathlib.PurePosixPath"),
-    (eval, "eval"),
-])
+@pytest.mark.parametrize(
+    "value, refused",
+    [
+        (OrderedDict(a=1), "collections.OrderedDict"),
+        (_RunsCommand("true"), "system"),
+        (PurePosixPath("x"), "pathlib.PurePosixPath"),
+        (eval, "eval"),
+    ],
+)
 def test_any_global_outside_containers_and_numpy_is_refused(value, refused):
     for protocol in (2, pickle.HIGHEST_PROTOCOL):
         with pytest.raises(ValueError, match=rf"^upload\.pkl: refusing to unpickle \S*{re.escape(refused)}: "):
@@ -124,10 +133,19 @@ def test_codecs_encode_is_allowed_only_as_latin1():
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_numpy_arrays_and_plain_containers_round_trip(protocol):
     value = {
-        b"data": np.arange(24, dtype=np.uint8).reshape(2, 12), "f": np.linspace(0, 1, 5, dtype=np.float32),
-        "scalar": np.float64(2.5), "i": np.int64(-3), "struct": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]),
-        "list": [1, 2.5, "x", b"y", None, True], "tuple": (1, (2, 3)), "set": {1, 2}, "frozen": frozenset({b"z"}),
-        "complex": 1 + 2j, "bytearray": bytearray(b"ab"), "empty": b"", "big": 2 ** 100,
+        b"data": np.arange(24, dtype=np.uint8).reshape(2, 12),
+        "f": np.linspace(0, 1, 5, dtype=np.float32),
+        "scalar": np.float64(2.5),
+        "i": np.int64(-3),
+        "struct": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]),
+        "list": [1, 2.5, "x", b"y", None, True],
+        "tuple": (1, (2, 3)),
+        "set": {1, 2},
+        "frozen": frozenset({b"z"}),
+        "complex": 1 + 2j,
+        "bytearray": bytearray(b"ab"),
+        "empty": b"",
+        "big": 2**100,
     }
     back = safe_loads(pickle.dumps(value, protocol=protocol))
     assert back.keys() == value.keys()
@@ -141,10 +159,30 @@ def test_numpy_arrays_and_plain_containers_round_trip(protocol):
 
 def test_allowed_globals_are_exactly_containers_codecs_and_numpy_helpers():
     modules = {m for m, _ in ALLOWED_GLOBALS}
-    assert modules == {"builtins", "__builtin__", "_codecs", "numpy", "numpy.core.multiarray",
-                       "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"}
+    assert modules == {
+        "builtins",
+        "__builtin__",
+        "_codecs",
+        "numpy",
+        "numpy.core.multiarray",
+        "numpy._core.multiarray",
+        "numpy.core.numeric",
+        "numpy._core.numeric",
+    }
     assert {n for m, n in ALLOWED_GLOBALS if m == "builtins"} == {
-        "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int", "float", "complex", "bool"}
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "bytes",
+        "bytearray",
+        "str",
+        "int",
+        "float",
+        "complex",
+        "bool",
+    }
 
 
 def _py2_str(b: bytes) -> bytes:
@@ -155,10 +193,22 @@ def _py2_str(b: bytes) -> bytes:
 def _py2_uint8_array(raw: bytes, shape: tuple[int, ...]) -> bytes:
     """numpy 1.x under Python 2 pickling a C-contiguous uint8 array (numpy.core names)."""
     ints = b"".join(b"K" + bytes([d]) if d < 256 else b"J" + struct.pack("<i", d) for d in shape)
-    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
-            + b"(K\x01(" + ints + b"tcnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R"
-            + b"(K\x03" + _py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
-            + b"\x89" + _py2_str(raw) + b"tb")
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + _py2_str(b"b")
+        + b"\x87R"
+        + b"(K\x01("
+        + ints
+        + b"tcnumpy\ndtype\n"
+        + _py2_str(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + _py2_str(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        + b"\x89"
+        + _py2_str(raw)
+        + b"tb"
+    )
 
 
 def _py2_dict(items: list[tuple[bytes, bytes]]) -> bytes:
@@ -179,14 +229,21 @@ def test_python2_cifar_pickles_load_exactly_as_plain_pickle(tmp_path, seed):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     names = [b"apple", b"bear", b"castle"]
-    (folder / "meta").write_bytes(_py2_dict([(b"fine_label_names", _py2_str_list(names)),
-                                             (b"coarse_label_names", _py2_str_list([b"all"]))]))
+    (folder / "meta").write_bytes(
+        _py2_dict([(b"fine_label_names", _py2_str_list(names)), (b"coarse_label_names", _py2_str_list([b"all"]))])
+    )
     expected = {}
     for split, n in (("train", 4), ("test", 2)):
         labels = np.repeat(np.arange(3), n)
         data = rng.integers(0, 256, size=(labels.size, 3072), dtype=np.uint8)
-        (folder / split).write_bytes(_py2_dict([(b"data", _py2_uint8_array(data.tobytes(), data.shape)),
-                                                (b"fine_labels", _py2_int_list(labels.tolist()))]))
+        (folder / split).write_bytes(
+            _py2_dict(
+                [
+                    (b"data", _py2_uint8_array(data.tobytes(), data.shape)),
+                    (b"fine_labels", _py2_int_list(labels.tolist())),
+                ]
+            )
+        )
         expected[split] = data
     for f in ("meta", "train", "test"):
         plain = pickle.loads((folder / f).read_bytes(), encoding="bytes")
@@ -215,11 +272,14 @@ def test_numpy1_module_names_written_by_python3_load():
     np.testing.assert_array_equal(safe_loads(old)[b"data"], np.arange(6, dtype=np.uint8))
 
 
-@pytest.mark.parametrize("content, why", [
-    (b"not a pickle", "not a readable pickle"),
-    (pickle.dumps({b"data": np.arange(9)})[:40], "not a readable pickle"),
-    (b"", "not a readable pickle: EOFError"),
-])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"not a pickle", "not a readable pickle"),
+        (pickle.dumps({b"data": np.arange(9)})[:40], "not a readable pickle"),
+        (b"", "not a readable pickle: EOFError"),
+    ],
+)
 def test_malformed_pickles_are_one_line_errors_naming_the_file(tmp_path, content, why):
     path = tmp_path / "train"
     path.write_bytes(content)
@@ -326,14 +386,19 @@ def test_a_domain_of_only_unreadable_images_is_refused_naming_it(tmp_path, seed)
     root = _folder_of(tmp_path / "photos", readable=0)
     domain = build_domains([DomainSpec(name="cam", source="imagefolder", root=str(root))], seed=seed)[0]
     train = domain.splits["train"]
-    with pytest.raises(ValueError, match=rf"^domain 'cam': none of its {len(train)} train images could be read "
-                                         rf"\(e.g. path '{re.escape(str(root))}/(cat|dog)/\d\.jpg'\)$"):
-        extract_features_report(train, backbone=_tiny_backbone(), image_size=16, device="cpu",
-                                num_workers=0, cache_dir=tmp_path / "cache")
+    with pytest.raises(
+        ValueError,
+        match=rf"^domain 'cam': none of its {len(train)} train images could be read "
+        rf"\(e.g. path '{re.escape(str(root))}/(cat|dog)/\d\.jpg'\)$",
+    ):
+        extract_features_report(
+            train, backbone=_tiny_backbone(), image_size=16, device="cpu", num_workers=0, cache_dir=tmp_path / "cache"
+        )
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     with pytest.raises(ValueError, match="^domain 'cam': none of its"):  # and again from the feature cache
-        extract_features_report(train, backbone=_tiny_backbone(), image_size=16, device="cpu",
-                                num_workers=0, cache_dir=tmp_path / "cache")
+        extract_features_report(
+            train, backbone=_tiny_backbone(), image_size=16, device="cpu", num_workers=0, cache_dir=tmp_path / "cache"
+        )
 
 
 def test_a_domain_with_some_readable_images_passes_and_reports_the_rest(tmp_path, seed):
@@ -344,8 +409,9 @@ def test_a_domain_with_some_readable_images_passes_and_reports_the_rest(tmp_path
     domain = build_domains([DomainSpec(name="cam", source="imagefolder", root=str(root))], seed=seed)[0]
     failed = 0
     for split in domain.splits.values():
-        res = extract_features_report(split, backbone=_tiny_backbone(), image_size=16, device="cpu",
-                                      num_workers=0, use_cache=False)
+        res = extract_features_report(
+            split, backbone=_tiny_backbone(), image_size=16, device="cpu", num_workers=0, use_cache=False
+        )
         failed += res.failed.size
     assert failed == 1
 
@@ -364,8 +430,13 @@ def test_check_readable_counts_distinct_failures():
 # ---------------------------------------------------------------------------- overflowing matrices
 
 
-METHODS = [("threshold", {"t": 0.3}), ("mcfp", {}), ("mcfp_binary", {}), ("density", {"p": 0.7}),
-           ("hypothesis", {"k_max": 3})]
+METHODS = [
+    ("threshold", {"t": 0.3}),
+    ("mcfp", {}),
+    ("mcfp_binary", {}),
+    ("density", {"p": 0.7}),
+    ("hypothesis", {"k_max": 3}),
+]
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -121,7 +121,7 @@ def test_mcnemar_matches_the_binomial_test(only_a: int, only_b: int) -> None:
 
 
 def test_mean_over_domains_weights_domains_equally() -> None:
-    big = _half(10_000)            # 0.5 on 10,000 images
+    big = _half(10_000)  # 0.5 on 10,000 images
     small = np.ones(100, dtype=bool)  # 1.0 on 100 images
     mean, lo, hi = mean_over_domains([big, small])
     assert mean == pytest.approx(0.75)  # pooled accuracy would be 0.505
@@ -168,30 +168,36 @@ def test_seed_spread() -> None:
 GOOD = np.array([True, False, True])
 
 
-@pytest.mark.parametrize(("x", "exc", "match"), [
-    (np.array([], dtype=bool), ValueError, "correct is empty"),
-    (np.array([1, 0, 1]), TypeError, "correct must be a bool array .* got dtype int64"),
-    (np.array([0.5, 1.0]), TypeError, "got dtype float64"),
-    (np.ones((2, 2), dtype=bool), ValueError, r"correct must be 1-D \(N,\), got shape \(2, 2\)"),
-    ("TTF", TypeError, "correct must be a 1-D bool array, got str"),
-    (None, TypeError, "got NoneType"),
-])
+@pytest.mark.parametrize(
+    ("x", "exc", "match"),
+    [
+        (np.array([], dtype=bool), ValueError, "correct is empty"),
+        (np.array([1, 0, 1]), TypeError, "correct must be a bool array .* got dtype int64"),
+        (np.array([0.5, 1.0]), TypeError, "got dtype float64"),
+        (np.ones((2, 2), dtype=bool), ValueError, r"correct must be 1-D \(N,\), got shape \(2, 2\)"),
+        ("TTF", TypeError, "correct must be a 1-D bool array, got str"),
+        (None, TypeError, "got NoneType"),
+    ],
+)
 def test_bootstrap_accuracy_rejects_bad_correct(x: object, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         bootstrap_accuracy(x)
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"level": 0.0}, ValueError, r"level must be in \(0, 1\), got 0.0"),
-    ({"level": 1.0}, ValueError, r"level must be in \(0, 1\), got 1.0"),
-    ({"level": 95}, ValueError, r"level must be in \(0, 1\), got 95"),
-    ({"level": "0.95"}, TypeError, "level must be a number"),
-    ({"n_boot": 99}, ValueError, "n_boot must be >= 100, got 99"),
-    ({"n_boot": 1000.0}, TypeError, "n_boot must be an int, got 1000.0"),
-    ({"n_boot": True}, TypeError, "n_boot must be an int, got True"),
-    ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
-    ({"seed": None}, TypeError, "seed must be an int, got None"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"level": 0.0}, ValueError, r"level must be in \(0, 1\), got 0.0"),
+        ({"level": 1.0}, ValueError, r"level must be in \(0, 1\), got 1.0"),
+        ({"level": 95}, ValueError, r"level must be in \(0, 1\), got 95"),
+        ({"level": "0.95"}, TypeError, "level must be a number"),
+        ({"n_boot": 99}, ValueError, "n_boot must be >= 100, got 99"),
+        ({"n_boot": 1000.0}, TypeError, "n_boot must be an int, got 1000.0"),
+        ({"n_boot": True}, TypeError, "n_boot must be an int, got True"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+        ({"seed": None}, TypeError, "seed must be an int, got None"),
+    ],
+)
 def test_bootstrap_parameters_are_checked_everywhere(kwargs: dict, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         bootstrap_accuracy(GOOD, **kwargs)
@@ -210,34 +216,43 @@ def test_paired_difference_rejects_mismatched_or_bad_arrays() -> None:
         paired_difference(np.array([], bool), np.array([], bool))
 
 
-@pytest.mark.parametrize(("x", "exc", "match"), [
-    ([], ValueError, "correct_by_domain is empty"),
-    (GOOD, TypeError, "correct_by_domain must be a list of bool arrays"),
-    ("ab", TypeError, "correct_by_domain must be a list"),
-    ([GOOD, np.array([], bool)], ValueError, r"correct_by_domain\[1\] is empty"),
-    ([GOOD, np.array([1, 0])], TypeError, r"correct_by_domain\[1\] must be a bool array"),
-])
+@pytest.mark.parametrize(
+    ("x", "exc", "match"),
+    [
+        ([], ValueError, "correct_by_domain is empty"),
+        (GOOD, TypeError, "correct_by_domain must be a list of bool arrays"),
+        ("ab", TypeError, "correct_by_domain must be a list"),
+        ([GOOD, np.array([], bool)], ValueError, r"correct_by_domain\[1\] is empty"),
+        ([GOOD, np.array([1, 0])], TypeError, r"correct_by_domain\[1\] must be a bool array"),
+    ],
+)
 def test_mean_over_domains_rejects_bad_input(x: object, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         mean_over_domains(x)
 
 
-@pytest.mark.parametrize(("x", "exc", "match"), [
-    ([], ValueError, "values is empty"),
-    (["a", "b"], TypeError, "values must be a 1-D array of numbers"),
-    ([True, False], TypeError, "values must be a 1-D array of numbers"),
-    ([[0.1, 0.2]], ValueError, r"values must be 1-D \(n_seeds,\), got shape \(1, 2\)"),
-    ([0.1, float("nan")], ValueError, "values must be finite, got nan"),
-])
+@pytest.mark.parametrize(
+    ("x", "exc", "match"),
+    [
+        ([], ValueError, "values is empty"),
+        (["a", "b"], TypeError, "values must be a 1-D array of numbers"),
+        ([True, False], TypeError, "values must be a 1-D array of numbers"),
+        ([[0.1, 0.2]], ValueError, r"values must be 1-D \(n_seeds,\), got shape \(1, 2\)"),
+        ([0.1, float("nan")], ValueError, "values must be finite, got nan"),
+    ],
+)
 def test_seed_spread_rejects_bad_input(x: object, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         seed_spread(x)
 
 
-@pytest.mark.parametrize(("only_a", "only_b", "match"), [
-    (-1, 2, "only_a must be an int >= 0, got -1"),
-    (1, 2.0, "only_b must be an int >= 0, got 2.0"),
-])
+@pytest.mark.parametrize(
+    ("only_a", "only_b", "match"),
+    [
+        (-1, 2, "only_a must be an int >= 0, got -1"),
+        (1, 2.0, "only_b must be an int >= 0, got 2.0"),
+    ],
+)
 def test_mcnemar_rejects_bad_counts(only_a: object, only_b: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         mcnemar_exact(only_a, only_b)

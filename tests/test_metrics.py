@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from core.metrics import (best_parameters, per_pair_scores, relationship_scores, score_selection,
-                          sweep)
+from core.metrics import best_parameters, per_pair_scores, relationship_scores, score_selection, sweep
 from core.selection import METHODS, rank_rows
 from core.synthetic import make_synthetic_taxonomy, sample_cross_counts
 
@@ -64,8 +63,12 @@ def noisy_world(seed):
 
 def test_sweep_is_tidy_and_best_parameters_pick_the_max(noisy_world):
     tax, mats = noisy_world
-    table = sweep(mats, tax.true_relationships(), tax.class_counts,
-                  grid={"threshold": [0.1, 0.2, 0.5], "density": [0.5, 0.9], "hypothesis": [1, 3]})
+    table = sweep(
+        mats,
+        tax.true_relationships(),
+        tax.class_counts,
+        grid={"threshold": [0.1, 0.2, 0.5], "density": [0.5, 0.9], "hypothesis": [1, 3]},
+    )
     assert list(table.columns) == ["method", "param", "value", "edr", "precision", "recall", "f1"]
     assert len(table) == 3 + 1 + 1 + 2 + 2
     best = best_parameters(table)
@@ -83,23 +86,34 @@ def test_score_selection_equals_dense_path(noisy_world):
 
     ranked = {k: rank_rows(p) for k, p in mats.items()}
     fast = score_selection(ranked, tax.true_relationships(), tax.class_counts, "density", p=0.8)
-    dense = relationship_scores({k: select_relationships(p, "density", p=0.8) for k, p in mats.items()},
-                                tax.true_relationships(), tax.class_counts)
+    dense = relationship_scores(
+        {k: select_relationships(p, "density", p=0.8) for k, p in mats.items()},
+        tax.true_relationships(),
+        tax.class_counts,
+    )
     assert fast == pytest.approx(dense)
 
 
-@pytest.mark.parametrize("pred,counts,err,match", [
-    ({(0, 1): np.zeros((3, 2))}, COUNTS, ValueError, r"pred\[\(0, 1\)\] has shape \(3, 2\), but class_counts gives \(2, 2\)"),
-    ({(0, 0): np.zeros((2, 2))}, COUNTS, ValueError, "two different domains"),
-    ({(0, 5): np.zeros((2, 2))}, COUNTS, ValueError, "two different domains in 0..1"),
-    ({"ab": np.zeros((2, 2))}, COUNTS, TypeError, "keys must be pairs of domain indices"),
-    ({(0, 1): np.full((2, 2), np.nan)}, COUNTS, ValueError, "NaN or inf"),
-    ({(0, 1): -np.ones((2, 2))}, COUNTS, ValueError, "negative entry"),
-    ({}, [2, 0], ValueError, r"class_counts\[1\] must be >= 1"),
-    ({}, [], ValueError, "class_counts is empty"),
-    ({}, "22", TypeError, "class_counts must be a sequence of ints"),
-    ([np.zeros((2, 2))], COUNTS, TypeError, r"pred must be a dict \{\(a, b\): matrix\}"),
-])
+@pytest.mark.parametrize(
+    "pred,counts,err,match",
+    [
+        (
+            {(0, 1): np.zeros((3, 2))},
+            COUNTS,
+            ValueError,
+            r"pred\[\(0, 1\)\] has shape \(3, 2\), but class_counts gives \(2, 2\)",
+        ),
+        ({(0, 0): np.zeros((2, 2))}, COUNTS, ValueError, "two different domains"),
+        ({(0, 5): np.zeros((2, 2))}, COUNTS, ValueError, "two different domains in 0..1"),
+        ({"ab": np.zeros((2, 2))}, COUNTS, TypeError, "keys must be pairs of domain indices"),
+        ({(0, 1): np.full((2, 2), np.nan)}, COUNTS, ValueError, "NaN or inf"),
+        ({(0, 1): -np.ones((2, 2))}, COUNTS, ValueError, "negative entry"),
+        ({}, [2, 0], ValueError, r"class_counts\[1\] must be >= 1"),
+        ({}, [], ValueError, "class_counts is empty"),
+        ({}, "22", TypeError, "class_counts must be a sequence of ints"),
+        ([np.zeros((2, 2))], COUNTS, TypeError, r"pred must be a dict \{\(a, b\): matrix\}"),
+    ],
+)
 def test_bad_input(pred, counts, err, match):
     with pytest.raises(err, match=match):
         relationship_scores(pred, {}, counts)

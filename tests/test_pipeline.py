@@ -76,9 +76,19 @@ def test_run_folder_contract(tiny_run):
     run = open_run(run_dir)
     st = run.status()
     assert st["steps_done"] == list(STEPS) and st["state"] == "done"
-    for name in ("config.yaml", "environment.json", "log.txt", "domains.json", "ground_truth.json",
-                 "baselines/metrics.json", "crossdomain/matrices.npz", "crossdomain/predictions.npz",
-                 "results.json", "results.csv", "embedding.npz"):
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "log.txt",
+        "domains.json",
+        "ground_truth.json",
+        "baselines/metrics.json",
+        "crossdomain/matrices.npz",
+        "crossdomain/predictions.npz",
+        "results.json",
+        "results.csv",
+        "embedding.npz",
+    ):
         assert (run_dir / name).exists(), name
     live = json.loads((run_dir / "live_history.json").read_text())  # the last model trained
     assert live["label"].startswith("universal")

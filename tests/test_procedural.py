@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from core.procedural import (
-    COLOURS, DEFAULT_CONCEPTS, MAX_CONCEPTS, SHAPES, TEXTURES, concept_attributes, concept_names, hash_uniform,
+    COLOURS,
+    DEFAULT_CONCEPTS,
+    MAX_CONCEPTS,
+    SHAPES,
+    TEXTURES,
+    concept_attributes,
+    concept_names,
+    hash_uniform,
     render,
 )
 
@@ -40,7 +47,7 @@ def test_render_is_deterministic_and_batch_independent(seed):
     assert a.dtype == np.uint8 and a.shape == (5, 48, 48, 3)
     np.testing.assert_array_equal(a, b)
     for k in range(5):
-        np.testing.assert_array_equal(a[k], render(c[k:k + 1], i[k:k + 1], size=48, seed=seed)[0])
+        np.testing.assert_array_equal(a[k], render(c[k : k + 1], i[k : k + 1], size=48, seed=seed)[0])
     assert not np.array_equal(a, render(c, i, size=48, seed=seed + 1))
 
 

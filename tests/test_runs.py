@@ -49,11 +49,14 @@ def _fake_run(root, run_id, *, state="done", pid=None, created="2026-01-01T00:00
     (d / "config.yaml").write_text(yaml.safe_dump({"name": "demo"}))
     (d / "environment.json").write_text(json.dumps({"start_time": created, "hostname": os.uname().nodename}))
     write_status(d, state=state, steps_done=list(STEPS[:3]), pid=pid)
-    (d / "domains.json").write_text(json.dumps([{"name": "a", "class_names": ["x", "y"]},
-                                                {"name": "b", "class_names": ["p", "q", "r"]}]))
+    (d / "domains.json").write_text(
+        json.dumps([{"name": "a", "class_names": ["x", "y"]}, {"name": "b", "class_names": ["p", "q", "r"]}])
+    )
     (d / "crossdomain").mkdir()
-    np.savez(d / "crossdomain" / "matrices.npz", **{"hard/0-1": np.ones((2, 3)) / 3, "hard/1-0": np.eye(3, 2),
-                                                    "soft/0-1": np.zeros((2, 3))})
+    np.savez(
+        d / "crossdomain" / "matrices.npz",
+        **{"hard/0-1": np.ones((2, 3)) / 3, "hard/1-0": np.eye(3, 2), "soft/0-1": np.zeros((2, 3))},
+    )
     (d / "results.json").write_text(json.dumps({"headline": {"baseline_mean": 0.5}}))
     (d / "log.txt").write_text("".join(f"line {i}\n" for i in range(100)))
     return d
@@ -111,14 +114,22 @@ def test_live_running_run_cannot_be_deleted(tmp_path):
     with RunLock(d, purpose="test"):
         assert open_run("live", root=tmp_path).status()["state"] == "running"
         with pytest.raises(LockedError, match=rf"run folder .*live is in use by pid {os.getpid()}"):
-            delete_run("live", root=tmp_path, )
+            delete_run(
+                "live",
+                root=tmp_path,
+            )
     assert (d / "status.json").exists()
 
 
 def test_runs_module_does_not_import_torch():
     code = "import sys, core.runs, core.jobs; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -133,9 +144,13 @@ def test_start_job_refuses_bad_config_before_creating_anything(tmp_path):
         start_job({}, run_id="../escape", root=tmp_path)
     with pytest.raises(ValueError, match="from_step 'train'"):
         start_job({}, run_id="ok", root=tmp_path, from_step="train")
-    missing = {"domains": {"synthetic": None, "list": [{"name": "c101", "source": "caltech101"},
-                                                       {"name": "digits", "source": "digits"}]},
-               "data_root": str(tmp_path / "no-data")}
+    missing = {
+        "domains": {
+            "synthetic": None,
+            "list": [{"name": "c101", "source": "caltech101"}, {"name": "digits", "source": "digits"}],
+        },
+        "data_root": str(tmp_path / "no-data"),
+    }
     with pytest.raises(ValueError, match=r"^domains: c101: dataset root .*no-data.* does not exist"):
         start_job(missing, run_id="nodata", root=tmp_path)
     assert list(tmp_path.iterdir()) == []

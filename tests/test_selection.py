@@ -4,12 +4,14 @@ import pytest
 from core._reference import select_loop
 from core.selection import METHODS, Edges, rank_rows, select_edges, select_relationships
 
-P = np.array([
-    [0.5, 0.3, 0.2, 0.0],
-    [0.25, 0.25, 0.25, 0.25],  # all tied
-    [0.0, 0.0, 0.0, 0.0],  # class without images
-    [0.1, 0.45, 0.45, 0.0],  # tie at the top
-])
+P = np.array(
+    [
+        [0.5, 0.3, 0.2, 0.0],
+        [0.25, 0.25, 0.25, 0.25],  # all tied
+        [0.0, 0.0, 0.0, 0.0],  # class without images
+        [0.1, 0.45, 0.45, 0.0],  # tie at the top
+    ]
+)
 
 
 def test_threshold_by_hand():
@@ -50,11 +52,21 @@ def test_hypothesis_k0_wins_for_a_flat_row():
     assert not select_relationships(p, "hypothesis", k_max=3).any()
 
 
-@pytest.mark.parametrize("method,params", [
-    ("threshold", {"t": 0.0}), ("threshold", {"t": 0.07}), ("threshold", {"t": 1.0}),
-    ("mcfp", {}), ("mcfp_binary", {}), ("density", {"p": 0.3}), ("density", {"p": 0.9}),
-    ("density", {"p": 1.0}), ("hypothesis", {"k_max": 1}), ("hypothesis", {"k_max": 5}),
-])
+@pytest.mark.parametrize(
+    "method,params",
+    [
+        ("threshold", {"t": 0.0}),
+        ("threshold", {"t": 0.07}),
+        ("threshold", {"t": 1.0}),
+        ("mcfp", {}),
+        ("mcfp_binary", {}),
+        ("density", {"p": 0.3}),
+        ("density", {"p": 0.9}),
+        ("density", {"p": 1.0}),
+        ("hypothesis", {"k_max": 1}),
+        ("hypothesis", {"k_max": 5}),
+    ],
+)
 @pytest.mark.parametrize("n_candidates,sparse_row", [(24, 128), (1, 0), (3, 0)])
 def test_vectorised_equals_per_row_loop(method, params, n_candidates, sparse_row, rng):
     """The fast path (partial sort + fallbacks) agrees with an obvious per-row loop, ties included."""
@@ -64,17 +76,14 @@ def test_vectorised_equals_per_row_loop(method, params, n_candidates, sparse_row
         c[rng.random(ka) < 0.2] = 0
         p = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
         r = rank_rows(p, n_candidates=n_candidates, sparse_row=sparse_row)
-        np.testing.assert_allclose(select_edges(r, method, **params).dense(),
-                                   select_loop(p, method, **params))
+        np.testing.assert_allclose(select_edges(r, method, **params).dense(), select_loop(p, method, **params))
 
 
 def test_deeper_ranking_of_dense_rows(rng):
     """Dense rows whose answer lies past the candidates are ranked deeper, still exactly."""
     p = rng.dirichlet(np.full(600, 0.3), size=40)
-    for method, params in [("density", {"p": 0.95}), ("threshold", {"t": 0.001}),
-                           ("hypothesis", {"k_max": 40})]:
-        np.testing.assert_allclose(select_relationships(p, method, **params),
-                                   select_loop(p, method, **params))
+    for method, params in [("density", {"p": 0.95}), ("threshold", {"t": 0.001}), ("hypothesis", {"k_max": 40})]:
+        np.testing.assert_allclose(select_relationships(p, method, **params), select_loop(p, method, **params))
 
 
 def test_mcfp_edges_are_a_subset_of_threshold_edges_below_every_row_max(rng):
@@ -112,23 +121,26 @@ def test_edges_round_trip():
     np.testing.assert_allclose(Edges.from_dense(e.dense()).dense(), e.dense())
 
 
-@pytest.mark.parametrize("p,method,params,err,match", [
-    (P, "median", {}, ValueError, "unknown selection method 'median'; valid: threshold, mcfp"),
-    (P, "threshold", {"t": 1.5}, ValueError, r"t must be in \[0, 1\], got 1.5"),
-    (P, "threshold", {"t": -0.1}, ValueError, r"t must be in \[0, 1\]"),
-    (P, "threshold", {"t": "0.3"}, TypeError, "t must be a number, got '0.3'"),
-    (P, "density", {"p": 0.0}, ValueError, r"p must be in \(0, 1\], got 0.0"),
-    (P, "hypothesis", {"k_max": 0}, ValueError, "k_max must be >= 1, got 0"),
-    (P, "hypothesis", {"k_max": 2.5}, TypeError, "k_max must be an int"),
-    (P, "mcfp", {"t": 0.3}, ValueError, "method 'mcfp' takes no parameters"),
-    ([[np.nan, 1.0]], "mcfp", {}, ValueError, r"NaN or inf entry at \(0, 0\)"),
-    ([[np.inf, 1.0]], "mcfp", {}, ValueError, "NaN or inf"),
-    ([[-0.1, 1.1]], "mcfp", {}, ValueError, r"negative entry at \(0, 0\): -0.1"),
-    ([0.5, 0.5], "mcfp", {}, ValueError, r"must be 2-D \(K_a, K_b\), got shape \(2,\)"),
-    (np.zeros((0, 3)), "mcfp", {}, ValueError, "at least one row and one column"),
-    ("P", "mcfp", {}, TypeError, "must be a 2-D numeric array, got str"),
-    ([["a", "b"]], "mcfp", {}, TypeError, "must be a 2-D numeric array"),
-])
+@pytest.mark.parametrize(
+    "p,method,params,err,match",
+    [
+        (P, "median", {}, ValueError, "unknown selection method 'median'; valid: threshold, mcfp"),
+        (P, "threshold", {"t": 1.5}, ValueError, r"t must be in \[0, 1\], got 1.5"),
+        (P, "threshold", {"t": -0.1}, ValueError, r"t must be in \[0, 1\]"),
+        (P, "threshold", {"t": "0.3"}, TypeError, "t must be a number, got '0.3'"),
+        (P, "density", {"p": 0.0}, ValueError, r"p must be in \(0, 1\], got 0.0"),
+        (P, "hypothesis", {"k_max": 0}, ValueError, "k_max must be >= 1, got 0"),
+        (P, "hypothesis", {"k_max": 2.5}, TypeError, "k_max must be an int"),
+        (P, "mcfp", {"t": 0.3}, ValueError, "method 'mcfp' takes no parameters"),
+        ([[np.nan, 1.0]], "mcfp", {}, ValueError, r"NaN or inf entry at \(0, 0\)"),
+        ([[np.inf, 1.0]], "mcfp", {}, ValueError, "NaN or inf"),
+        ([[-0.1, 1.1]], "mcfp", {}, ValueError, r"negative entry at \(0, 0\): -0.1"),
+        ([0.5, 0.5], "mcfp", {}, ValueError, r"must be 2-D \(K_a, K_b\), got shape \(2,\)"),
+        (np.zeros((0, 3)), "mcfp", {}, ValueError, "at least one row and one column"),
+        ("P", "mcfp", {}, TypeError, "must be a 2-D numeric array, got str"),
+        ([["a", "b"]], "mcfp", {}, TypeError, "must be a 2-D numeric array"),
+    ],
+)
 def test_bad_input(p, method, params, err, match):
     with pytest.raises(err, match=match):
         select_relationships(p, method, **params)

@@ -20,7 +20,7 @@ def test_shift_is_deterministic_per_image(images, shift):
     a = apply_shift(images, keys, shift=shift, seed=3)
     np.testing.assert_array_equal(a, apply_shift(images, keys, shift=shift, seed=3))
     for k in (0, 5, 11):  # alone or in another batch: same pixels
-        np.testing.assert_array_equal(a[k], apply_shift(images[k:k + 1], keys[k:k + 1], shift=shift, seed=3)[0])
+        np.testing.assert_array_equal(a[k], apply_shift(images[k : k + 1], keys[k : k + 1], shift=shift, seed=3)[0])
     np.testing.assert_array_equal(a[4:9], apply_shift(images[4:9], keys[4:9], shift=shift, seed=3))
     assert a.dtype == np.uint8 and a.shape == images.shape
     assert not np.array_equal(a, images)
@@ -34,15 +34,17 @@ def test_none_is_identity(images):
 def test_a_is_noisy_greyscale(images):
     out = apply_shift(images, np.arange(12), shift="A").astype(int)
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
-    luma = (images.astype(float) @ np.array([0.299, 0.587, 0.114]))
+    luma = images.astype(float) @ np.array([0.299, 0.587, 0.114])
     resid = out[..., 0] - luma
     assert 2 < resid.std() < 30  # noise present, image still recognisable
 
 
 def test_b_blurs(images):
     out = apply_shift(images, np.arange(12), shift="B").astype(float)
+
     def edges(x):
         return np.abs(np.diff(x, axis=2)).mean()
+
     assert edges(out) < 0.8 * edges(images.astype(float))
 
 

@@ -23,8 +23,15 @@ def _write_cifar(root: Path, names: list[str], n_train: int, n_test: int, seed: 
         labels = np.repeat(np.arange(len(names)), n)
         data = rng.integers(0, 256, size=(labels.size, 3072), dtype=np.uint8)
         with open(folder / split, "wb") as fh:
-            pickle.dump({b"data": data, b"fine_labels": labels.tolist(),
-                         b"coarse_labels": [0] * labels.size, b"filenames": [b"x.png"] * labels.size}, fh)
+            pickle.dump(
+                {
+                    b"data": data,
+                    b"fine_labels": labels.tolist(),
+                    b"coarse_labels": [0] * labels.size,
+                    b"filenames": [b"x.png"] * labels.size,
+                },
+                fh,
+            )
         out[split] = (data, labels)
     with open(folder / "meta", "wb") as fh:
         pickle.dump({b"fine_label_names": [n.encode() for n in names], b"coarse_label_names": [b"all"]}, fh)
@@ -38,8 +45,12 @@ def _jpeg(path: Path, colour: tuple[int, int, int], size=(20, 14)) -> None:
 
 def _write_caltech101(root: Path) -> Path:
     folder = root / "101_ObjectCategories"
-    for c, colour in (("Faces", (200, 10, 10)), ("ant", (10, 200, 10)), ("car_side", (10, 10, 200)),
-                      ("BACKGROUND_Google", (0, 0, 0))):
+    for c, colour in (
+        ("Faces", (200, 10, 10)),
+        ("ant", (10, 200, 10)),
+        ("car_side", (10, 10, 200)),
+        ("BACKGROUND_Google", (0, 0, 0)),
+    ):
         for k in range(1, 7):
             _jpeg(folder / c / f"image_{k:04d}.jpg", colour)
     (folder / "empty_class").mkdir()
@@ -139,7 +150,7 @@ def test_decode_odd_modes(tmp_path):
     rgba[..., 0] = 255
     rgba[:4, :, 3] = 255  # top opaque red, bottom transparent
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    deep = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     Image.fromarray(deep).save(tmp_path / "d.png")  # 16-bit greyscale PNG
     g = decode_image(tmp_path / "g.png")
     assert g.shape == (8, 8, 3) and g.dtype == np.uint8 and (g[..., 0] == grey).all()
@@ -222,7 +233,9 @@ def test_check_root_looks_up_the_layout_without_reading(tmp_path):
     check_root("procedural", None)  # built in: nothing to look up
     with pytest.raises(ValueError, match="source 'caltech101' needs a dataset root"):
         check_root("caltech101", None)
-    with pytest.raises(ValueError, match=r"does not exist or is not a folder; expected layout: <root>/101_ObjectCategories"):
+    with pytest.raises(
+        ValueError, match=r"does not exist or is not a folder; expected layout: <root>/101_ObjectCategories"
+    ):
         check_root("caltech101", tmp_path / "nope")
     with pytest.raises(ValueError, match="no '256_ObjectCategories' folder under"):
         check_root("caltech256", tmp_path)

@@ -13,8 +13,16 @@ import yaml
 
 from core.config import HeadConfig, TrainConfig
 from core.multihead import train_heads
-from core.sweep import (SWEEP_COLUMNS, Setting, best_by_accuracy, check_sweep, run_sweep, sweep_correlations, sweep_grid,
-                        sweep_settings)
+from core.sweep import (
+    SWEEP_COLUMNS,
+    Setting,
+    best_by_accuracy,
+    check_sweep,
+    run_sweep,
+    sweep_correlations,
+    sweep_grid,
+    sweep_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -66,8 +74,14 @@ def test_a_head_trains_the_same_alone_or_among_others():
 
 def test_a_head_learns_and_stops_early():
     train, val = _toy(1)
-    res = train_heads(train, val, [[np.eye(5), np.eye(4, 5)]], head=HeadConfig(depth=2, width=32, dropout=0.0),
-                      config=TrainConfig(epochs=60, batch_size=64, lr=3e-3, patience=3), seed=0)[0]
+    res = train_heads(
+        train,
+        val,
+        [[np.eye(5), np.eye(4, 5)]],
+        head=HeadConfig(depth=2, width=32, dropout=0.0),
+        config=TrainConfig(epochs=60, batch_size=64, lr=3e-3, patience=3),
+        seed=0,
+    )[0]
     assert res.val_acc > 0.8 and res.epochs_run < 60
 
 
@@ -148,7 +162,7 @@ def test_best_and_correlations(tiny):
 
 
 def test_sweep_refusals(tiny, tmp_path):
-    from core.runs import RunLock, init_run_dir, LockedError
+    from core.runs import LockedError, RunLock, init_run_dir
 
     with pytest.raises(ValueError, match="no finished crossdomain step"):
         check_sweep(init_run_dir(tmp_path / "empty"))

@@ -28,8 +28,9 @@ def test_classes_partition_distinct_concepts(world):
 
 
 def test_overlap_and_true_relationships_by_hand():
-    tax = SyntheticTaxonomy(4, [[frozenset({0, 1}), frozenset({2})],
-                                [frozenset({0}), frozenset({1, 2}), frozenset({3})]])
+    tax = SyntheticTaxonomy(
+        4, [[frozenset({0, 1}), frozenset({2})], [frozenset({0}), frozenset({1, 2}), frozenset({3})]]
+    )
     np.testing.assert_allclose(tax.overlap(0, 1), [[0.5, 0.5, 0], [0, 1, 0]])
     np.testing.assert_allclose(tax.overlap(1, 0), [[1, 0], [0.5, 0.5], [0, 0]])
     exp = tax.expected_matrices(uniform_remainder=True)
@@ -49,8 +50,7 @@ def test_noise_free_threshold_recovers_the_truth(world, uniform_remainder, t):
     true = world.true_relationships()
     mats = world.expected_matrices(uniform_remainder=uniform_remainder)
     if t is None:  # between the largest remainder entry and the smallest true entry
-        rem = max((p[o == 0].max() if (o == 0).any() else 0) for p, o in
-                  ((mats[k], true[k]) for k in mats))
+        rem = max((p[o == 0].max() if (o == 0).any() else 0) for p, o in ((mats[k], true[k]) for k in mats))
         low = min(p[o > 0].min() for p, o in ((mats[k], true[k]) for k in mats) if (o > 0).any())
         assert rem < low
         t = (rem + low) / 2
@@ -78,6 +78,7 @@ def test_more_noise_scores_worse(world):
         c = sample_cross_counts(world, noise=noise, seed=3)
         pred = {k: select_relationships(normalize_rows(v), "threshold", t=0.2) for k, v in c.items()}
         return relationship_scores(pred, world.true_relationships(), world.class_counts)["f1"]
+
     assert f1(0.0) > f1(0.6)
 
 
@@ -86,15 +87,18 @@ def test_dict_round_trip(world):
     assert again.domains == world.domains and again.n_concepts == world.n_concepts
 
 
-@pytest.mark.parametrize("args,err,match", [
-    ((0, 2, 5, 1, 2, 1), ValueError, "n_concepts must be >= 1, got 0"),
-    ((10, 0, 5, 1, 2, 1), ValueError, "n_domains must be >= 1"),
-    ((10, 2, -5, 1, 2, 1), ValueError, "concepts_mean must be > 0"),
-    ((10, 2, 5, -1, 2, 1), ValueError, "concepts_var must be >= 0"),
-    ((10, 2, 5, 1, 0, 1), ValueError, "class_size_mean must be > 0"),
-    ((10.5, 2, 5, 1, 2, 1), TypeError, "n_concepts must be an int"),
-    ((10, 2, "5", 1, 2, 1), TypeError, "concepts_mean must be a number"),
-])
+@pytest.mark.parametrize(
+    "args,err,match",
+    [
+        ((0, 2, 5, 1, 2, 1), ValueError, "n_concepts must be >= 1, got 0"),
+        ((10, 0, 5, 1, 2, 1), ValueError, "n_domains must be >= 1"),
+        ((10, 2, -5, 1, 2, 1), ValueError, "concepts_mean must be > 0"),
+        ((10, 2, 5, -1, 2, 1), ValueError, "concepts_var must be >= 0"),
+        ((10, 2, 5, 1, 0, 1), ValueError, "class_size_mean must be > 0"),
+        ((10.5, 2, 5, 1, 2, 1), TypeError, "n_concepts must be an int"),
+        ((10, 2, "5", 1, 2, 1), TypeError, "concepts_mean must be a number"),
+    ],
+)
 def test_bad_parameters(args, err, match):
     with pytest.raises(err, match=match):
         make_synthetic_taxonomy(*args)

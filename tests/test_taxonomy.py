@@ -105,8 +105,7 @@ def test_every_domain_class_maps_somewhere_and_targets_sum_to_one(rng):
 
 def test_synthetic_truth_builds_shared_classes(seed):
     world = make_synthetic_taxonomy(40, 2, 20, 4, 2, 1, seed=seed)
-    rel = {k: select_relationships(p, "mcfp") for k, p in
-           world.expected_matrices(uniform_remainder=False).items()}
+    rel = {k: select_relationships(p, "mcfp") for k, p in world.expected_matrices(uniform_remainder=False).items()}
     tax = build_universal_taxonomy(rel, world.class_counts)
     assert any(len(c) == 2 for c in tax.classes)
     assert len(tax.classes) <= sum(world.class_counts) * 2
@@ -115,8 +114,9 @@ def test_synthetic_truth_builds_shared_classes(seed):
 def test_exports(tmp_path, rng):
     counts = [3, 4]
     names = [["cat", "dog", "cow"], ["pug", "cat", "calf", "boat"]]
-    tax = build_universal_taxonomy(random_relationships(rng, counts), counts, class_names=names,
-                                   domain_names=["cifar", "caltech"])
+    tax = build_universal_taxonomy(
+        random_relationships(rng, counts), counts, class_names=names, domain_names=["cifar", "caltech"]
+    )
     again = UniversalTaxonomy.from_json(tax.to_json())
     assert again.classes == tax.classes and again.names == tax.names
     np.testing.assert_array_equal(again.links, tax.links)
@@ -134,13 +134,20 @@ def test_exports(tmp_path, rng):
     json.dumps(lm)
 
 
-@pytest.mark.parametrize("kwargs,err,match", [
-    ({"relationships": {(0, 1): np.zeros((2, 2))}, "class_counts": [2, 3]}, ValueError, "has shape"),
-    ({"relationships": {}, "class_counts": [2, 0]}, ValueError, r"class_counts\[1\] must be >= 1"),
-    ({"relationships": {}, "class_counts": [2], "domain_names": ["a", "b"]}, ValueError, "2 domain names for 1 domains"),
-    ({"relationships": {}, "class_counts": [2], "class_names": [["x"]]}, ValueError, "class_names sizes"),
-    ({"relationships": {(0, 1): -np.ones((1, 1))}, "class_counts": [1, 1]}, ValueError, "negative"),
-])
+@pytest.mark.parametrize(
+    "kwargs,err,match",
+    [
+        ({"relationships": {(0, 1): np.zeros((2, 2))}, "class_counts": [2, 3]}, ValueError, "has shape"),
+        ({"relationships": {}, "class_counts": [2, 0]}, ValueError, r"class_counts\[1\] must be >= 1"),
+        (
+            {"relationships": {}, "class_counts": [2], "domain_names": ["a", "b"]},
+            ValueError,
+            "2 domain names for 1 domains",
+        ),
+        ({"relationships": {}, "class_counts": [2], "class_names": [["x"]]}, ValueError, "class_names sizes"),
+        ({"relationships": {(0, 1): -np.ones((1, 1))}, "class_counts": [1, 1]}, ValueError, "negative"),
+    ],
+)
 def test_bad_input(kwargs, err, match):
     with pytest.raises(err, match=match):
         build_universal_taxonomy(**kwargs)

@@ -24,8 +24,13 @@ def data():
 
 def test_learns_blobs_and_reports_progress(data):
     seen = []
-    res = train_classifier(build_head(12, 4, HeadConfig(width=32)), *data,
-                           config=TrainConfig(epochs=15, batch_size=32, patience=0), seed=0, progress=seen.append)
+    res = train_classifier(
+        build_head(12, 4, HeadConfig(width=32)),
+        *data,
+        config=TrainConfig(epochs=15, batch_size=32, patience=0),
+        seed=0,
+        progress=seen.append,
+    )
     assert res.best_val_acc >= 0.95
     assert [p.epoch for p in seen] == list(range(1, 16))
     assert seen[-1].eta_s == 0 and all(p.samples_per_s > 0 for p in seen)
@@ -43,8 +48,15 @@ def test_same_seed_same_model(data):
 
 def test_checkpoint_is_best_val_epoch_and_early_stop(data):
     X, y, Xv, yv = data
-    res = train_classifier(build_head(12, 4, HeadConfig(width=16)), X, y, Xv, yv,
-                           config=TrainConfig(epochs=200, lr=0.05, patience=3, batch_size=64), seed=0)
+    res = train_classifier(
+        build_head(12, 4, HeadConfig(width=16)),
+        X,
+        y,
+        Xv,
+        yv,
+        config=TrainConfig(epochs=200, lr=0.05, patience=3, batch_size=64),
+        seed=0,
+    )
     accs = [h["val_acc"] for h in res.history]
     assert res.stopped_early and len(accs) < 200
     assert res.best_val_acc == max(accs) and accs[res.best_epoch - 1] == max(accs)

@@ -61,7 +61,7 @@ def test_objective_correctness_matches_numpy():
     dom = torch.tensor([0, 0, 0, 1, 1, 1])
     lab = torch.tensor([0, 1, 1, 0, 1, 2])
     p = torch.softmax(logits, 1).numpy()
-    want = [domain_predictions(p[i:i + 1], [M0, M1][int(dom[i])]).argmax() == lab[i] for i in range(6)]
+    want = [domain_predictions(p[i : i + 1], [M0, M1][int(dom[i])]).argmax() == lab[i] for i in range(6)]
     assert obj.correct_fn(logits, dom, lab).tolist() == want
     with pytest.raises(ValueError, match="loss 'l2'"):
         UniversalObjective([M0], loss="l2")
@@ -78,8 +78,19 @@ def test_universal_model_learns_union(loss):
     X = (centers[u] + rng.normal(size=(n, 8))).astype(np.float32)
     dom = rng.integers(0, 2, n)
     y = np.where(dom == 0, (u == 2).astype(int), u)  # domain 0 merges u0 and u1
-    res = train_universal(X[:240], dom[:240], y[:240], X[240:], dom[240:], y[240:], [M0, M1], loss=loss,
-                          head=HeadConfig(depth=2, width=16), train=TrainConfig(epochs=25, batch_size=32), seed=0)
+    res = train_universal(
+        X[:240],
+        dom[:240],
+        y[:240],
+        X[240:],
+        dom[240:],
+        y[240:],
+        [M0, M1],
+        loss=loss,
+        head=HeadConfig(depth=2, width=16),
+        train=TrainConfig(epochs=25, batch_size=32),
+        seed=0,
+    )
     acc = evaluate_universal(res.model, X[240:], dom[240:], y[240:], [M0, M1])
     assert min(acc.values()) > 0.9
     assert res.best_val_acc > 0.9

@@ -11,13 +11,38 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.runs import (STATE_ICONS, STEPS, F, NotARunFolderError, Run, is_run_dir, list_runs, open_run, run_in_root,
-                       runs_root)
+from core.runs import (
+    STATE_ICONS,
+    STEPS,
+    F,
+    NotARunFolderError,
+    Run,
+    is_run_dir,
+    list_runs,
+    open_run,
+    run_in_root,
+    runs_root,
+)
 from ui.urlstate import shown
 
-__all__ = ["REPO", "RUN_KEY", "ensure_navigation", "runs_list", "run_config", "matrix_kind", "run_folder", "shown",
-           "check_requested_run", "run_picker", "select_run", "current_run", "require_run", "show_error", "guard",
-           "stamp"]
+__all__ = [
+    "REPO",
+    "RUN_KEY",
+    "ensure_navigation",
+    "runs_list",
+    "run_config",
+    "matrix_kind",
+    "run_folder",
+    "shown",
+    "check_requested_run",
+    "run_picker",
+    "select_run",
+    "current_run",
+    "require_run",
+    "show_error",
+    "guard",
+    "stamp",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 PICKER_GENERATION = "_run_picker_generation"
@@ -106,7 +131,7 @@ def ensure_navigation() -> None:
     st.navigation has not run yet. Then switch the process to st.navigation and rerun through
     app.py; the URL, query parameters included, is kept."""
     if st.session_state.get("_nav_checked"):  # only a session's first run can be affected (and
-        return                                   # AppTest, which resets the mode on every run)
+        return  # AppTest, which resets the mode on every run)
     st.session_state["_nav_checked"] = True
     try:
         from streamlit.runtime.pages_manager import PagesManager
@@ -160,9 +185,7 @@ def run_picker() -> str | None:
     # It also changes with the runs' states, so the icons in the list stay current.
     states = zlib.crc32("|".join(labels[i] for i in ids).encode())
     key = f"_run_picker_{st.session_state.get(PICKER_GENERATION, 0)}_{states}"
-    choice = st.sidebar.selectbox(
-        "Current run", ids, index=ids.index(wanted), format_func=labels.get, key=key
-    )
+    choice = st.sidebar.selectbox("Current run", ids, index=ids.index(wanted), format_func=labels.get, key=key)
     st.session_state[RUN_KEY] = choice
     st.query_params["run"] = choice
     return choice

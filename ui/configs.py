@@ -46,8 +46,10 @@ def checked_config(cfg: dict) -> dict:
     try:
         check_data(parsed)
     except ValueError as exc:
-        st.error(f"🚫 A dataset is missing: {exc}\n\n👉 Set data_root (or the row's root) to the folder "
-                 "that holds it; nothing is downloaded.")
+        st.error(
+            f"🚫 A dataset is missing: {exc}\n\n👉 Set data_root (or the row's root) to the folder "
+            "that holds it; nothing is downloaded."
+        )
         st.stop()
     return resolved
 

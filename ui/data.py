@@ -89,8 +89,10 @@ def load_truth(run_dir: str, stamp: float) -> dict | None:
         return None
     from core.selection import Edges
 
-    return {"true": {pair: Edges.from_dense(w) for pair, w in tax.true_relationships().items()},
-            "class_counts": list(tax.class_counts)}
+    return {
+        "true": {pair: Edges.from_dense(w) for pair, w in tax.true_relationships().items()},
+        "class_counts": list(tax.class_counts),
+    }
 
 
 def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:
@@ -125,8 +127,7 @@ def scores(run_dir: str, kind: str, method: str, value: float | None, stamp: flo
     truth = load_truth(run_dir, stamp)
     if truth is None:
         return None
-    return relationship_scores(select_all(run_dir, kind, method, value, stamp), truth["true"],
-                               truth["class_counts"])
+    return relationship_scores(select_all(run_dir, kind, method, value, stamp), truth["true"], truth["class_counts"])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -24,8 +24,11 @@ def kept_warning(run_id: str, kept: list[str]) -> None:
     """Warn that ``run_id``'s folder was kept for the files listed (the first few)."""
     lines = "\n".join(f"- {shown(f, 200)}" for f in kept[:MAX_KEPT_SHOWN])
     more = f"\n- … and {len(kept) - MAX_KEPT_SHOWN} more" if len(kept) > MAX_KEPT_SHOWN else ""
-    st.warning(f"Deleted what unitax wrote in run `{shown(run_id)}`, but kept its folder for {len(kept)} "
-               f"file(s) that unitax did not write:\n{lines}{more}", icon="⚠️")
+    st.warning(
+        f"Deleted what unitax wrote in run `{shown(run_id)}`, but kept its folder for {len(kept)} "
+        f"file(s) that unitax did not write:\n{lines}{more}",
+        icon="⚠️",
+    )
 
 
 def _relative(path: Path, run_id: str) -> str:

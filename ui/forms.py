@@ -26,15 +26,18 @@ def _backbone_help() -> str:
     by_note: dict[str, list[str]] = {}
     for name, info in BACKBONES.items():
         by_note.setdefault(info.note, []).append(name)
-    return " · ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items()) + \
-        " · or type any timm / torchvision model name"
+    return (
+        " · ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items())
+        + " · or type any timm / torchvision model name"
+    )
 
 
 def synthetic_section() -> dict:
     """Synthetic domains over a base source: classes are sets of its concepts."""
     c = st.columns(4)
-    base = c[0].selectbox("Base images", SYNTHETIC_BASES, index=SYNTHETIC_BASES.index(_SYN.base), key="dom_base",
-                          help=_BASE_HELP)
+    base = c[0].selectbox(
+        "Base images", SYNTHETIC_BASES, index=SYNTHETIC_BASES.index(_SYN.base), key="dom_base", help=_BASE_HELP
+    )
     n_concepts = c[1].number_input("Concepts", 2, 500, _SYN.n_concepts, key="dom_n_concepts")
     n_domains = c[2].number_input("Domains", 2, 10, _SYN.n_domains, key="dom_n_domains")
     c[3].number_input("Seed", 0, 2**31 - 1, _DEFAULTS.seed, key="dom_seed")
@@ -46,27 +49,50 @@ def synthetic_section() -> dict:
     cols = st.columns(int(n_domains))
     names, options = default_domain_names(int(n_domains)), list(SHIFTS)
     defaults = [options.index(_SYN.shifts[a % len(_SYN.shifts)]) for a in range(int(n_domains))]
-    shifts = [col.selectbox(f"Shift of {names[a]}", options, index=defaults[a], key=f"dom_shift_{a}", help=_SHIFT_HELP)
-              for a, col in enumerate(cols)]
-    return {"base": base, "n_concepts": int(n_concepts), "n_domains": int(n_domains),
-            "concepts_mean": float(concepts_mean), "concepts_var": float(concepts_var),
-            "class_size_mean": float(size_mean), "class_size_var": float(size_var), "shifts": shifts}
+    shifts = [
+        col.selectbox(f"Shift of {names[a]}", options, index=defaults[a], key=f"dom_shift_{a}", help=_SHIFT_HELP)
+        for a, col in enumerate(cols)
+    ]
+    return {
+        "base": base,
+        "n_concepts": int(n_concepts),
+        "n_domains": int(n_domains),
+        "concepts_mean": float(concepts_mean),
+        "concepts_var": float(concepts_var),
+        "class_size_mean": float(size_mean),
+        "class_size_var": float(size_var),
+        "shifts": shifts,
+    }
 
 
 def datasets_section() -> list[dict]:
     """Real datasets: one editable row per domain."""
-    start = pd.DataFrame([{"name": "digits", "source": "digits", "shift": "none", "root": ""},
-                          {"name": "shapes", "source": "procedural", "shift": "B", "root": ""}])
-    table = st.data_editor(start, num_rows="dynamic", key="dom_table", width="stretch", column_config={
-        "source": st.column_config.SelectboxColumn(options=list(SOURCES), required=True, help=_SOURCE_HELP),
-        "shift": st.column_config.SelectboxColumn(options=list(SHIFTS), required=True, help=_SHIFT_HELP),
-        "root": st.column_config.TextColumn(help="folder of this dataset (imagefolder: one sub-folder per class)"),
-    })
+    start = pd.DataFrame(
+        [
+            {"name": "digits", "source": "digits", "shift": "none", "root": ""},
+            {"name": "shapes", "source": "procedural", "shift": "B", "root": ""},
+        ]
+    )
+    table = st.data_editor(
+        start,
+        num_rows="dynamic",
+        key="dom_table",
+        width="stretch",
+        column_config={
+            "source": st.column_config.SelectboxColumn(options=list(SOURCES), required=True, help=_SOURCE_HELP),
+            "shift": st.column_config.SelectboxColumn(options=list(SHIFTS), required=True, help=_SHIFT_HELP),
+            "root": st.column_config.TextColumn(help="folder of this dataset (imagefolder: one sub-folder per class)"),
+        },
+    )
     rows = []
     for r in table.to_dict("records"):
         if not r.get("name") and not r.get("source"):
             continue
-        row = {"name": str(r.get("name") or ""), "source": str(r.get("source") or ""), "shift": r.get("shift") or _NO_SHIFT}
+        row = {
+            "name": str(r.get("name") or ""),
+            "source": str(r.get("source") or ""),
+            "shift": r.get("shift") or _NO_SHIFT,
+        }
         root = r.get("root")
         if isinstance(root, str) and root.strip():  # an empty cell comes back as "" or NaN
             row["root"] = root.strip()
@@ -78,13 +104,23 @@ def model_section() -> dict:
     """Backbone, image size, training length and the selection methods to build."""
     c = st.columns(4)
     backbones = list(BACKBONES)
-    backbone = c[0].selectbox("Backbone", backbones, index=backbones.index(DEFAULT_BACKBONE), key="dom_backbone",
-                              accept_new_options=True, help=_backbone_help())
-    size = c[1].select_slider("Image size", [32, 48, 64, 96, 128, 160, 224], _DEFAULTS.features.image_size,
-                              key="dom_size")
+    backbone = c[0].selectbox(
+        "Backbone",
+        backbones,
+        index=backbones.index(DEFAULT_BACKBONE),
+        key="dom_backbone",
+        accept_new_options=True,
+        help=_backbone_help(),
+    )
+    size = c[1].select_slider(
+        "Image size", [32, 48, 64, 96, 128, 160, 224], _DEFAULTS.features.image_size, key="dom_size"
+    )
     epochs = c[2].number_input("Epochs", 1, 500, _DEFAULTS.baselines.train.epochs, key="dom_epochs")
-    preset = c[3].selectbox("Heads", ["default", "thesis", "linear"], key="dom_head",
-                            help="thesis: 6-layer FC baselines as published")
+    preset = c[3].selectbox(
+        "Heads", ["default", "thesis", "linear"], key="dom_head", help="thesis: 6-layer FC baselines as published"
+    )
     head = {} if preset == "default" else {"preset": preset}
-    return {"features": {"backbone": backbone, "image_size": int(size)},
-            "baselines": {"head": head, "train": {"epochs": int(epochs)}}}
+    return {
+        "features": {"backbone": backbone, "image_size": int(size)},
+        "baselines": {"head": head, "train": {"epochs": int(epochs)}},
+    }

@@ -53,8 +53,11 @@ def graph_elements(
     edges, members = _kept_edges(mappings, flt)
     needle = flt.search.strip().lower()
     if needle:
-        members = {u: mem for u, mem in members.items() if needle in universal_names[u].lower()
-                   or any(needle in class_names[a][i].lower() for a, i in mem)}
+        members = {
+            u: mem
+            for u, mem in members.items()
+            if needle in universal_names[u].lower() or any(needle in class_names[a][i].lower() for a, i in mem)
+        }
     shown = sorted(members)[: flt.max_universal]
     shown_set = set(shown)
     edges = [e for e in edges if int(e["target"][2:]) in shown_set]
@@ -88,14 +91,25 @@ def _kept_edges(mappings: list[np.ndarray], flt: GraphFilter) -> tuple[list[dict
 
 def _universal_node(u: int, name: str, mem: list, class_names, domain_names) -> dict:
     listing = "\n".join(f"{domain_names[a]}: {class_names[a][i]}" for a, i in mem)
-    return {"id": f"u:{u}", "label": f"U{u}", "title": f"universal class U{u}: {name}\n{listing}",
-            "color": UNIVERSAL_COLOUR, "shape": "diamond", "group": "universal"}
+    return {
+        "id": f"u:{u}",
+        "label": f"U{u}",
+        "title": f"universal class U{u}: {name}\n{listing}",
+        "color": UNIVERSAL_COLOUR,
+        "shape": "diamond",
+        "group": "universal",
+    }
 
 
 def _class_node(a: int, i: int, class_names, domain_names) -> dict:
-    return {"id": f"{a}:{i}", "label": str(class_names[a][i]), "title": f"{domain_names[a]} · class {i}: "
-            f"{class_names[a][i]}", "color": DOMAIN_COLOURS[a % len(DOMAIN_COLOURS)], "shape": "dot",
-            "group": domain_names[a]}
+    return {
+        "id": f"{a}:{i}",
+        "label": str(class_names[a][i]),
+        "title": f"{domain_names[a]} · class {i}: {class_names[a][i]}",
+        "color": DOMAIN_COLOURS[a % len(DOMAIN_COLOURS)],
+        "shape": "dot",
+        "group": domain_names[a],
+    }
 
 
 _DEAD_COMMENT = re.compile(r"<!--\s*<link[^>]*node_modules.*?-->", re.S)
@@ -112,19 +126,30 @@ def graph_html(nodes: list[dict], edges: list[dict], *, height: int = 620, dark:
     from pyvis.network import Network
 
     bg, fg = ("#0e1117", "#fafafa") if dark else ("#ffffff", "#262730")
-    net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line",
-                  bgcolor=bg, font_color=fg)
+    net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line", bgcolor=bg, font_color=fg)
     for n in nodes:
         colour = "#b8b8e0" if dark and n["color"] == UNIVERSAL_COLOUR else n["color"]
-        net.add_node(n["id"], label=n["label"], title=n["title"], color=colour, shape=n["shape"],
-                     size=18 if n["shape"] == "diamond" else 12)
+        net.add_node(
+            n["id"],
+            label=n["label"],
+            title=n["title"],
+            color=colour,
+            shape=n["shape"],
+            size=18 if n["shape"] == "diamond" else 12,
+        )
     for e in edges:
-        net.add_edge(e["source"], e["target"], title=f"weight {e['weight']:.2f}",
-                     label=f"{e['weight']:.2f}", width=0.5 + 3 * e["weight"])
+        net.add_edge(
+            e["source"],
+            e["target"],
+            title=f"weight {e['weight']:.2f}",
+            label=f"{e['weight']:.2f}",
+            width=0.5 + 3 * e["weight"],
+        )
     net.set_options(_OPTIONS.replace("__FG__", fg).replace("__BG__", bg))
     html = strip_remote(net.generate_html())
     return html.replace("<center>\n<h1></h1>\n</center>", "").replace(
-        "<center>\n          <h1></h1>\n        </center>", "")
+        "<center>\n          <h1></h1>\n        </center>", ""
+    )
 
 
 _OPTIONS = """{

@@ -60,8 +60,10 @@ def status_text(status: dict, alive: bool) -> str:
     """The progress bar's text: state, step i/n, the step's ETA (while ``alive``), the message."""
     state, done = status["state"], status.get("steps_done") or []
     eta = f" · ETA of this step {format_eta(status.get('eta_s'))}" if alive else ""
-    return (f"{STATE_ICONS.get(state, '•')} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
-            f"{status.get('step') or '—'}{eta} · {status.get('message') or ''}")
+    return (
+        f"{STATE_ICONS.get(state, '•')} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
+        f"{status.get('step') or '—'}{eta} · {status.get('message') or ''}"
+    )
 
 
 def step_chain(status: dict) -> str:
@@ -80,8 +82,9 @@ def _status_view(run_id: str, live_curves: bool) -> None:
     if live_curves and alive:
         _live_curve(run_id)
     if status.get("error"):
-        st.error(f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, "
-                 "then resume.", icon="🚨")
+        st.error(
+            f"The run stopped: {status['error']}\n\n👉 Read the log below, fix the config, then resume.", icon="🚨"
+        )
     with st.expander("📜 Log (last 40 lines)", expanded=alive):
         st.code(run.log_tail(40) or "(empty)", language=None)
     _rerun_when_finished(run_id, status["state"])
@@ -120,5 +123,4 @@ def _live_curve(run_id: str) -> None:
     if live and live.get("epochs"):
         rows = live["epochs"]
         st.caption(f"📈 live: {live['label']} (epoch {rows[-1]['epoch']})")
-        st.line_chart({k: [r[k] for r in rows] for k in ("train_loss", "train_acc", "val_acc")},
-                      height=200)
+        st.line_chart({k: [r[k] for r in rows] for k in ("train_loss", "train_acc", "val_acc")}, height=200)

@@ -35,16 +35,18 @@ def method_params(methods: list[str]) -> list[dict]:
         spec = data.param_spec(m)
         params = {}
         if spec:
-            params[spec.name] = st.slider(f"{m}: {spec.name}", spec.lo, spec.hi, spec.default, spec.step,
-                                          key=f"uni_{m}_{spec.name}")
+            params[spec.name] = st.slider(
+                f"{m}: {spec.name}", spec.lo, spec.hi, spec.default, spec.step, key=f"uni_{m}_{spec.name}"
+            )
         specs.append({"name": m, "params": params})
     return specs
 
 
 def method_trainer(run: Run, cfg: dict, busy: bool) -> None:
     """Choose selection methods and rerun the run from its selection step with them."""
-    methods = st.multiselect("Methods", data.method_names(), default=["mcfp"],
-                             format_func=data.method_label, key="uni_methods")
+    methods = st.multiselect(
+        "Methods", data.method_names(), default=["mcfp"], format_func=data.method_label, key="uni_methods"
+    )
     specs = method_params(methods)
     if st.button("Train in the background", type="primary", disabled=busy or not specs, key="uni_train"):
         new = copy.deepcopy(cfg)

@@ -14,8 +14,15 @@ def synthetic_classes(syn: dict, seed: int) -> list[list[list[int]]]:
     """Concept ids of every class of every synthetic domain: [a][i] -> sorted concept ids."""
     from core.synthetic import make_synthetic_taxonomy
 
-    tax = make_synthetic_taxonomy(syn["n_concepts"], syn["n_domains"], syn["concepts_mean"], syn["concepts_var"],
-                                  syn["class_size_mean"], syn["class_size_var"], seed=seed)
+    tax = make_synthetic_taxonomy(
+        syn["n_concepts"],
+        syn["n_domains"],
+        syn["concepts_mean"],
+        syn["concepts_var"],
+        syn["class_size_mean"],
+        syn["class_size_var"],
+        seed=seed,
+    )
     return [[sorted(int(c) for c in cls) for cls in dom] for dom in tax.domains]
 
 
@@ -36,8 +43,9 @@ def synthetic_preview(cfg: dict) -> None:
     syn, seed = cfg["domains"]["synthetic"], int(cfg.get("seed", 42))
     classes = synthetic_classes(syn, seed)
     names = syn.get("names") or default_domain_names(len(classes))
-    counts = pd.DataFrame({"domain": names, "classes": [len(d) for d in classes],
-                           "concepts": [sum(len(c) for c in d) for d in classes]})
+    counts = pd.DataFrame(
+        {"domain": names, "classes": [len(d) for d in classes], "concepts": [sum(len(c) for c in d) for d in classes]}
+    )
     left, right = st.columns([1, 2])
     left.dataframe(counts, hide_index=True)
     a = right.selectbox("Preview domain", range(len(classes)), format_func=lambda a: names[a], key="dom_prev")
@@ -78,10 +86,23 @@ def domains_preview(cfg: dict) -> None:
 
     cfg_json = json.dumps(cfg, sort_keys=True, default=str)
     doms = built_domains(cfg_json)
-    st.dataframe(pd.DataFrame([{"domain": d.name, "source": d.source, "shift": d.shift,
-                                "classes": len(d.class_names), "train": len(d.labels["train"]),
-                                "val": len(d.labels["val"]), "test": len(d.labels["test"])} for d in doms]),
-                 hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "domain": d.name,
+                    "source": d.source,
+                    "shift": d.shift,
+                    "classes": len(d.class_names),
+                    "train": len(d.labels["train"]),
+                    "val": len(d.labels["val"]),
+                    "test": len(d.labels["test"]),
+                }
+                for d in doms
+            ]
+        ),
+        hide_index=True,
+    )
     a = st.selectbox("Domain", range(len(doms)), format_func=lambda a: doms[a].name, key="dom_grid_a")
     grid, names = domain_grid(cfg_json, a)
     left, right = st.columns([1, 3])

@@ -26,8 +26,10 @@ def score_row(setting: tuple, scores: dict | None, n_edges: int) -> None:
     cols = st.columns(1 + len(SCORES))
     cols[0].metric("Edges selected", f"{n_edges:,}")
     if scores is None:
-        st.info("ℹ️ This run has real (non-synthetic) domains: no ground truth, so no EDR/F1. "
-                "The edge count and the taxonomy still follow the slider.")
+        st.info(
+            "ℹ️ This run has real (non-synthetic) domains: no ground truth, so no EDR/F1. "
+            "The edge count and the taxonomy still follow the slider."
+        )
         return
     for col, (key, label) in zip(cols[1:], SCORES):
         delta = None if not prev else round(scores[key] - prev[key], 4)

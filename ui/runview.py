@@ -14,8 +14,14 @@ def runs_table(infos) -> pd.DataFrame:
     message (for a corrupt run: why) and its headline metrics."""
     rows = []
     for i in infos:
-        row = {"run": i.id, "created": i.created, "state": f"{STATE_ICONS.get(i.state, '•')} {i.state}",
-               "step": i.step, "config": i.config_name, "message": i.message}
+        row = {
+            "run": i.id,
+            "created": i.created,
+            "state": f"{STATE_ICONS.get(i.state, '•')} {i.state}",
+            "step": i.step,
+            "config": i.config_name,
+            "message": i.message,
+        }
         row.update({k: round(v, 4) if isinstance(v, float) else v for k, v in (i.headline or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -48,5 +54,6 @@ def headline_table(headline: dict) -> pd.DataFrame:
         kind, _, method = key.partition("/")
         if method and kind in ("universal_mean", "f1"):
             rows.setdefault(method, {"method": method})[
-                "universal: mean test accuracy" if kind == "universal_mean" else "F1 vs ground truth"] = value
+                "universal: mean test accuracy" if kind == "universal_mean" else "F1 vs ground truth"
+            ] = value
     return pd.DataFrame(list(rows.values()))

@@ -21,8 +21,11 @@ __all__ = ["SETTING_KEY", "METHOD_KEY", "Setting", "param_key", "run_value", "cu
 SETTING_KEY = "_selection_setting"  # session copy of the current Setting (no widget's key)
 METHOD_KEY = "rel_method"  # key of the Relationships page's method selectbox
 DEFAULT_METHOD = "threshold"
-HELPS = {"t": "Keep edges with P ≥ t.", "p": "Shortest prefix of a sorted row reaching mass p.",
-         "k_max": "Largest k tested, inclusive (k = 0..k_max; the thesis code's upper_bound=5 is k_max=4)."}
+HELPS = {
+    "t": "Keep edges with P ≥ t.",
+    "p": "Shortest prefix of a sorted row reaching mass p.",
+    "k_max": "Largest k tested, inclusive (k = 0..k_max; the thesis code's upper_bound=5 is k_max=4).",
+}
 
 
 class Setting(NamedTuple):

@@ -61,8 +61,10 @@ def filters(names: list[str], keep: dict) -> GraphFilter:
 
 def graph_tab(nodes: list[dict], edges: list[dict]) -> None:
     """The interactive graph with a legend of the domains' colours."""
-    legend = " ".join(f"<span style='color:{n['color']}'>●</span> {n['group']}"
-                      for n in {n["group"]: n for n in nodes if n["group"] != "universal"}.values())
+    legend = " ".join(
+        f"<span style='color:{n['color']}'>●</span> {n['group']}"
+        for n in {n["group"]: n for n in nodes if n["group"] != "universal"}.values()
+    )
     st.caption(f"{len(nodes)} nodes, {len(edges)} edges. ◆ universal class; {legend}", unsafe_allow_html=True)
     if not nodes:
         st.info("Nothing matches these filters.")
@@ -71,8 +73,9 @@ def graph_tab(nodes: list[dict], edges: list[dict]) -> None:
     st.iframe(data.cached_graph_html(nodes, edges, dark), height=640, alt="universal taxonomy graph")
 
 
-def evidence_tab(rd: str, kind: str, stamp: float, tax, flt: GraphFilter, names: list[str],
-                 class_names: list[list[str]]) -> None:
+def evidence_tab(
+    rd: str, kind: str, stamp: float, tax, flt: GraphFilter, names: list[str], class_names: list[list[str]]
+) -> None:
     """Pick a universal class joining two domains: the cross-domain counts behind it, then the
     test images behind one of its pairs."""
     merged = [u for u in matching_classes(tax, flt.domains, flt.search) if len({a for a, _ in tax.classes[u]}) > 1]
@@ -80,8 +83,9 @@ def evidence_tab(rd: str, kind: str, stamp: float, tax, flt: GraphFilter, names:
         st.info("No universal class joins two domains with this setting and these filters.")
         return
     u = st.selectbox("Universal class", merged, format_func=lambda u: f"U{u} {tax.names[u]}", key="tax_u")
-    pairs = member_pairs(tax.classes[u], data.load_matrices(rd, "count", stamp),
-                         data.load_matrices(rd, kind, stamp), class_names, names)
+    pairs = member_pairs(
+        tax.classes[u], data.load_matrices(rd, "count", stamp), data.load_matrices(rd, kind, stamp), class_names, names
+    )
     st.dataframe(pairs.drop(columns=["a", "i", "b", "j"]), hide_index=True, width="stretch")
     if len(pairs):
         _pair_images(rd, stamp, pairs, names, class_names)
@@ -89,12 +93,18 @@ def evidence_tab(rd: str, kind: str, stamp: float, tax, flt: GraphFilter, names:
 
 def _pair_images(rd: str, stamp: float, pairs, names: list[str], class_names: list[list[str]]) -> None:
     """The test images of one chosen pair a:i → b:j (those the b model predicted as j)."""
-    k = st.selectbox("Show images for", range(len(pairs)), key="tax_pair",
-                     format_func=lambda k: f"{pairs['from'][k]} → {pairs['seen by'][k]}")
+    k = st.selectbox(
+        "Show images for",
+        range(len(pairs)),
+        key="tax_pair",
+        format_func=lambda k: f"{pairs['from'][k]} → {pairs['seen by'][k]}",
+    )
     a, i, b, j = (int(pairs[x][k]) for x in "aibj")
     idx = evidence_indices(data.load_predictions(rd, stamp), a, i, b, j)
-    st.caption(f"{len(idx)} test images of {names[a]}: {class_names[a][i]} "
-               f"were predicted as {class_names[b][j]} by the {names[b]} model.")
+    st.caption(
+        f"{len(idx)} test images of {names[a]}: {class_names[a][i]} "
+        f"were predicted as {class_names[b][j]} by the {names[b]} model."
+    )
     imgs = data.test_images(rd, a, tuple(idx[:24].tolist()))
     if imgs:
         st.image(imgs, width=96)

@@ -17,13 +17,15 @@ def universal_table(tax, class_names: list[list[str]], domain_names: list[str]) 
     rows = []
     for u, members in enumerate(tax.classes):
         mem = sorted(members)
-        rows.append({
-            "universal": f"U{u}",
-            "name": tax.names[u],
-            "size": len(mem),
-            "domains": len({a for a, _ in mem}),
-            "members": ", ".join(f"{domain_names[a]}: {class_names[a][i]}" for a, i in mem),
-        })
+        rows.append(
+            {
+                "universal": f"U{u}",
+                "name": tax.names[u],
+                "size": len(mem),
+                "domains": len({a for a, _ in mem}),
+                "members": ", ".join(f"{domain_names[a]}: {class_names[a][i]}" for a, i in mem),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -31,8 +33,11 @@ def matching_classes(tax, domains: tuple[int, ...], search: str = "") -> list[in
     """Universal classes with a member in ``domains`` whose name contains ``search`` (any case),
     the same filter the graph applies."""
     needle = search.strip().lower()
-    return [u for u, members in enumerate(tax.classes)
-            if any(a in domains for a, _ in members) and needle in tax.names[u].lower()]
+    return [
+        u
+        for u, members in enumerate(tax.classes)
+        if any(a in domains for a, _ in members) and needle in tax.names[u].lower()
+    ]
 
 
 def member_pairs(members, counts: dict, mats: dict, class_names, domain_names) -> pd.DataFrame:
@@ -45,13 +50,18 @@ def member_pairs(members, counts: dict, mats: dict, class_names, domain_names) -
             if a == b or (a, b) not in mats:
                 continue
             C = counts.get((a, b))
-            rows.append({
-                "from": f"{domain_names[a]}: {class_names[a][i]}",
-                "seen by": f"{domain_names[b]} model as {class_names[b][j]}",
-                "images": int(C[i, j]) if C is not None else None,
-                "P": float(mats[(a, b)][i, j]),
-                "a": a, "i": i, "b": b, "j": j,
-            })
+            rows.append(
+                {
+                    "from": f"{domain_names[a]}: {class_names[a][i]}",
+                    "seen by": f"{domain_names[b]} model as {class_names[b][j]}",
+                    "images": int(C[i, j]) if C is not None else None,
+                    "P": float(mats[(a, b)][i, j]),
+                    "a": a,
+                    "i": i,
+                    "b": b,
+                    "j": j,
+                }
+            )
     return pd.DataFrame(rows, columns=["from", "seen by", "images", "P", "a", "i", "b", "j"])
 
 

@@ -40,15 +40,18 @@ def read_image(payload: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"the image is too large to open safely ({exc})") from None
     except UnidentifiedImageError:
-        raise ValueError("this file is not an image that can be read (its content is not PNG, "
-                         "JPEG, WEBP or BMP); upload another file") from None
+        raise ValueError(
+            "this file is not an image that can be read (its content is not PNG, "
+            "JPEG, WEBP or BMP); upload another file"
+        ) from None
     except (OSError, SyntaxError, EOFError) as exc:
         raise ValueError(f"this image is damaged or truncated ({_reason(exc)}); upload another file") from None
     except MemoryError:
         raise ValueError("the image needs more memory than this server has to open it") from None
     except Exception as exc:  # noqa: BLE001 - decoders raise many kinds; none may reach the page
-        raise ValueError(f"this image cannot be decoded ({type(exc).__name__}: {_reason(exc)}); "
-                         "upload another file") from None
+        raise ValueError(
+            f"this image cannot be decoded ({type(exc).__name__}: {_reason(exc)}); upload another file"
+        ) from None
 
 
 class _TooLarge(Exception):

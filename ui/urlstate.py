@@ -88,8 +88,9 @@ def _choice_list(raw: Any, default: list, by_text: dict) -> list:
     return out if out or not isinstance(raw, str) else default
 
 
-def coerce(raw: Any, default: Any, *, lo: float | None = None, hi: float | None = None,
-           choices: Sequence | None = None) -> Any:
+def coerce(
+    raw: Any, default: Any, *, lo: float | None = None, hi: float | None = None, choices: Sequence | None = None
+) -> Any:
     """``raw`` (a query-parameter string, a session-state value or a config value) as a value of
     the kind of ``default``:
 
@@ -128,8 +129,15 @@ def coerce(raw: Any, default: Any, *, lo: float | None = None, hi: float | None 
     raise TypeError(f"no URL parsing rule for a default of type {type(default).__name__}")
 
 
-def widget_value(key: str, first: Any, default: Any, *, lo: float | None = None,
-                 hi: float | None = None, choices: Sequence | None = None) -> Any:
+def widget_value(
+    key: str,
+    first: Any,
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: Sequence | None = None,
+) -> Any:
     """Prepare the session state of the keyed widget ``key`` (create the widget with that key
     and no explicit value): the widget's own value once it has one, else ``first`` (a value
     from the URL or the session), both checked with :func:`coerce`. Returns the value."""
@@ -146,8 +154,15 @@ def widget_value(key: str, first: Any, default: Any, *, lo: float | None = None,
     return value
 
 
-def url_widget_value(key: str, param: str, default: Any, *, lo: float | None = None,
-                     hi: float | None = None, choices: Sequence | None = None) -> Any:
+def url_widget_value(
+    key: str,
+    param: str,
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: Sequence | None = None,
+) -> Any:
     """:func:`widget_value` whose first value is the query parameter ``param``."""
     import streamlit as st
 
