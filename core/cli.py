@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until", dest="until_step", choices=STEPS, help="stop after this step")
     run.add_argument("--data-root", help="override the config's data_root (folder with the datasets)")
     run.add_argument("--device", choices=DEVICES, help="override the config's device")
+    run.add_argument(
+        "--seeds", type=int, help="train every baseline and universal head with this many seeds (mean and spread)"
+    )
     run.add_argument("--no-progress", action="store_true", help="plain log lines instead of bars")
     st = sub.add_parser("status", help="show a run's status")
     st.add_argument("run", help="run id or folder")
@@ -138,6 +141,8 @@ def _load(args):
         cfg = dataclasses.replace(cfg, data_root=args.data_root)
     if args.device:
         cfg = dataclasses.replace(cfg, device=args.device)
+    if args.seeds is not None:
+        cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, seeds=args.seeds))
     check_data(cfg)  # a missing dataset is refused before any run folder exists
     return cfg
 

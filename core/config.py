@@ -74,6 +74,7 @@ __all__ = [
     "SelectionConfig",
     "UniversalConfig",
     "EmbeddingConfig",
+    "EvaluationConfig",
     "RunConfig",
     "HEAD_PRESETS",
     "LIMITS",
@@ -375,6 +376,19 @@ class EmbeddingConfig(Validated):
 
 
 @dataclass(frozen=True)
+class EvaluationConfig(Validated):
+    """How the results report the accuracies: intervals and repeated training."""
+
+    # the results step retrains every baseline and universal head with seeds - 1 more seeds
+    # (cheap on cached features) and reports the mean and spread; 1 = the trained models only
+    seeds: int = checked(1, Int(1, 20))
+    # bootstrap resamples of the test images for each accuracy's interval
+    bootstrap: int = checked(2000, Int(100, 100_000))
+    # confidence level of the intervals
+    level: float = checked(0.95, Number(0.5, 0.999))
+
+
+@dataclass(frozen=True)
 class RunConfig(Validated):
     """A whole run: every section, each validated when it is built."""
 
@@ -390,6 +404,7 @@ class RunConfig(Validated):
     selection: SelectionConfig = checked(SelectionConfig(), Instance(SelectionConfig))
     universal: UniversalConfig = checked(UniversalConfig(), Instance(UniversalConfig))
     embedding: EmbeddingConfig = checked(EmbeddingConfig(), Instance(EmbeddingConfig))
+    evaluation: EvaluationConfig = checked(EvaluationConfig(), Instance(EvaluationConfig))
 
     @property
     def universal_train(self) -> TrainConfig:

@@ -22,6 +22,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = [
+    "bootstrap_accuracy",
+    "paired_difference",
+    "mean_over_domains",
+    "paired_mean_difference",
+    "seed_spread",
+    "mcnemar_exact",
+]
+
 MIN_BOOT = 100  # fewer resamples give percentile bounds that move with the seed
 
 
@@ -96,6 +105,39 @@ def mean_over_domains(
     boot = (rng.binomial(n, acc, size=(n_boot, n.size)) / n).mean(axis=1)
     lo, hi = _percentiles(boot, level)
     return float(acc.mean()), lo, hi
+
+
+def paired_mean_difference(
+    a_by_domain: Sequence[object],
+    b_by_domain: Sequence[object],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float | bool]:
+    """Mean over domains of (accuracy of a minus accuracy of b), each domain weighted equally,
+    with a paired bootstrap that resamples images within each domain.
+
+    a_by_domain, b_by_domain: one (N_d,) bool array per domain, image e of domain d judged by
+    both models. Returns ``diff``, ``lo``, ``hi`` and ``within_noise`` as
+    :func:`paired_difference` (no p-value: McNemar pools images, not domains).
+    """
+    if len(a_by_domain) != len(b_by_domain) or not len(a_by_domain):
+        raise ValueError(f"need the same non-zero number of domains, got {len(a_by_domain)} and {len(b_by_domain)}")
+    _check_boot(n_boot, seed, level)
+    rng = np.random.default_rng(seed)
+    diffs, boot = [], np.zeros(n_boot)
+    for d, (a, b) in enumerate(zip(a_by_domain, b_by_domain)):
+        ca, cb = _as_correct(a, name=f"a_by_domain[{d}]"), _as_correct(b, name=f"b_by_domain[{d}]")
+        if ca.size != cb.size:
+            raise ValueError(f"domain {d}: {ca.size} images for a but {cb.size} for b: a paired difference needs both")
+        n, only_a, only_b = ca.size, int((ca & ~cb).sum()), int((~ca & cb).sum())
+        draws = rng.multinomial(n, [only_a / n, only_b / n, (n - only_a - only_b) / n], size=n_boot)
+        boot += (draws[:, 0] - draws[:, 1]) / n
+        diffs.append((only_a - only_b) / n)
+    boot /= len(diffs)
+    lo, hi = _percentiles(boot, level)
+    return {"diff": float(np.mean(diffs)), "lo": lo, "hi": hi, "within_noise": bool(lo <= 0.0 <= hi)}
 
 
 def seed_spread(values: object) -> tuple[float, float, int]:

@@ -55,7 +55,7 @@ _STEP_SECTIONS: dict[str, tuple[str, ...]] = {
     "selection": ("crossdomain", "selection"),
     "taxonomy": (),
     "universal": ("universal",),
-    "results": ("embedding",),
+    "results": ("embedding", "evaluation"),
 }
 
 

@@ -383,32 +383,22 @@ def step_universal(ctx: RunContext) -> None:
         )
 
 
-def _results_table(run: Run, keys: list[str]):
-    """Baseline and universal test accuracy per domain, plus a "mean" row."""
-    import pandas as pd
-
-    base, counts = run.baseline_metrics(), run.class_counts()
-    uni = {k: run.universal_metrics(k) for k in keys}
-    rows = [
-        {
-            "domain": name,
-            "n_classes": counts[a],
-            "baseline": base[name]["test_acc"],
-            **{f"universal/{k}": uni[k][name] for k in keys},
-        }
-        for a, name in enumerate(run.domain_names())
-    ]
-    df = pd.DataFrame(rows)
-    mean = {"domain": "mean", "n_classes": int(df["n_classes"].sum())}
-    mean.update({c: float(df[c].mean()) for c in df.columns if c not in ("domain", "n_classes")})
-    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True), mean
-
-
 def step_results(ctx: RunContext) -> None:
-    """The results table (baselines vs universal per method) and a 2-D embedding of the best
-    universal model's features. Writes results.csv, results.json, embedding.npz."""
-    keys = [m.key for m in ctx.cfg.selection.methods]
-    df, mean = _results_table(ctx.run, keys)
+    """The results table (baselines vs universal per method) with intervals (and the spread
+    over seeds when configured), and a 2-D embedding of the best universal model's features.
+    Writes results.csv, results.json, test_correct.npz, embedding.npz."""
+    from core.results import accuracy_intervals, results_table, seed_accuracies, test_correctness
+
+    keys, ev = [m.key for m in ctx.cfg.selection.methods], ctx.cfg.evaluation
+    df, mean = results_table(ctx.run, keys)
+    correct = test_correctness(ctx, keys)
+    ctx.run.write_test_correct(correct)
+    ctx.progress(0.2, message=f"intervals: {ev.bootstrap} bootstrap resamples")
+    intervals = accuracy_intervals(correct, ctx.run.domain_names(), n_boot=ev.bootstrap, level=ev.level,
+                                   seed=ctx.cfg.seed)  # fmt: skip
+    if ev.seeds > 1:
+        ctx.progress(0.4, message=f"training every head with {ev.seeds - 1} more seed(s)", force=True)
+    seeds = seed_accuracies(ctx, keys, ev.seeds) if ev.seeds > 1 else None
     selection = {k: (ctx.run.selection(k) or {}).get("scores") for k in keys}
     headline = {"baseline_mean": mean["baseline"], **{f"universal_mean/{k}": mean[f"universal/{k}"] for k in keys}}
     headline.update({f"f1/{k}": s.get("f1") for k, s in selection.items() if s})
@@ -420,6 +410,8 @@ def step_results(ctx: RunContext) -> None:
             "selection_scores": selection,
             "n_universal": {k: len(_taxonomy(ctx, k).classes) for k in keys},
             "timings_s": ctx.run.timings(),
+            "intervals": intervals,
+            "seeds": seeds,
         },
     )
     ctx.log("results: " + ", ".join(f"{k}={v:.3f}" for k, v in headline.items() if v is not None))

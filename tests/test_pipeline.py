@@ -304,3 +304,47 @@ def test_cli_progress_bars_show_percent_and_message(monkeypatch):
     text = err.getvalue()
     assert "features" in text and "50%|" in text and "150 img/s" in text
     assert "a log line" in text and "baselines" in text and "100%|" in text
+
+
+def test_results_carry_intervals_that_agree_with_the_table(tiny_run):
+    """Every accuracy of the results table has a bootstrap interval around it, and each
+    universal model a paired difference with the baselines on the same images."""
+    from core.runs import open_run
+
+    run_dir, _ = tiny_run
+    run = open_run(run_dir)
+    res, table = run.results_json(), run.results()
+    iv = res["intervals"]
+    assert iv["level"] == 0.95 and iv["n_boot"] == 2000
+    correct = run.test_correct()
+    assert set(correct) == {"baseline", *(f"universal/{k}" for k in ("mcfp", "threshold_t0.25"))}
+    for col, per in iv["accuracy"].items():
+        for _, row in table.iterrows():
+            acc, lo, hi = per[row["domain"]]
+            assert acc == pytest.approx(row[col]) and lo <= acc <= hi
+    for col, per in iv["vs_baseline"].items():
+        mean = per["mean"]
+        assert mean["diff"] == pytest.approx(table[col].iloc[-1] - table["baseline"].iloc[-1])
+        assert mean["within_noise"] == (mean["lo"] <= 0 <= mean["hi"])
+    assert res["seeds"] is None
+
+
+def test_seeds_retrain_every_head_and_report_the_spread(tiny_run, tiny_cfg):
+    from core import pipeline
+    from core.runs import open_run
+
+    run_dir, _ = tiny_run
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["evaluation"] = {"seeds": 2, "bootstrap": 200}
+    status = pipeline.run_pipeline(cfg, run_dir)
+    assert status["state"] == "done"
+    res = open_run(run_dir).results_json()
+    first = open_run(run_dir).results()
+    for col, per in res["seeds"].items():
+        for domain, accs in per.items():
+            assert len(accs) == 2 and all(0 <= a <= 1 for a in accs)
+            assert accs[0] == pytest.approx(first.set_index("domain").loc[domain, col])
+    assert (
+        "reusing ['domains', 'features', 'baselines', 'crossdomain', 'selection', 'taxonomy', 'universal']"
+        in (run_dir / "log.txt").read_text()
+    )

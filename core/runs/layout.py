@@ -23,7 +23,8 @@ method's folder key)::
     taxonomy/KEY/      relationships.npz ("a-b"), selection.json, taxonomy.json, taxonomy.graphml,
                        mappings.csv, label_map.json
     universal/KEY/     model.pt, history.json, metrics.json {domain name: test_acc}
-    results.json, results.csv, embedding.npz
+    results.json, results.csv, embedding.npz, test_correct.npz ("baseline/a", "universal/KEY/a":
+                       which test images each model got right, for the accuracies' intervals)
     sweep/             sweep.csv (one row per selection setting: validation accuracy of its
                        universal head, taxonomy size, scores), meta.json, status.json, log.txt
 """
@@ -73,6 +74,7 @@ class F:
     RESULTS_JSON = "results.json"
     RESULTS_CSV = "results.csv"
     EMBEDDING = "embedding.npz"
+    TEST_CORRECT = "test_correct.npz"
     SWEEP_CSV = "sweep/sweep.csv"
     SWEEP_META = "sweep/meta.json"
     SWEEP_STATUS = "sweep/status.json"
@@ -109,7 +111,7 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "selection": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[:2]),
     "taxonomy": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[2:]),
     "universal": tuple(F.universal("*", n) for n in F.UNIVERSAL_FILES),
-    "results": (F.RESULTS_JSON, F.RESULTS_CSV, F.EMBEDDING),
+    "results": (F.RESULTS_JSON, F.RESULTS_CSV, F.EMBEDDING, F.TEST_CORRECT),
 }
 # Files a finished step must have left (each glob matches at least one file).
 REQUIRED: dict[str, tuple[str, ...]] = {

@@ -336,6 +336,22 @@ class Run:
     def write_embedding(self, arrays: dict[str, np.ndarray]) -> None:
         write_npz(self.path / F.EMBEDDING, arrays)
 
+    def test_correct(self) -> dict[str, list[np.ndarray]] | None:
+        """Which test images each model got right: ``{"baseline" | "universal/<key>": [(n_a,) bool
+        per domain]}``, or None (runs from before the results kept them)."""
+        path = self.path / F.TEST_CORRECT
+        if not path.exists():
+            return None
+        out: dict[str, dict[int, np.ndarray]] = {}
+        for key, arr in read_npz(path).items():
+            col, _, a = key.rpartition("/")
+            out.setdefault(col, {})[int(a)] = arr.astype(bool)
+        return {col: [per[a] for a in sorted(per)] for col, per in out.items()}
+
+    def write_test_correct(self, correct: dict[str, list[np.ndarray]]) -> None:
+        write_npz(self.path / F.TEST_CORRECT,
+                  {f"{col}/{a}": np.asarray(c, dtype=bool) for col, per in correct.items() for a, c in enumerate(per)})
+
     # ------------------------------------------------------------------ accuracy sweep
 
     def sweep_table(self):

@@ -1,0 +1,129 @@
+"""The results step's numbers: the accuracy table, its intervals, and the spread over seeds.
+
+Is a difference real? Every accuracy gets a bootstrap interval over the test images (per
+domain, and for the mean over domains resampling within each domain); every universal model is
+compared with the baselines on the same images (a paired bootstrap of the difference, per
+domain and for the mean), and a difference whose interval contains 0 is marked as within
+noise. With ``evaluation.seeds > 1`` every head is trained again with other seeds on the cached
+features, and the mean and spread of its test accuracy are reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.intervals import bootstrap_accuracy, mean_over_domains, paired_difference, paired_mean_difference
+from core.runs import Run
+
+__all__ = ["results_table", "test_correctness", "accuracy_intervals", "seed_accuracies"]
+
+
+def results_table(run: Run, keys: list[str]) -> tuple[pd.DataFrame, dict]:
+    """(table, mean row): baseline and universal test accuracy per domain, plus a "mean" row."""
+    base, counts = run.baseline_metrics(), run.class_counts()
+    uni = {k: run.universal_metrics(k) for k in keys}
+    rows = [
+        {"domain": name, "n_classes": counts[a], "baseline": base[name]["test_acc"],
+         **{f"universal/{k}": uni[k][name] for k in keys}}
+        for a, name in enumerate(run.domain_names())
+    ]  # fmt: skip
+    df = pd.DataFrame(rows)
+    mean = {"domain": "mean", "n_classes": int(df["n_classes"].sum())}
+    mean.update({c: float(df[c].mean()) for c in df.columns if c not in ("domain", "n_classes")})
+    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True), mean
+
+
+def test_correctness(ctx, keys: list[str]) -> dict[str, list[np.ndarray]]:
+    """Which test images each model gets right: ``{"baseline": [(n_a,) bool per domain],
+    "universal/<key>": [...]}`` on each domain's readable test images (one row per image, the
+    same rows for every model)."""
+    from core.steps import split_data
+    from core.training import predict_logits
+    from core.universal import domain_predictions, universal_probs
+
+    run, n = ctx.run, len(ctx.all_domains())
+    tests = [split_data(ctx, a, "test") for a in range(n)]
+    out = {"baseline": []}
+    for a, (X, y, _) in enumerate(tests):
+        model, _ = run.load_model(run.baseline_model_path(a))
+        out["baseline"].append(predict_logits(model, X, device=ctx.device).argmax(axis=1) == y)
+    for key in keys:
+        model, _ = run.load_model(run.universal_model_path(key))
+        mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
+        out[f"universal/{key}"] = [
+            domain_predictions(universal_probs(model, X, device=ctx.device), mappings[a]).argmax(axis=1) == y
+            for a, (X, y, _) in enumerate(tests)
+        ]
+    return out
+
+
+def accuracy_intervals(
+    correct: dict[str, list[np.ndarray]], names: list[str], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict:
+    """Intervals of every accuracy and of every universal-minus-baseline difference.
+
+    Returns ``{"level", "n_boot", "accuracy": {column: {domain|"mean": [acc, lo, hi]}},
+    "vs_baseline": {column: {domain|"mean": {"diff", "lo", "hi", "within_noise"[, "p_value"]}}}}``.
+    A domain without test images gets None.
+    """
+    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    acc, diff = {}, {}
+    for col, per_domain in correct.items():
+        acc[col] = {name: list(bootstrap_accuracy(c, **kw)) if c.size else None for name, c in zip(names, per_domain)}
+        usable = [c for c in per_domain if c.size]
+        acc[col]["mean"] = list(mean_over_domains(usable, **kw)) if usable else None
+        if col == "baseline":
+            continue
+        base = correct["baseline"]
+        diff[col] = {name: paired_difference(c, b, **kw) if c.size else None
+                     for name, c, b in zip(names, per_domain, base)}  # fmt: skip
+        pairs = [(c, b) for c, b in zip(per_domain, base) if c.size]
+        diff[col]["mean"] = paired_mean_difference([p[0] for p in pairs], [p[1] for p in pairs], **kw)
+    return {"level": level, "n_boot": n_boot, "accuracy": acc, "vs_baseline": diff}
+
+
+def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, list[float]]]:
+    """Test accuracy of every head trained with ``seeds`` seeds: the run's own model (seed 0)
+    and ``seeds - 1`` more, same recipe, on the cached features. ``{column: {domain: [acc per
+    seed]}}``; the extra models are not kept."""
+    import torch
+
+    from core.heads import build_head
+    from core.steps import split_data, union
+    from core.training import predict_logits, train_classifier
+    from core.universal import evaluate_universal, train_universal
+
+    run, cfg, names = ctx.run, ctx.cfg, ctx.run.domain_names()
+    base = run.baseline_metrics()
+    out = {"baseline": {n: [base[n]["test_acc"]] for n in names}}
+    for a, name in enumerate(names):
+        (X, y, _), (Xv, yv, _), (Xt, yt, _) = (split_data(ctx, a, s) for s in ("train", "val", "test"))
+        for k in range(1, seeds):
+            torch.manual_seed(cfg.seed + a + 1000 * k)
+            model = build_head(X.shape[1], len(ctx.all_domains()[a].class_names), cfg.baselines.head)
+            res = train_classifier(
+                model, X, y, Xv, yv, config=cfg.baselines.train, seed=cfg.seed + a + 1000 * k, device=ctx.device
+            )
+            pred = predict_logits(res.model, Xt, device=ctx.device).argmax(axis=1)
+            out["baseline"][name].append(float((pred == yt).mean()) if len(yt) else float("nan"))
+    train, val, test = (union(ctx, s) for s in ("train", "val", "test"))
+    for key in keys:
+        first = run.universal_metrics(key)
+        col = out[f"universal/{key}"] = {n: [first[n]] for n in names}
+        mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
+        for k in range(1, seeds):
+            res = train_universal(
+                *train,
+                *val,
+                mappings,
+                head=cfg.universal.head,
+                train=cfg.universal_train,
+                loss=cfg.universal.loss,
+                label_smoothing=cfg.universal.label_smoothing,
+                seed=cfg.seed + 1000 * k,
+                device=ctx.device,
+            )
+            for a, v in evaluate_universal(res.model, *test, mappings, device=ctx.device).items():
+                col[names[a]].append(v)
+    return out
