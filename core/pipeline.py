@@ -29,11 +29,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
+from core.context import BACKBONE_COUNTER, RunContext
 from core.fsio import os_error_message
 from core.runlock import process_identity
 from core.runs import STEPS, Run, RunLock, check_step_outputs, clear_step_outputs, init_run_dir, read_status
 from core.signals import Cancelled, cancel_on_signals
-from core.steps import BACKBONE_COUNTER, STEP_FUNCTIONS, RunContext
+from core.steps import STEP_FUNCTIONS
 
 __all__ = [
     "Cancelled",

@@ -1,4 +1,4 @@
-"""The results step's numbers: the accuracy table, its intervals, and the spread over seeds.
+"""The results step's numbers: the accuracy table, its intervals, the spread over seeds, the embedding.
 
 Is a difference real? Every accuracy gets a bootstrap interval over the test images (per
 domain, and for the mean over domains resampling within each domain); every universal model is
@@ -16,7 +16,7 @@ import pandas as pd
 from core.intervals import bootstrap_accuracy, mean_over_domains, paired_difference, paired_mean_difference
 from core.runs import Run
 
-__all__ = ["results_table", "test_correctness", "accuracy_intervals", "seed_accuracies"]
+__all__ = ["results_table", "test_correctness", "accuracy_intervals", "seed_accuracies", "embedding"]
 
 
 def results_table(run: Run, keys: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -38,7 +38,7 @@ def test_correctness(ctx, keys: list[str]) -> dict[str, list[np.ndarray]]:
     """Which test images each model gets right: ``{"baseline": [(n_a,) bool per domain],
     "universal/<key>": [...]}`` on each domain's readable test images (one row per image, the
     same rows for every model)."""
-    from core.steps import split_data
+    from core.context import split_data
     from core.training import predict_logits
     from core.universal import domain_predictions, universal_probs
 
@@ -89,8 +89,8 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
     seed]}}``; the extra models are not kept."""
     import torch
 
+    from core.context import split_data, union
     from core.heads import build_head
-    from core.steps import split_data, union
     from core.training import predict_logits, train_classifier
     from core.universal import evaluate_universal, train_universal
 
@@ -127,3 +127,34 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
             for a, v in evaluate_universal(res.model, *test, mappings, device=ctx.device).items():
                 col[names[a]].append(v)
     return out
+
+
+def embedding(ctx, keys: list[str]) -> None:
+    """2-D embedding of the universal features (input of the last layer) of the test images."""
+    import torch
+
+    from core.context import split_data, union
+    from core.embedding import embed_2d
+
+    best = max(keys, key=lambda k: np.nanmean(list(ctx.run.universal_metrics(k).values())))
+    model, _ = ctx.run.load_model(ctx.run.universal_model_path(best))
+    X, dom, y = union(ctx, "test")
+    items = np.concatenate([split_data(ctx, a, "test")[2] for a in range(len(ctx.all_domains()))])
+    emb = ctx.cfg.embedding
+    idx = np.sort(np.random.default_rng(ctx.cfg.seed).choice(len(X), size=min(len(X), emb.max_points), replace=False))
+    with torch.no_grad():
+        x = torch.from_numpy(X[idx])
+        feats, upred = model.features(x).numpy(), model(x).argmax(dim=1).numpy()
+    xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
+    ctx.run.write_embedding(
+        {
+            "xy": xy.astype(np.float32),
+            "domain": dom[idx],
+            "label": y[idx],
+            "universal_pred": upred,
+            "item": items[idx],
+            "method": np.array(best),
+            "algorithm": np.array(how),
+        }
+    )
+    ctx.log(f"embedding: {len(idx)} test images of universal model {best} by {how}")

@@ -6,125 +6,13 @@ and writes its outputs with the run's writers; none spells a path. Order: ``core
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from core.config import RunConfig
-from core.runs import Run
+from core.context import RunContext, split_data, union
 
-__all__ = ["RunContext", "STEP_FUNCTIONS", "BACKBONE_COUNTER", "split_data", "union"]
-
-Progress = Callable[[str, float, "float | None", str], None]
-
-# Counts images forwarded through a backbone by this process (cache hits do not count).
-BACKBONE_COUNTER = {"images": 0}
-
-
-@dataclass
-class RunContext:
-    """State shared by the steps of one pipeline invocation."""
-
-    cfg: RunConfig
-    run: Run
-    device: Any = None
-    on_progress: Progress | None = None
-    domains: list | None = None  # core.domains.Domain, built on first use
-    features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
-    failed: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # unreadable images
-    step: str = ""
-    _last_write: float = 0.0
-
-    def log(self, message: str) -> None:
-        self.run.log(message)
-        if self.on_progress is not None:
-            self.on_progress(self.step, -1.0, None, message)
-
-    def progress(self, fraction: float, *, eta_s: float | None = None, message: str = "", force: bool = False) -> None:
-        """Report progress within the current step (status.json written at most 4x/s)."""
-        now = time.monotonic()
-        if force or now - self._last_write > 0.25:
-            self._last_write = now
-            self.run.write_status(
-                state="running",
-                progress=float(min(max(fraction, 0.0), 1.0)),
-                eta_s=None if eta_s is None else float(eta_s),
-                message=message,
-            )
-        if self.on_progress is not None:
-            self.on_progress(self.step, fraction, eta_s, message)
-
-    def all_domains(self) -> list:
-        """The config's domains (built once per invocation, deterministically)."""
-        if self.domains is None:
-            from core.domains import domains_from_config
-
-            self.domains = domains_from_config(self.cfg)
-        return self.domains
-
-
-# ---------------------------------------------------------------------------- features
-
-
-def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
-    """Features (N, D) of domain a's split: memory, else the disk cache, else the backbone.
-    Rows of unreadable images are zero; :func:`split_data` drops them."""
-    key = (a, split)
-    if key in ctx.features:
-        return ctx.features[key]
-    from core.features import extract_features_report
-
-    d, f = ctx.all_domains()[a], ctx.cfg.features
-
-    def progress(done: int, total: int, images_per_s: float, eta_s: float | None) -> None:
-        ctx.progress(
-            done / max(total, 1),
-            eta_s=eta_s,
-            message=f"{d.name}/{split}: {done}/{total} images, {images_per_s:.0f} img/s",
-        )
-
-    res = extract_features_report(
-        d.splits[split],
-        backbone=f.backbone,
-        image_size=f.image_size,
-        device=ctx.device,
-        batch_size=f.batch_size,
-        progress=progress,
-    )
-    feats = np.asarray(res.features, dtype=np.float32)
-    if not res.from_cache:
-        BACKBONE_COUNTER["images"] += len(feats)
-        ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
-    if res.failed.size:
-        ctx.log(
-            f"warning: {d.name}/{split}: {res.failed.size} unreadable image(s) skipped "
-            f"(indices {res.failed[:10].tolist()})"
-        )
-    ctx.features[key] = feats
-    ctx.failed[key] = np.asarray(res.failed, dtype=np.int64)
-    return feats
-
-
-def split_data(ctx: RunContext, a: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X (n, D), labels (n,), item (n,) indices into the split) without unreadable images."""
-    X = _features(ctx, a, split)
-    y = np.asarray(ctx.all_domains()[a].splits[split].labels, dtype=np.int64)
-    keep = np.ones(len(y), dtype=bool)
-    keep[ctx.failed.get((a, split), np.zeros(0, np.int64))] = False
-    item = np.flatnonzero(keep)
-    return X[item], y[item], item
-
-
-def union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X (N, D), domain (N,), label (N,)) of every domain's ``split``, domain by domain."""
-    parts = [split_data(ctx, a, split) for a in range(len(ctx.all_domains()))]
-    X = np.concatenate([p[0] for p in parts])
-    dom = np.concatenate([np.full(len(p[1]), a, dtype=np.int64) for a, p in enumerate(parts)])
-    return X, dom, np.concatenate([p[1] for p in parts])
-
+__all__ = ["STEP_FUNCTIONS"]
 
 # ---------------------------------------------------------------------------- steps
 
@@ -166,7 +54,7 @@ def step_features(ctx: RunContext) -> None:
     jobs = [(a, s) for a in range(len(domains)) for s in ("train", "val", "test")]
     for i, (a, s) in enumerate(jobs):
         ctx.progress(i / len(jobs), message=f"features {domains[a].name}/{s}", force=True)
-        _features(ctx, a, s)
+        split_data(ctx, a, s)
     dims = {ctx.features[j].shape[1] for j in jobs if len(ctx.features[j])}
     ctx.log(f"features: {sum(len(ctx.features[j]) for j in jobs)} images, dim {sorted(dims)}")
 
@@ -387,7 +275,7 @@ def step_results(ctx: RunContext) -> None:
     """The results table (baselines vs universal per method) with intervals (and the spread
     over seeds when configured), and a 2-D embedding of the best universal model's features.
     Writes results.csv, results.json, test_correct.npz, embedding.npz."""
-    from core.results import accuracy_intervals, results_table, seed_accuracies, test_correctness
+    from core.results import accuracy_intervals, embedding, results_table, seed_accuracies, test_correctness
 
     keys, ev = [m.key for m in ctx.cfg.selection.methods], ctx.cfg.evaluation
     df, mean = results_table(ctx.run, keys)
@@ -415,37 +303,7 @@ def step_results(ctx: RunContext) -> None:
         },
     )
     ctx.log("results: " + ", ".join(f"{k}={v:.3f}" for k, v in headline.items() if v is not None))
-    _embedding(ctx, keys)
-
-
-def _embedding(ctx: RunContext, keys: list[str]) -> None:
-    """2-D embedding of the universal features (input of the last layer) of the test images."""
-    import torch
-
-    from core.embedding import embed_2d
-
-    best = max(keys, key=lambda k: np.nanmean(list(ctx.run.universal_metrics(k).values())))
-    model, _ = ctx.run.load_model(ctx.run.universal_model_path(best))
-    X, dom, y = union(ctx, "test")
-    items = np.concatenate([split_data(ctx, a, "test")[2] for a in range(len(ctx.all_domains()))])
-    emb = ctx.cfg.embedding
-    idx = np.sort(np.random.default_rng(ctx.cfg.seed).choice(len(X), size=min(len(X), emb.max_points), replace=False))
-    with torch.no_grad():
-        x = torch.from_numpy(X[idx])
-        feats, upred = model.features(x).numpy(), model(x).argmax(dim=1).numpy()
-    xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
-    ctx.run.write_embedding(
-        {
-            "xy": xy.astype(np.float32),
-            "domain": dom[idx],
-            "label": y[idx],
-            "universal_pred": upred,
-            "item": items[idx],
-            "method": np.array(best),
-            "algorithm": np.array(how),
-        }
-    )
-    ctx.log(f"embedding: {len(idx)} test images of universal model {best} by {how}")
+    embedding(ctx, keys)
 
 
 STEP_FUNCTIONS: dict[str, Callable[[RunContext], None]] = {

@@ -187,7 +187,7 @@ class _Data:
     """The run's training and validation features (from the feature cache; no test split)."""
 
     def __init__(self, run: Run, cfg: RunConfig, device):
-        from core.steps import RunContext, union
+        from core.context import RunContext, union
 
         ctx = RunContext(cfg=cfg, run=run, device=device)
         self.train, self.val = union(ctx, "train"), union(ctx, "val")

@@ -115,11 +115,11 @@ def tiny(tmp_path_factory):
 
 
 def test_sweep_writes_one_row_per_setting_on_validation_data_only(tiny, monkeypatch):
-    import core.steps
+    import core.context
 
     asked = []
-    real = core.steps.union
-    monkeypatch.setattr(core.steps, "union", lambda ctx, split: asked.append(split) or real(ctx, split))
+    real = core.context.union
+    monkeypatch.setattr(core.context, "union", lambda ctx, split: asked.append(split) or real(ctx, split))
     table = run_sweep(tiny, methods=["mcfp", "mcfp_binary", "hypothesis"], epochs=3)
     assert sorted(set(asked)) == ["train", "val"]  # the test split is never read
     assert len(table) == 2 + 10

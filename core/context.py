@@ -1,0 +1,127 @@
+"""What the pipeline's steps share: the run context and the features of each domain's splits.
+
+:class:`RunContext` carries the config, the run, the device and the features of one pipeline
+invocation; :func:`split_data` gives a split's features without unreadable images (from memory,
+else the feature cache, else one backbone pass); :func:`union` stacks every domain's split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.config import RunConfig
+from core.runs import Run
+
+__all__ = ["RunContext", "BACKBONE_COUNTER", "split_data", "union"]
+
+Progress = Callable[[str, float, "float | None", str], None]
+
+# Counts images forwarded through a backbone by this process (cache hits do not count).
+BACKBONE_COUNTER = {"images": 0}
+
+
+@dataclass
+class RunContext:
+    """State shared by the steps of one pipeline invocation."""
+
+    cfg: RunConfig
+    run: Run
+    device: Any = None
+    on_progress: Progress | None = None
+    domains: list | None = None  # core.domains.Domain, built on first use
+    features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
+    failed: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # unreadable images
+    step: str = ""
+    _last_write: float = 0.0
+
+    def log(self, message: str) -> None:
+        self.run.log(message)
+        if self.on_progress is not None:
+            self.on_progress(self.step, -1.0, None, message)
+
+    def progress(self, fraction: float, *, eta_s: float | None = None, message: str = "", force: bool = False) -> None:
+        """Report progress within the current step (status.json written at most 4x/s)."""
+        now = time.monotonic()
+        if force or now - self._last_write > 0.25:
+            self._last_write = now
+            self.run.write_status(
+                state="running",
+                progress=float(min(max(fraction, 0.0), 1.0)),
+                eta_s=None if eta_s is None else float(eta_s),
+                message=message,
+            )
+        if self.on_progress is not None:
+            self.on_progress(self.step, fraction, eta_s, message)
+
+    def all_domains(self) -> list:
+        """The config's domains (built once per invocation, deterministically)."""
+        if self.domains is None:
+            from core.domains import domains_from_config
+
+            self.domains = domains_from_config(self.cfg)
+        return self.domains
+
+
+# ---------------------------------------------------------------------------- features
+
+
+def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
+    """Features (N, D) of domain a's split: memory, else the disk cache, else the backbone.
+    Rows of unreadable images are zero; :func:`split_data` drops them."""
+    key = (a, split)
+    if key in ctx.features:
+        return ctx.features[key]
+    from core.features import extract_features_report
+
+    d, f = ctx.all_domains()[a], ctx.cfg.features
+
+    def progress(done: int, total: int, images_per_s: float, eta_s: float | None) -> None:
+        ctx.progress(
+            done / max(total, 1),
+            eta_s=eta_s,
+            message=f"{d.name}/{split}: {done}/{total} images, {images_per_s:.0f} img/s",
+        )
+
+    res = extract_features_report(
+        d.splits[split],
+        backbone=f.backbone,
+        image_size=f.image_size,
+        device=ctx.device,
+        batch_size=f.batch_size,
+        progress=progress,
+    )
+    feats = np.asarray(res.features, dtype=np.float32)
+    if not res.from_cache:
+        BACKBONE_COUNTER["images"] += len(feats)
+        ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
+    if res.failed.size:
+        ctx.log(
+            f"warning: {d.name}/{split}: {res.failed.size} unreadable image(s) skipped "
+            f"(indices {res.failed[:10].tolist()})"
+        )
+    ctx.features[key] = feats
+    ctx.failed[key] = np.asarray(res.failed, dtype=np.int64)
+    return feats
+
+
+def split_data(ctx: RunContext, a: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (n, D), labels (n,), item (n,) indices into the split) without unreadable images."""
+    X = _features(ctx, a, split)
+    y = np.asarray(ctx.all_domains()[a].splits[split].labels, dtype=np.int64)
+    keep = np.ones(len(y), dtype=bool)
+    keep[ctx.failed.get((a, split), np.zeros(0, np.int64))] = False
+    item = np.flatnonzero(keep)
+    return X[item], y[item], item
+
+
+def union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (N, D), domain (N,), label (N,)) of every domain's ``split``, domain by domain."""
+    parts = [split_data(ctx, a, split) for a in range(len(ctx.all_domains()))]
+    X = np.concatenate([p[0] for p in parts])
+    dom = np.concatenate([np.full(len(p[1]), a, dtype=np.int64) for a, p in enumerate(parts)])
+    return X, dom, np.concatenate([p[1] for p in parts])
