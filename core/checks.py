@@ -9,8 +9,9 @@ message starts with ``key``::
     OneOf(("a", "b")), Text(), Flag(), Seq(rule), Mapping(), Instance(cls), Optional(rule)
 
 A dataclass that derives from :class:`Validated` and attaches rules with :func:`checked` runs
-them in ``__post_init__``, then its own cross-field ``_check``; :meth:`ConfigError.under` puts the
-key path of an enclosing section in front of a message.
+them in ``__post_init__``, then its own cross-field ``_check`` (``_resolve`` may fill a mapping's
+fields before a section is built from it); :meth:`ConfigError.under` puts the key path of an
+enclosing section in front of a message.
 """
 
 from __future__ import annotations
@@ -247,6 +248,12 @@ class Validated:
 
     def _check(self) -> None:
         """Cross-field checks; override. Raise ConfigError naming the field first."""
+
+    @classmethod
+    def _resolve(cls, data: dict) -> dict:
+        """The mapping a section is built from, before its fields are checked (``core.config_io``);
+        override to fill fields from others, e.g. a preset."""
+        return data
 
 
 def duplicates(items: Iterable[Any]) -> list[Any]:

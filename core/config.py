@@ -7,7 +7,8 @@ also a ``TypeError``) whose message starts with the key path and shows the value
 ``baselines.train.lr: must be > 0 and <= 10, got -1``. Whether folders exist is not checked here
 (configs travel between machines); ``core.domains.check_data`` does that before a run starts.
 :func:`config_to_dict` gives the resolved config (all defaults filled in) that the run folder
-stores as ``config.yaml``.
+stores as ``config.yaml``. Building from mappings, reading YAML files safely, dumping and hashing
+live in :mod:`core.config_io`; their public names are imported from here.
 
 Sections (see ``assets/configs/demo.yaml`` for a commented example)::
 
@@ -23,11 +24,7 @@ Sections (see ``assets/configs/demo.yaml`` for a commented example)::
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import os
-import pathlib
-import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +34,6 @@ from core.checks import (
     Flag,
     Instance,
     Int,
-    Mapping,
     Number,
     OneOf,
     Optional,
@@ -48,6 +44,12 @@ from core.checks import (
     duplicates,
     show,
 )
+from core.config_io import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES  # the file caps, listed in LIMITS too
+from core.config_io import MAX_YAML_DEPTH as MAX_YAML_DEPTH
+from core.config_io import MAX_YAML_NODES as MAX_YAML_NODES
+from core.config_io import build_section, config_hash, config_to_dict, read_config_file
+from core.config_selection import MAX_KEY_LEN as MAX_KEY_LEN  # listed in LIMITS too
+from core.config_selection import MethodSpec, SelectionConfig
 from core.registry import (
     BACKBONES,
     DEFAULT_BACKBONE,
@@ -59,7 +61,6 @@ from core.registry import (
     SYNTHETIC_BASES,
     is_model_name,
 )
-from core.selection import METHODS
 
 __all__ = [
     "HeadConfig",
@@ -107,10 +108,8 @@ MAX_DOMAINS = 100  # every ordered pair of domains gets a cross-domain matrix
 MAX_CONCEPTS = 100_000
 MAX_SPREAD = 1e6  # means/variances of the synthetic class-size distributions
 MAX_POINTS = 1_000_000  # points in the 2-D embedding
-MAX_KEY_LEN = 100  # a selection method's folder name
-MAX_CONFIG_BYTES = 1 << 20  # a config file over 1 MiB is refused unread
-MAX_YAML_NODES = 100_000  # YAML nodes after expanding aliases (a config has a few hundred)
-MAX_YAML_DEPTH = 32  # nesting of YAML collections (a config nests 5 deep)
+# MAX_CONFIG_BYTES, MAX_YAML_NODES, MAX_YAML_DEPTH (files): core.config_io; MAX_KEY_LEN (a selection
+# method's folder name): core.config_selection. All are part of LIMITS.
 
 LIMITS: dict[str, float] = {name: value for name, value in globals().items() if name.startswith(("MAX_", "MIN_"))}
 
@@ -141,6 +140,14 @@ class HeadConfig(Validated):
     activation: str = checked("relu", OneOf(ACTIVATIONS))
     # optional preset name that fills the fields above (keys of HEAD_PRESETS)
     preset: str | None = checked(None, Optional(OneOf(tuple(HEAD_PRESETS))))
+
+    @classmethod
+    def _resolve(cls, data: dict) -> dict:
+        """Fields filled from ``preset`` (explicit keys win)."""
+        preset = data.get("preset")
+        if isinstance(preset, str) and preset in HEAD_PRESETS:
+            return {**HEAD_PRESETS[preset], **data}
+        return data
 
 
 @dataclass(frozen=True)
@@ -286,75 +293,6 @@ class CrossDomainConfig(Validated):
 
 
 @dataclass(frozen=True)
-class MethodSpec(Validated):
-    """One selection method with its parameters, e.g. {name: threshold, params: {t: 0.2}}.
-
-    Names, parameters and their ranges are those of ``core.selection.METHODS``.
-    """
-
-    name: str = checked("mcfp", OneOf(tuple(METHODS)))
-    params: dict = checked(rule=Mapping(max_len=10), factory=dict)
-    label: str | None = checked(None, Optional(Text(max_len=MAX_KEY_LEN)))  # folder name; default from name+params
-
-    @property
-    def key(self) -> str:
-        """Folder name of this method's results: the label, else name and parameters."""
-        if self.label:
-            return self.label
-        if not self.params:
-            return self.name
-        return self.name + "_" + "_".join(f"{k}{v}" for k, v in sorted(self.params.items()))
-
-    def _check(self) -> None:
-        spec = METHODS[self.name]
-        allowed = [spec.param] if spec.param else []
-        extra = sorted(set(self.params) - set(allowed))
-        if extra:
-            raise ConfigError(f"params.{extra[0]}: method {self.name!r} takes {allowed or 'no parameters'}")
-        if spec.param is not None:
-            if spec.param not in self.params:
-                raise ConfigError(f"params.{spec.param}: required by method {self.name!r}")
-            self.params[spec.param] = _method_param(spec, self.params[spec.param])
-        if self.label is not None:
-            from core.runs import validate_run_id
-
-            try:
-                validate_run_id(self.label)
-            except ValueError:
-                raise ConfigError(f"label: must be a plain folder name, got {show(self.label)}") from None
-        if len(self.key) > MAX_KEY_LEN:
-            raise ConfigError(
-                f"label: folder name {show(self.key)} is longer than {MAX_KEY_LEN} characters; set a shorter label"
-            )
-
-
-def _method_param(spec: Any, value: Any) -> Any:
-    """Check one selection parameter with its method's own checker; key path ``params.<name>``."""
-    if isinstance(spec.default, int) and isinstance(value, float) and value.is_integer():
-        value = int(value)  # 4.0 from a slider -> 4
-    try:
-        checked_value = spec.check(value)
-    except (TypeError, ValueError) as exc:
-        cls = ConfigTypeError if isinstance(exc, TypeError) else ConfigError
-        raise cls(f"params.{spec.param}: {str(exc).removeprefix(spec.param + ' ')}") from None
-    return checked_value if isinstance(checked_value, int) else value  # keep 0.2 as written
-
-
-@dataclass(frozen=True)
-class SelectionConfig(Validated):
-    """The selection methods whose taxonomies (and universal models) a run builds."""
-
-    methods: tuple[MethodSpec, ...] = checked(
-        (MethodSpec("mcfp"), MethodSpec("threshold", {"t": 0.2})), Seq(Instance(MethodSpec), 1, 100)
-    )
-
-    def _check(self) -> None:
-        dupes = duplicates(m.key for m in self.methods)
-        if dupes:
-            raise ConfigError(f"methods: two methods share the label {dupes[0]!r}; set 'label'")
-
-
-@dataclass(frozen=True)
 class UniversalConfig(Validated):
     """The universal model: one head over the union taxonomy."""
 
@@ -412,56 +350,7 @@ class RunConfig(Validated):
         return self.universal.train or self.baselines.train
 
 
-# ---------------------------------------------------------------------------- building
-
-
-def _nested(rule: Any, value: Any, key: str) -> Any:
-    """Build the config sections a field holds (per its rule); other values pass unchanged."""
-    if isinstance(rule, Optional):
-        return None if value is None else _nested(rule.rule, value, key)
-    if isinstance(rule, Instance) and dataclasses.is_dataclass(rule.cls):
-        return _build(rule.cls, value, key)
-    if (
-        isinstance(rule, Seq)
-        and isinstance(rule.each, Instance)
-        and isinstance(value, (list, tuple))
-        and len(value) <= rule.max_len
-    ):
-        return [_nested(rule.each, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _with_preset(data: dict) -> dict:
-    """Head fields filled from ``preset`` (explicit keys win)."""
-    preset = data.get("preset")
-    if isinstance(preset, str) and preset in HEAD_PRESETS:
-        return {**HEAD_PRESETS[preset], **data}
-    return data
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    """A ``cls`` instance from a plain mapping; every error names its key path."""
-    if isinstance(data, cls):
-        return data
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigTypeError(f"{path or 'config'}: must be a mapping, got {show(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if not (isinstance(k, str) and k in fields)]
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
-        raise ConfigError(f"{where}: unknown key; valid keys here: {sorted(fields)}")
-    if cls is HeadConfig:
-        data = _with_preset(data)
-    kwargs = {
-        name: _nested(fields[name].metadata.get("rule"), value, f"{path}.{name}" if path else name)
-        for name, value in data.items()
-    }
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise exc.under(path) from None
+# ---------------------------------------------------------------------------- building and loading
 
 
 def config_from_dict(data: dict) -> RunConfig:
@@ -470,102 +359,7 @@ def config_from_dict(data: dict) -> RunConfig:
     Raises :class:`ConfigError` (a ``ValueError``; :class:`ConfigTypeError` is also a
     ``TypeError``) whose message starts with the key path of the refused value.
     """
-    return _build(RunConfig, data, "")
-
-
-# ---------------------------------------------------------------------------- loading
-
-
-def _read_config_bytes(path: pathlib.Path, where: str) -> bytes:
-    """The file's bytes, refusing folders, special files, long names and files over the cap."""
-    try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"config path {where} is a folder, not a YAML file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"config path {where} is not a regular file")
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {where} has {st.st_size} bytes; at most {MAX_CONFIG_BYTES} are read")
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except (FileNotFoundError, NotADirectoryError):
-        raise FileNotFoundError(f"config file {where} does not exist") from None
-    except OSError as exc:
-        if exc.errno == errno.ENAMETOOLONG:
-            raise ConfigError(f"config path {where} is too long for the file system") from None
-        raise ConfigError(f"config file {where} cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {where} is larger than {MAX_CONFIG_BYTES} bytes")
-    return raw
-
-
-def _yaml_children(node: Any) -> list:
-    """The child nodes of a YAML node (keys and values of a mapping)."""
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        return [c for pair in node.value for c in pair]
-    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
-
-
-def _refuse_duplicate_keys(node: Any, where: str) -> None:
-    """A mapping that repeats a key (YAML would silently keep the last one) is refused."""
-    import yaml
-
-    seen: set = set()
-    for key, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-        if isinstance(key, yaml.ScalarNode) and key.value != "<<":
-            if (key.tag, key.value) in seen:
-                raise ConfigError(f"config file {where}: line {key.start_mark.line + 1}: duplicate key {key.value!r}")
-            seen.add((key.tag, key.value))
-
-
-def _check_yaml_nodes(root: Any, where: str) -> None:
-    """Refuse recursive aliases, nesting over MAX_YAML_DEPTH, more than MAX_YAML_NODES nodes once
-    aliases are expanded (a "billion laughs" document) and duplicate keys, before constructing."""
-    sizes: dict[int, int] = {}  # expanded size per node; a shared (aliased) node is counted per use
-
-    def size(node: Any, depth: int, stack: frozenset) -> int:
-        line = f"line {node.start_mark.line + 1}"
-        if id(node) in stack:
-            raise ConfigError(f"config file {where}: {line}: recursive YAML alias")
-        if depth > MAX_YAML_DEPTH:
-            raise ConfigError(f"config file {where}: {line}: nested deeper than {MAX_YAML_DEPTH}")
-        if id(node) not in sizes:
-            _refuse_duplicate_keys(node, where)
-            inner = stack | {id(node)}
-            sizes[id(node)] = 1 + sum(size(c, depth + 1, inner) for c in _yaml_children(node))
-        if sizes[id(node)] > MAX_YAML_NODES:
-            raise ConfigError(
-                f"config file {where}: more than {MAX_YAML_NODES} YAML nodes once aliases are expanded (an alias bomb?)"
-            )
-        return sizes[id(node)]
-
-    size(root, 0, frozenset())
-
-
-def _parse_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` of one document, after :func:`_check_yaml_nodes`; errors on one line."""
-    import yaml
-
-    loader = None
-    try:
-        loader = yaml.SafeLoader(text)  # checks the characters: may raise already
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_yaml_nodes(node, where)
-        return loader.construct_document(node)
-    except RecursionError:  # the composer recurses per nesting level
-        raise ConfigError(f"config file {where}: nested deeper than {MAX_YAML_DEPTH}") from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise ConfigError(f"config file {where}: not valid YAML: {detail[:300]}") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+    return build_section(RunConfig, data, "")
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -576,44 +370,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     over 1 MiB, bytes that are not UTF-8, invalid YAML, an alias bomb, an empty document or a
     top level that is not a mapping; then whatever :func:`config_from_dict` refuses.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigTypeError(f"config path must be a str or path, got {show(path)}")
-    where = show(os.fspath(path))
-    if "\x00" in str(os.fspath(path)):
-        raise ConfigError(f"config path {where} contains a NUL character")
-    raw = _read_config_bytes(pathlib.Path(path), where)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {where} is not UTF-8 text (byte {exc.start}): a binary file?") from None
-    data = _parse_yaml(text, where)
-    if data is None:
-        raise ConfigError(f"config file {where} is empty: write at least 'name: <run name>'")
-    if not isinstance(data, dict):
-        raise ConfigTypeError(
-            f"config file {where}: the top level must be a mapping of keys, got a {type(data).__name__}"
-        )
-    return config_from_dict(data)
-
-
-def config_to_dict(cfg: Any) -> Any:
-    """Plain dict/list form of a config (tuples become lists), for YAML/JSON."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (tuple, list)):
-        return [config_to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {k: config_to_dict(v) for k, v in cfg.items()}
-    return cfg
-
-
-def config_hash(cfg: Any) -> str:
-    """Stable short hash of a (sub-)config: used to see whether a finished step is still valid."""
-    import hashlib
-    import json
-
-    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return config_from_dict(read_config_file(path))
 
 
 def domain_names(cfg: RunConfig) -> list[str]:

@@ -22,6 +22,7 @@ are dealt out disjointly to the domains that share it (all of them get the full 
 shard would be empty). ``n_train/n_val/n_test`` are images per concept (synthetic) or a cap per
 class (plain sources); None = the defaults below / all images. Shifts are seeded per image by
 (seed, domain name, split, index). Numpy only at import time (shifts import torch on first use).
+Which images each split gets, and the seeds: :mod:`core.domain_splits`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import default_domain_names
+from core.domain_splits import plain_splits, procedural_splits, real_synthetic_splits, shifted, stable_int
 from core.registry import DEFAULT_SHIFTS, DEFAULT_SPLIT_SIZES, SHIFTS, SOURCES, SPLITS
-from core.sources import ImageSet, ProceduralPool, Source, load_source
+from core.sources import ImageSet, Source, load_source
 from core.synthetic import SyntheticTaxonomy
 
 __all__ = [
@@ -98,12 +100,6 @@ class Domain:
         return h.hexdigest()[:16]
 
 
-def _stable_int(*parts: object) -> int:
-    """A 63-bit integer from a tuple of values, identical across runs and machines."""
-    digest = hashlib.sha1("|".join(repr(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
 def _check_spec(spec: DomainSpec) -> None:
     if not isinstance(spec, DomainSpec):
         raise TypeError(f"expected a DomainSpec, got {type(spec).__name__}")
@@ -134,134 +130,66 @@ def _counts(spec: DomainSpec, defaults: tuple[int | None, int | None, int | None
     return {s: (d if g is None else int(g)) for s, g, d in zip(SPLITS, given, defaults)}
 
 
-def _cap_per_class(labels: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
-    """Indices keeping at most ``cap`` images per class (a seeded choice), sorted."""
-    if cap is None:
-        return np.arange(labels.size)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        keep.append(np.sort(idx[np.random.default_rng([seed, int(c)]).permutation(idx.size)[:cap]]))
-    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
-
-
-def _shifted(imageset: ImageSet, spec: DomainSpec, split: str, seed: int) -> ImageSet:
-    return imageset.with_shift(spec.shift, seed=_stable_int("shift", seed, spec.name, split))
-
-
-def _plain_domain(spec: DomainSpec, base: Source, seed: int) -> Domain:
-    """The source's own classes; splits capped per class; the domain's shift applied."""
-    caps = _counts(spec, (None, None, None))
-    splits = {}
-    for s in SPLITS:
-        src = base.splits[s]
-        keep = _cap_per_class(src.labels, caps[s], _stable_int("cap", seed, spec.name, s))
-        splits[s] = _shifted(src.subset(keep, name=f"{spec.name}/{s}"), spec, s, seed)
-    return Domain(spec.name, list(base.class_names), splits, spec.source, spec.shift)
-
-
-def _procedural_domain(
-    spec: DomainSpec, seed: int, classes: list[frozenset[int]], counts: dict[str, int]
-) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
-    """Fresh rendered instances for this domain: pool seed from (seed, domain name)."""
-    pool = ProceduralPool(seed=_stable_int("procedural", seed, spec.name))
-    splits, concept_labels = {}, {}
-    for k, s in enumerate(SPLITS):
-        concepts = np.array([c for cls in classes for c in sorted(cls) for _ in range(counts[s])], dtype=np.int64)
-        labels = np.array([i for i, cls in enumerate(classes) for _ in range(len(cls) * counts[s])], dtype=np.int64)
-        instances = np.array([j for cls in classes for _ in cls for j in range(counts[s])], dtype=np.int64) + (k << 32)
-        items = ProceduralPool.items(concepts, instances) if concepts.size else np.zeros(0, np.int64)
-        splits[s] = _shifted(ImageSet(pool, items, labels, name=f"{spec.name}/{s}"), spec, s, seed)
-        concept_labels[s] = concepts
-    return splits, concept_labels
-
-
-def _real_synthetic_domain(
-    spec: DomainSpec, base: Source, seed: int, counts: dict[str, int | None]
-) -> tuple[dict[str, ImageSet], dict[str, np.ndarray]]:
-    """Base images of each concept, dealt out disjointly among the domains that share the concept."""
-    tax, a = spec.synthetic, spec.synthetic_index
-    owners = {}  # concept -> sorted domain indices holding it
-    for d, classes in enumerate(tax.domains):
-        for cls in classes:
-            for c in cls:
-                owners.setdefault(c, []).append(d)
-    splits, concept_labels = {}, {}
-    for s in SPLITS:
-        src = base.splits[s]
-        picked, labels, concepts = [], [], []
-        for i, cls in enumerate(tax.domains[a]):
-            for c in sorted(cls):
-                idx = np.flatnonzero(src.labels == c)
-                idx = idx[np.random.default_rng([seed, c, SPLITS.index(s)]).permutation(idx.size)]
-                share = owners[c]
-                shard = idx[share.index(a) :: len(share)]
-                chosen = (shard if shard.size else idx)[: counts[s]]
-                picked.append(chosen)
-                labels += [i] * chosen.size
-                concepts += [c] * chosen.size
-        idx = np.concatenate(picked) if picked else np.zeros(0, np.int64)
-        sub = src.subset(idx, np.asarray(labels, dtype=np.int64), name=f"{spec.name}/{s}")
-        splits[s] = _shifted(sub, spec, s, seed)
-        concept_labels[s] = np.asarray(concepts, dtype=np.int64)
-    return splits, concept_labels
-
-
 def build_domain(spec: DomainSpec, *, root: str | None = None, seed: int = 42, base: Source | None = None) -> Domain:
     """Build one domain. ``base``: an already loaded source to reuse (build_domains shares them)."""
     _check_spec(spec)
-    tax = spec.synthetic
-    if tax is None:
-        if base is None:
-            kwargs = {}
-            if spec.source == "procedural":
-                c = _counts(spec, DEFAULT_PER_CONCEPT)
-                kwargs["per_class"] = (c["train"], c["val"], c["test"])
-            base = load_source(
-                spec.source,
-                root=spec.root or root,
-                seed=_stable_int("src", seed, spec.name) if spec.source == "procedural" else seed,
-                **kwargs,
-            )
-        domain = (
-            _plain_domain(spec, base, seed)
-            if spec.source != "procedural"
-            else Domain(
-                spec.name,
-                list(base.class_names),
-                {s: _shifted(base.splits[s], spec, s, seed) for s in SPLITS},
-                spec.source,
-                spec.shift,
-            )
-        )
+    if spec.synthetic is None:
+        domain = _source_domain(spec, root, seed, base)
     else:
-        classes = tax.domains[spec.synthetic_index]
-        if spec.source == "procedural":
-            from core import procedural
-
-            if tax.n_concepts > procedural.MAX_CONCEPTS:
-                raise ValueError(
-                    f"domain {spec.name!r}: n_concepts={tax.n_concepts} exceeds the "
-                    f"{procedural.MAX_CONCEPTS} procedural concepts"
-                )
-            concept_names = procedural.concept_names(tax.n_concepts)
-            counts = _counts(spec, DEFAULT_PER_CONCEPT)
-            splits, concept_labels = _procedural_domain(spec, seed, classes, counts)
-        else:
-            if base is None:
-                base = load_source(spec.source, root=spec.root or root, seed=seed)
-            if tax.n_concepts > base.n_classes:
-                raise ValueError(
-                    f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
-                    f"base source {spec.source!r} has only {base.n_classes} classes"
-                )
-            concept_names = list(base.class_names)
-            splits, concept_labels = _real_synthetic_domain(spec, base, seed, _counts(spec, (None, None, None)))
-        names = tax.class_names(concept_names)[spec.synthetic_index]
-        domain = Domain(spec.name, names, splits, spec.source, spec.shift, list(classes), concept_labels)
+        domain = _synthetic_domain(spec, root, seed, base)
     if len(domain.class_names) < 2:
         raise ValueError(f"domain {spec.name!r} has {len(domain.class_names)} class(es); at least 2 are needed")
     return domain
+
+
+def _source_domain(spec: DomainSpec, root: str | None, seed: int, base: Source | None) -> Domain:
+    """A source as is: its own classes; procedural ones rendered for this domain (own seed and
+    counts), others capped per class."""
+    if base is None:
+        kwargs = {}
+        if spec.source == "procedural":
+            c = _counts(spec, DEFAULT_PER_CONCEPT)
+            kwargs["per_class"] = (c["train"], c["val"], c["test"])
+        base = load_source(
+            spec.source,
+            root=spec.root or root,
+            seed=stable_int("src", seed, spec.name) if spec.source == "procedural" else seed,
+            **kwargs,
+        )
+    if spec.source != "procedural":
+        splits = plain_splits(spec, base, seed, _counts(spec, (None, None, None)))
+    else:
+        splits = {s: shifted(base.splits[s], spec, s, seed) for s in SPLITS}
+    return Domain(spec.name, list(base.class_names), splits, spec.source, spec.shift)
+
+
+def _synthetic_domain(spec: DomainSpec, root: str | None, seed: int, base: Source | None) -> Domain:
+    """Class i of the synthetic world's domain: the images of its base concepts, relabelled i."""
+    tax = spec.synthetic
+    classes = tax.domains[spec.synthetic_index]
+    if spec.source == "procedural":
+        from core import procedural
+
+        if tax.n_concepts > procedural.MAX_CONCEPTS:
+            raise ValueError(
+                f"domain {spec.name!r}: n_concepts={tax.n_concepts} exceeds the "
+                f"{procedural.MAX_CONCEPTS} procedural concepts"
+            )
+        concept_names = procedural.concept_names(tax.n_concepts)
+        counts = _counts(spec, DEFAULT_PER_CONCEPT)
+        splits, concept_labels = procedural_splits(spec, seed, classes, counts)
+    else:
+        if base is None:
+            base = load_source(spec.source, root=spec.root or root, seed=seed)
+        if tax.n_concepts > base.n_classes:
+            raise ValueError(
+                f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
+                f"base source {spec.source!r} has only {base.n_classes} classes"
+            )
+        concept_names = list(base.class_names)
+        splits, concept_labels = real_synthetic_splits(spec, base, seed, _counts(spec, (None, None, None)))
+    names = tax.class_names(concept_names)[spec.synthetic_index]
+    return Domain(spec.name, names, splits, spec.source, spec.shift, list(classes), concept_labels)
 
 
 def build_domains(specs: Sequence[DomainSpec], *, root: str | None = None, seed: int = 42) -> list[Domain]:

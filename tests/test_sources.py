@@ -248,8 +248,8 @@ def test_check_root_looks_up_the_layout_without_reading(tmp_path):
 
 
 def test_every_registry_source_has_a_loader():
-    from core import registry, sources
+    from core import loaders, registry, sources
 
     assert sources.SOURCES is registry.SOURCES and sources.SPLITS is registry.SPLITS
-    assert set(sources._LOADERS) == set(registry.SOURCES)
+    assert set(loaders.LOADERS) == set(registry.SOURCES)
     assert set(registry.SYNTHETIC_BASES) <= set(registry.SOURCES)

@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.runlock import LOCK_NAME, LockedError, RunLock, same_process
-from core.runs.folder import NotARunFolderError, check_no_links, clear_step_outputs, is_run_dir, \
-    remove_empty_dirs, resolve_run_dir
+from core.runs.folder import (
+    NotARunFolderError,
+    check_no_links,
+    clear_step_outputs,
+    is_run_dir,
+    remove_empty_dirs,
+    resolve_run_dir,
+)
 from core.runs.layout import BOOKKEEPING, MARKER, RUN_ID, STEPS, F, runs_root, validate_run_id
 from core.runs.run import Run
 
@@ -34,15 +40,27 @@ def run_info(run: Run) -> RunInfo:
     status = run.status()
     cfg = run.config
     if status["state"] == "corrupt":
-        return RunInfo(id=run.id, path=run.path, created=None, state="corrupt", step=None,
-                       config_name=cfg.get("name"), message=status["error"])
+        return RunInfo(
+            id=run.id,
+            path=run.path,
+            created=None,
+            state="corrupt",
+            step=None,
+            config_name=cfg.get("name"),
+            message=status["error"],
+        )
     env = run.environment()
     res = run.results_json()
-    return RunInfo(id=run.id, path=run.path,
-                   created=env.get("created") or env.get("start_time") or status.get("updated"),
-                   state=status.get("state", "pending"), step=status.get("step"), config_name=cfg.get("name"),
-                   headline=dict(res.get("headline", {})) if isinstance(res, dict) else {},
-                   message=status.get("message") or "")
+    return RunInfo(
+        id=run.id,
+        path=run.path,
+        created=env.get("created") or env.get("start_time") or status.get("updated"),
+        state=status.get("state", "pending"),
+        step=status.get("step"),
+        config_name=cfg.get("name"),
+        headline=dict(res.get("headline", {})) if isinstance(res, dict) else {},
+        message=status.get("message") or "",
+    )
 
 
 def open_run(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:

@@ -20,15 +20,38 @@ from typing import Any
 
 from core.fsio import CorruptFileError, read_json_strict, write_json
 from core.runlock import lock_holder, process_identity, same_process
-from core.runs.layout import F, MARKER, REQUIRED, STATES, STEP_OUTPUTS, STEPS, new_run_id, runs_root, \
-    validate_run_id
+from core.runs.layout import MARKER, REQUIRED, STATES, STEP_OUTPUTS, STEPS, F, new_run_id, runs_root, validate_run_id
 
-__all__ = ["CorruptRunError", "NotARunFolderError", "create_run_dir", "init_run_dir", "is_run_dir", "check_no_links",
-           "resolve_run_dir", "read_status", "write_status", "effective_status", "append_log", "pid_alive",
-           "clear_step_outputs", "check_step_outputs", "remove_empty_dirs"]
+__all__ = [
+    "CorruptRunError",
+    "NotARunFolderError",
+    "create_run_dir",
+    "init_run_dir",
+    "is_run_dir",
+    "check_no_links",
+    "resolve_run_dir",
+    "read_status",
+    "write_status",
+    "effective_status",
+    "append_log",
+    "pid_alive",
+    "clear_step_outputs",
+    "check_step_outputs",
+    "remove_empty_dirs",
+]
 
-_STATUS_KEYS = ("state", "step", "steps_done", "progress", "eta_s", "message", "pid", "pid_identity", "updated",
-                "error")
+_STATUS_KEYS = (
+    "state",
+    "step",
+    "steps_done",
+    "progress",
+    "eta_s",
+    "message",
+    "pid",
+    "pid_identity",
+    "updated",
+    "error",
+)
 
 
 class CorruptRunError(CorruptFileError):
@@ -97,7 +120,8 @@ def init_run_dir(path: str | os.PathLike) -> Path:
     if path.is_dir() and any(path.iterdir()):
         raise NotARunFolderError(
             f"{path} is not empty and is not a unitax run folder (no {MARKER} marker): refusing to write "
-            "into it; choose a new or empty folder")
+            "into it; choose a new or empty folder"
+        )
     path.mkdir(parents=True, exist_ok=True)
     _write_marker(path)
     return path
@@ -109,8 +133,10 @@ def check_no_links(run_dir: str | os.PathLike) -> None:
     for top, dirs, files in os.walk(run_dir, followlinks=False):
         for name in dirs + files:
             if os.path.islink(os.path.join(top, name)):
-                raise NotARunFolderError(f"{os.path.join(top, name)} is a symbolic link: the run folder "
-                                         f"{run_dir} holds something the tool did not create; refusing to touch it")
+                raise NotARunFolderError(
+                    f"{os.path.join(top, name)} is a symbolic link: the run folder "
+                    f"{run_dir} holds something the tool did not create; refusing to touch it"
+                )
 
 
 def resolve_run_dir(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
@@ -130,8 +156,18 @@ def resolve_run_dir(run_id_or_path: str | os.PathLike, root: str | os.PathLike |
 
 
 def _default_status() -> dict:
-    return {"state": "pending", "step": None, "steps_done": [], "progress": 0.0, "eta_s": None, "message": "",
-            "pid": None, "pid_identity": None, "updated": None, "error": None}
+    return {
+        "state": "pending",
+        "step": None,
+        "steps_done": [],
+        "progress": 0.0,
+        "eta_s": None,
+        "message": "",
+        "pid": None,
+        "pid_identity": None,
+        "updated": None,
+        "error": None,
+    }
 
 
 def read_status(run_dir: str | os.PathLike) -> dict:
@@ -163,8 +199,9 @@ def _status_problem(status: Any) -> str | None:
         return f"state {str(status.get('state'))[:40]!r} / step {str(status.get('step'))[:40]!r} unknown"
     for key, kinds in (("progress", (int, float)), ("eta_s", (int, float)), ("pid", (int,))):
         value = status.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
-                                  or not math.isfinite(value) or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0
+        ):
             return f"{key} {str(value)[:40]} is not a finite number >= 0"
     for key in ("message", "error", "pid_identity", "updated"):
         if status.get(key) is not None and not isinstance(status.get(key), str):

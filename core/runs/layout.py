@@ -39,16 +39,42 @@ from pathlib import Path
 from core.fsio import TMP_PREFIX
 from core.runlock import LOCK_NAME
 
-__all__ = ["STEPS", "STATES", "STATE_ICONS", "MATRIX_KINDS", "MARKER", "STEP_OUTPUTS", "F", "pair_key",
-           "parse_pair_key", "runs_root", "validate_run_id", "new_run_id"]
+__all__ = [
+    "STEPS",
+    "STATES",
+    "STATE_ICONS",
+    "MATRIX_KINDS",
+    "MARKER",
+    "STEP_OUTPUTS",
+    "F",
+    "pair_key",
+    "parse_pair_key",
+    "runs_root",
+    "validate_run_id",
+    "new_run_id",
+]
 
 # Pipeline steps, in the order they run. Each later step reads what the earlier ones wrote.
-STEPS: tuple[str, ...] = ("domains", "features", "baselines", "crossdomain", "selection", "taxonomy", "universal",
-                          "results")
+STEPS: tuple[str, ...] = (
+    "domains",
+    "features",
+    "baselines",
+    "crossdomain",
+    "selection",
+    "taxonomy",
+    "universal",
+    "results",
+)
 # States a run's status.json can hold; "corrupt" is only ever reported, for a status that cannot be read.
 STATES: tuple[str, ...] = ("pending", "running", "done", "failed", "cancelled")
-STATE_ICONS: dict[str, str] = {"pending": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️",
-                               "corrupt": "⚠️"}
+STATE_ICONS: dict[str, str] = {
+    "pending": "⏳",
+    "running": "🏃",
+    "done": "✅",
+    "failed": "❌",
+    "cancelled": "⏹️",
+    "corrupt": "⚠️",
+}
 # Cross-domain matrices a run keeps: hard (share of hard predictions), soft (mean probability),
 # count (raw counts of hard predictions).
 MATRIX_KINDS: tuple[str, ...] = ("hard", "soft", "count")
@@ -79,8 +105,14 @@ class F:
     SWEEP_META = "sweep/meta.json"
     SWEEP_STATUS = "sweep/status.json"
     SWEEP_LOG = "sweep/log.txt"
-    TAXONOMY_FILES = ("relationships.npz", "selection.json", "taxonomy.json", "taxonomy.graphml", "mappings.csv",
-                      "label_map.json")
+    TAXONOMY_FILES = (
+        "relationships.npz",
+        "selection.json",
+        "taxonomy.json",
+        "taxonomy.graphml",
+        "mappings.csv",
+        "label_map.json",
+    )
     UNIVERSAL_FILES = ("model.pt", "history.json", "metrics.json")
 
     @staticmethod
@@ -124,9 +156,20 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "results": (F.RESULTS_JSON,),
 }
 # Bookkeeping the tool writes besides the step outputs (removed only by delete_run).
-BOOKKEEPING: tuple[str, ...] = (F.CONFIG, F.CONFIG_INPUT, F.ENVIRONMENT, F.STATUS, F.STEP_HASHES, F.LOG, F.TIMINGS,
-                                F.LIVE_HISTORY, LOCK_NAME, f"{TMP_PREFIX}*", f"*/{TMP_PREFIX}*",
-                                f"*/*/{TMP_PREFIX}*")
+BOOKKEEPING: tuple[str, ...] = (
+    F.CONFIG,
+    F.CONFIG_INPUT,
+    F.ENVIRONMENT,
+    F.STATUS,
+    F.STEP_HASHES,
+    F.LOG,
+    F.TIMINGS,
+    F.LIVE_HISTORY,
+    LOCK_NAME,
+    f"{TMP_PREFIX}*",
+    f"*/{TMP_PREFIX}*",
+    f"*/*/{TMP_PREFIX}*",
+)
 
 RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 

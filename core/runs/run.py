@@ -13,19 +13,28 @@ from typing import Any
 
 import numpy as np
 
-from core.fsio import (CorruptFileError, atomic_path, read_json, read_json_strict, read_npz, write_json, write_npz,
-                       write_text)
-from core.runs.folder import CorruptRunError, append_log, corrupt_status, effective_status, read_status, \
-    write_status
+from core.fsio import (
+    CorruptFileError,
+    atomic_path,
+    read_json,
+    read_json_strict,
+    read_npz,
+    write_json,
+    write_npz,
+    write_text,
+)
+from core.runs.folder import CorruptRunError, append_log, corrupt_status, effective_status, read_status, write_status
 from core.runs.layout import MATRIX_KINDS, STATES, STEPS, F, pair_key, parse_pair_key
+from core.runs.run_results import ResultsMixin
 
 __all__ = ["Run"]
 
 Pairs = dict[tuple[int, int], np.ndarray]
 
 
-class Run:
-    """One run folder: read what the steps wrote, write what a step produces."""
+class Run(ResultsMixin):
+    """One run folder: read what the steps wrote, write what a step produces (the universal
+    model's metrics, the results, the embedding: :class:`core.runs.run_results.ResultsMixin`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -221,14 +230,26 @@ class Run:
         path = self.path / F.PREDICTIONS
         if not path.exists():
             return None
-        return {"true": _npz_items(path, "true"), "item": _npz_items(path, "item"),
-                "pred": _npz_pairs(path, "pred"), "conf": _npz_pairs(path, "conf")}
+        return {
+            "true": _npz_items(path, "true"),
+            "item": _npz_items(path, "item"),
+            "pred": _npz_pairs(path, "pred"),
+            "conf": _npz_pairs(path, "conf"),
+        }
 
-    def write_crossdomain(self, matrices: dict[str, Pairs], true: dict[int, np.ndarray], item: dict[int, np.ndarray],
-                          pred: Pairs, conf: Pairs) -> None:
+    def write_crossdomain(
+        self,
+        matrices: dict[str, Pairs],
+        true: dict[int, np.ndarray],
+        item: dict[int, np.ndarray],
+        pred: Pairs,
+        conf: Pairs,
+    ) -> None:
         """Write the matrices (``{kind: {(a, b): P_ab}}``) and the per-image predictions."""
-        write_npz(self.path / F.MATRICES, {f"{kind}/{pair_key(*ab)}": m
-                                           for kind, pairs in matrices.items() for ab, m in pairs.items()})
+        write_npz(
+            self.path / F.MATRICES,
+            {f"{kind}/{pair_key(*ab)}": m for kind, pairs in matrices.items() for ab, m in pairs.items()},
+        )
         arrays = {f"true/{a}": v for a, v in true.items()}
         arrays.update({f"item/{a}": v for a, v in item.items()})
         arrays.update({f"pred/{pair_key(*ab)}": v for ab, v in pred.items()})
@@ -257,8 +278,9 @@ class Run:
         return read_json(self.path / F.taxonomy(key, "selection.json"))
 
     def write_selection(self, key: str, relationships: Pairs, info: dict) -> None:
-        write_npz(self.path / F.taxonomy(key, "relationships.npz"),
-                  {pair_key(*ab): w for ab, w in relationships.items()})
+        write_npz(
+            self.path / F.taxonomy(key, "relationships.npz"), {pair_key(*ab): w for ab, w in relationships.items()}
+        )
         write_json(self.path / F.taxonomy(key, "selection.json"), info)
 
     def taxonomy(self, key: str):
@@ -280,77 +302,6 @@ class Run:
             tax.to_graphml(tmp)
         write_text(self.path / F.taxonomy(key, "mappings.csv"), tax.mapping_table().to_csv(index=False))
         write_json(self.path / F.taxonomy(key, "label_map.json"), tax.label_map())
-
-    # ------------------------------------------------------------------ universal model and results
-
-    def universal_metrics(self, key: str) -> dict | None:
-        """``{domain name: test accuracy}`` of the universal model of method ``key``."""
-        return read_json(self.path / F.universal(key, "metrics.json"))
-
-    def write_universal(self, key: str, history: list[dict], metrics: dict[str, float]) -> None:
-        write_json(self.path / F.universal(key, "history.json"), history)
-        write_json(self.path / F.universal(key, "metrics.json"), metrics)
-
-    def history(self, key: str):
-        """Per-epoch training history of the universal model of ``key`` as a DataFrame, or None.
-
-        ``key="baseline/<domain name>"`` gives a baseline's history instead.
-        """
-        import pandas as pd
-
-        if key.startswith("baseline/"):
-            entry = (self.baseline_metrics() or {}).get(key.split("/", 1)[1])
-            return pd.DataFrame(entry["history"]) if entry and entry.get("history") else None
-        hist = read_json(self.path / F.universal(key, "history.json"))
-        return pd.DataFrame(hist) if hist else None
-
-    def results(self):
-        """The results table as a DataFrame (one row per domain plus "mean"), or None."""
-        path = self.path / F.RESULTS_CSV
-        if not path.exists():
-            return None
-        import pandas as pd
-
-        return pd.read_csv(path)
-
-    def results_json(self) -> dict | None:
-        """``{"table", "headline", "selection_scores", "n_universal", "timings_s"}`` or None."""
-        return read_json(self.path / F.RESULTS_JSON)
-
-    def write_results(self, table, summary: dict) -> None:
-        write_text(self.path / F.RESULTS_CSV, table.to_csv(index=False))
-        write_json(self.path / F.RESULTS_JSON, summary)
-
-    def embedding(self) -> dict | None:
-        """``{"xy": (N, 2), "domain": (N,), "label": (N,), "item": (N,) test index in its domain,
-        "universal_pred": (N,), "method": str, "algorithm": "tsne"|"pca"}`` or None."""
-        path = self.path / F.EMBEDDING
-        if not path.exists():
-            return None
-        out = read_npz(path)
-        for key in ("method", "algorithm"):
-            if key in out:
-                out[key] = str(out[key])
-        return out
-
-    def write_embedding(self, arrays: dict[str, np.ndarray]) -> None:
-        write_npz(self.path / F.EMBEDDING, arrays)
-
-    def test_correct(self) -> dict[str, list[np.ndarray]] | None:
-        """Which test images each model got right: ``{"baseline" | "universal/<key>": [(n_a,) bool
-        per domain]}``, or None (runs from before the results kept them)."""
-        path = self.path / F.TEST_CORRECT
-        if not path.exists():
-            return None
-        out: dict[str, dict[int, np.ndarray]] = {}
-        for key, arr in read_npz(path).items():
-            col, _, a = key.rpartition("/")
-            out.setdefault(col, {})[int(a)] = arr.astype(bool)
-        return {col: [per[a] for a in sorted(per)] for col, per in out.items()}
-
-    def write_test_correct(self, correct: dict[str, list[np.ndarray]]) -> None:
-        write_npz(self.path / F.TEST_CORRECT,
-                  {f"{col}/{a}": np.asarray(c, dtype=bool) for col, per in correct.items() for a, c in enumerate(per)})
 
     # ------------------------------------------------------------------ accuracy sweep
 
