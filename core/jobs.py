@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.fsio import read_json
 from core.runlock import lock_holder, process_identity, same_process
 from core.runs import (
     STEPS,
+    F,
     LockedError,
     Run,
     RunLock,
@@ -218,10 +220,12 @@ def cancel_sweep(run_id: str, *, root: str | os.PathLike | None = None, timeout:
         _stop(int(holder["pid"]), holder["identity"], timeout)
     elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
         _stop(int(status["pid"]), status["pid_identity"], timeout)
-    status = run.sweep_status() or {}
-    if status.get("state") in ("running", "pending"):
-        status = run.write_sweep_status(state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
-    return status
+    # the recorded state, not the effective one: a process killed before it could write
+    # "cancelled" reads as "failed: interrupted", but the user asked for a cancel
+    recorded = read_json(run.file(F.SWEEP_STATUS), default={}) or {}
+    if recorded.get("state") in ("running", "pending"):
+        return run.write_sweep_status(state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
+    return run.sweep_status() or {}
 
 
 def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict[str, Any]:

@@ -49,31 +49,28 @@ class StackedHeads(nn.Module):
         self.head = head
         gen = torch.Generator().manual_seed(int(seed))
         dims = [in_dim] + [head.width] * (head.depth - 1)
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
         layers = [_init_linear(dims[i], dims[i + 1], gen) for i in range(head.depth - 1)]
         layers.append(_init_output(dims[-1], self.U, int(seed)))
-        for w, b in layers:
-            self.weights.append(nn.Parameter(w.expand(self.S, -1, -1).clone()))
-            self.biases.append(nn.Parameter(b.expand(self.S, -1).clone()))
+        # the first layer of every head side by side: x (B, D) @ first (D, S * n1) is one product
+        w0, b0 = layers[0]
+        self.first = nn.Parameter(w0.repeat(1, self.S))
+        self.first_bias = nn.Parameter(b0.expand(self.S, -1).clone())
+        self.weights = nn.ParameterList([nn.Parameter(w.expand(self.S, -1, -1).clone()) for w, _ in layers[1:]])
+        self.biases = nn.ParameterList([nn.Parameter(b.expand(self.S, -1).clone()) for _, b in layers[1:]])
         mask = torch.zeros(self.S, self.U, dtype=torch.bool)
         for s, n in enumerate(n_out):
             mask[s, n:] = True
         self.register_buffer("pad", mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = None
         act = _ACT.get(self.head.activation)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if i == 0:  # shared input: one product for all heads
-                h = (x @ w.permute(1, 0, 2).reshape(w.shape[1], -1)).reshape(x.shape[0], self.S, -1).transpose(0, 1)
-            else:
-                if self.head.dropout > 0 and i > 0:
-                    h = nn.functional.dropout(h, self.head.dropout, self.training)
-                h = torch.bmm(h, w)
-            h = h + b[:, None, :]
-            if i < len(self.weights) - 1 and act is not None:
+        h = (x @ self.first).view(x.shape[0], self.S, -1).transpose(0, 1) + self.first_bias[:, None, :]
+        for w, b in zip(self.weights, self.biases):
+            if act is not None:
                 h = act(h)
+            if self.head.dropout > 0:
+                h = nn.functional.dropout(h, self.head.dropout, self.training)
+            h = torch.baddbmm(b[:, None, :], h, w)
         return h.masked_fill(self.pad[:, None, :], _MASKED)
 
 

@@ -70,7 +70,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        params = list(model.parameters())
+        try:  # one fused kernel per step: several times faster than the per-tensor loop on CPU
+            return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # a device or torch version without it
+            return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),

@@ -177,7 +177,7 @@ def test_sweep_job_can_be_cancelled_and_keeps_finished_rows(tiny):
     from core.jobs import cancel_sweep, start_sweep
     from core.runs import Run
 
-    start_sweep(tiny.name, root=tiny.parent, methods=["threshold"], epochs=200)
+    start_sweep(tiny.name, root=tiny.parent, grid="fine", epochs=500)  # minutes of work: cancelled long before
     run = Run(tiny)
     deadline = time.time() + 120
     while time.time() < deadline and (run.sweep_status() or {}).get("state") != "running":
