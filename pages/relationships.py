@@ -1,13 +1,17 @@
 """🔗 Relationships: pick a selection method and its parameter; live scores against the synthetic
-ground truth, per-pair breakdown, sweep curves and the best-parameter table. The setting lives in
-the URL (``?method=threshold&t=0.25``) so a view can be shared."""
+ground truth (when the run has one), label-free indicators on every run, per-pair breakdown, sweep
+curves, the best-parameter table, the accuracy sweep (validation accuracy of the universal model
+per setting) and the evidence behind every edge. The setting lives in the URL
+(``?method=threshold&t=0.25``) so a view can be shared."""
 
 import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, matrix_kind, require_run, run_config
-from ui.relview import score_row
+from ui.edgeview import edge_tab
+from ui.relview import indicator_row, score_row
 from ui.setting import setting_picker
+from ui.sweepview import accuracy_at, sweep_tab
 from ui.urlstate import write_url
 
 ensure_navigation()
@@ -24,32 +28,47 @@ write_url(setting.query())
 with guard("Scoring the relationships", "Check that the run's cross-domain step finished."):
     sc = data.scores(rd, kind, method, value, stamp)
     n_edges = data.edge_count(rd, kind, method, value, stamp)
+    ind = data.indicators(rd, kind, method, value, stamp)
 score_row(setting, sc, n_edges)
-if sc is None:
-    st.stop()
+try:  # a damaged sweep table must not hide the indicators; its tab names the problem
+    ind = {**ind, "val_acc": accuracy_at(data.accuracy_sweep(rd, data.sweep_stamp(rd)), setting)}
+except Exception:  # noqa: BLE001
+    pass
+indicator_row(setting, ind)
 
-# Lazy tabs: only the open one runs, so a slider move redraws only what is visible.
-tab_pairs, tab_sweep, tab_best = st.tabs(
-    ["📋 Per pair", "📈 Sweep", "🏆 Best parameters"], key="rel_tab", on_change="rerun"
+# Lazy tabs: only the open one runs, so a slider move redraws only what is visible. The tabs that
+# score against a ground truth exist only on runs that have one.
+truth_tabs = ["📋 Per pair", "📈 Sweep", "🏆 Best parameters"] if sc is not None else []
+tabs = dict(
+    zip(
+        truth_tabs + ["🎯 Accuracy sweep", "🧾 Edge evidence"],
+        st.tabs(
+            truth_tabs + ["🎯 Accuracy sweep", "🧾 Edge evidence"],
+            key="rel_tab" if sc is not None else "rel_tab_real",
+            on_change="rerun",
+        ),
+    )
 )
-if tab_pairs.open:
-    with tab_pairs, guard("The per-pair breakdown"):
+if sc is not None and tabs["📋 Per pair"].open:
+    with tabs["📋 Per pair"], guard("The per-pair breakdown"):
         pairs = data.pair_scores(rd, kind, method, value, stamp)
         st.dataframe(pairs.rename(columns={"a": "images of", "b": "model of"}), hide_index=True, width="stretch")
-if tab_sweep.open:
-    with tab_sweep, guard("The parameter sweep"):
+if sc is not None and tabs["📈 Sweep"].open:
+    with tabs["📈 Sweep"], guard("The parameter sweep"):
         metric = (
             st.segmented_control("Metric", ["f1", "edr", "precision", "recall"], default="f1", key="rel_metric") or "f1"
         )
         with st.spinner("Sweeping every method over its parameter…"):
             fig = data.sweep_figure(rd, kind, stamp, metric)
         st.plotly_chart(fig, key="rel_sweep_chart")
-        st.caption(
-            f"Now: {data.method_label(method)}"
-            + (f", {setting.param} = {value}" if setting.param else "")
-            + f" → {metric} = {sc[metric]:.3f}"
-        )
-if tab_best.open:
-    with tab_best, guard("The best-parameter table"):
+        st.caption(f"Now: {setting.describe()} → {metric} = {sc[metric]:.3f}")
+if sc is not None and tabs["🏆 Best parameters"].open:
+    with tabs["🏆 Best parameters"], guard("The best-parameter table"):
         st.caption("Each method at its best F1 on this run (the thesis's table, per run).")
         st.dataframe(data.best_table(rd, kind, stamp), hide_index=True, width="stretch")
+if tabs["🎯 Accuracy sweep"].open:
+    with tabs["🎯 Accuracy sweep"], guard("The accuracy sweep", "Read the sweep log; a resume keeps finished rows."):
+        sweep_tab(run, setting)
+if tabs["🧾 Edge evidence"].open:
+    with tabs["🧾 Edge evidence"], guard("The edge evidence", "Check that the run's cross-domain step finished."):
+        edge_tab(rd, kind, setting, stamp, n_edges)

@@ -285,3 +285,33 @@ def test_shared_link_opens_the_full_app(tmp_path, browser_page):
         assert external == []
     finally:
         _stop(proc)
+
+
+def test_accuracy_sweep_tab_draws_its_chart(tmp_path, browser_page):
+    """🔗 Relationships on a run with an accuracy sweep: the 🎯 tab draws validation accuracy per
+    setting (plotly, offline) with the best setting per method."""
+    from core.runs import Run
+    from core.synthetic import make_synthetic_taxonomy
+    from tests.sample_run import write_synthetic_run
+    from tests.test_app_tuning import plausible_sweep
+
+    runs = tmp_path / "runs"
+    path = write_synthetic_run(runs, "swept", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3))
+    Run(path).write_sweep_table(plausible_sweep(path))
+    proc, base = _start_server(runs)
+    try:
+        page, external = browser_page
+        external.clear()
+        page.goto(base + "/relationships?run=swept&method=density&p=0.5")
+        page.get_by_role("heading", name=re.compile("Relationships")).wait_for()
+        page.get_by_role("tab", name=re.compile("Accuracy sweep")).click()
+        page.get_by_text("Best by validation accuracy").wait_for()
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for()
+        assert chart.locator(".scatterlayer .trace").count() >= 6, "the accuracy curves were not drawn"
+        assert chart.get_by_text("universal classes").count(), "no second axis for the universal classes"
+        _shot(page, "09-accuracy-sweep")
+        assert not page.get_by_test_id("stException").count(), "a traceback reached the page"
+        assert external == []
+    finally:
+        _stop(proc)

@@ -26,6 +26,13 @@ __all__ = [
     "live_taxonomy",
     "saved_taxonomy",
     "domain_info",
+    "image_counts",
+    "indicators",
+    "edge_evidence",
+    "sweep_stamp",
+    "accuracy_sweep",
+    "accuracy_summary",
+    "accuracy_figure",
 ]
 
 
@@ -269,3 +276,76 @@ def _as_image(img):
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
         arr = arr.transpose(1, 2, 0)
     return arr
+
+
+# ----------------------------------------------------------------------------- tuning on real data
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def image_counts(run_dir: str, stamp: float) -> list[np.ndarray]:
+    """Test images per class ``[(K_a,) int64]`` of every domain: the row sums of its count
+    matrices (the images of a:i that every foreign model saw)."""
+    counts = load_matrices(run_dir, "count", stamp)
+    if not counts:
+        raise ValueError("the run has no count matrices: rerun its crossdomain step")
+    out = {}
+    for (a, _b), C in counts.items():
+        out.setdefault(a, np.rint(np.asarray(C, dtype=np.float64).sum(axis=1)).astype(np.int64))
+    return [out[a] for a in sorted(out)]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def indicators(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> dict:
+    """core.evidence.label_free_indicators of one setting, with the live taxonomy's mappings:
+    ``{"n_edges", "bidirectional_agreement", "split_share", "n_universal"}``."""
+    from core.evidence import label_free_indicators
+
+    tax = live_taxonomy(run_dir, kind, method, value, stamp)
+    counts = [len(names) for names in domain_info(run_dir)[1]]
+    return label_free_indicators(select_all(run_dir, kind, method, value, stamp), counts, tax.mappings)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def edge_evidence(run_dir: str, kind: str, method: str, value: float | None, stamp: float) -> pd.DataFrame:
+    """core.evidence.edge_table of the run's count matrices, the edges of one setting marked
+    (``selected``), with class and domain names."""
+    from core.evidence import edge_table
+
+    names, class_names = domain_info(run_dir)
+    return edge_table(
+        load_matrices(run_dir, "count", stamp),
+        image_counts(run_dir, stamp),
+        selected=select_all(run_dir, kind, method, value, stamp),
+        class_names=class_names,
+        domain_names=names,
+    )
+
+
+def sweep_stamp(run_dir: str) -> float:
+    """Cache stamp of the accuracy sweep's table (it grows while a sweep runs)."""
+    return Run(run_dir).stamp(F.SWEEP_CSV)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def accuracy_sweep(run_dir: str, stamp: float) -> pd.DataFrame | None:
+    """The accuracy sweep's rows so far (core.sweep; one per selection setting), or None."""
+    return open_run(run_dir).sweep_table()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def accuracy_summary(run_dir: str, stamp: float) -> tuple[pd.DataFrame, dict] | None:
+    """(core.sweep.best_by_accuracy, core.sweep.sweep_correlations) of the sweep, or None."""
+    from core.sweep import best_by_accuracy, sweep_correlations
+
+    table = accuracy_sweep(run_dir, stamp)
+    if table is None or table.empty:
+        return None
+    return best_by_accuracy(table), sweep_correlations(table)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def accuracy_figure(run_dir: str, stamp: float, method: str, value: float | None):
+    """ui.plots.accuracy_curves of the sweep with the current setting marked (built once)."""
+    from ui.plots import accuracy_curves
+
+    return accuracy_curves(accuracy_sweep(run_dir, stamp), current=(method, value))

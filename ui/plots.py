@@ -16,6 +16,7 @@ __all__ = [
     "heatmap",
     "row_bars",
     "sweep_curves",
+    "accuracy_curves",
     "results_bars",
     "history_curves",
     "embedding_scatter",
@@ -165,6 +166,142 @@ def sweep_curves(df: pd.DataFrame, metric: str) -> go.Figure:
         fig.update_xaxes(title_text=str(g["param"].iloc[0]), row=1, col=c)
     fig.update_yaxes(title_text=metric, row=1, col=1)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def accuracy_curves(df: pd.DataFrame, *, current: tuple[str, float | None] | None = None) -> go.Figure:
+    """Validation accuracy (mean over domains) of an accuracy sweep (core.sweep table) over each
+    method's parameter: one panel per parametrised method, parameter-free methods as dashed
+    reference lines in every panel, the number of universal classes on a second y axis, F1 dotted
+    where the table has a ground truth, and the ``current`` (method, value) marked."""
+    from plotly.subplots import make_subplots
+
+    missing = {"method", "param", "value", "val_acc_mean", "n_universal"} - set(df.columns)
+    if missing:
+        raise ValueError(f"the sweep table lacks the column(s) {sorted(missing)}")
+    groups = [(m, g) for m, g in df.groupby("method", sort=False) if g["val_acc_mean"].notna().any()]
+    curves = [(m, g.sort_values("value")) for m, g in groups if g["value"].notna().any()]
+    flat = [(m, g.iloc[0]) for m, g in groups if not g["value"].notna().any()]
+    truth = "f1" in df.columns and df["f1"].notna().any()
+    n = max(1, len(curves))
+    fig = make_subplots(
+        rows=1,
+        cols=n,
+        specs=[[{"secondary_y": True}] * n],
+        horizontal_spacing=0.09 if n > 1 else 0.02,
+        subplot_titles=[f"{m} ({g['param'].iloc[0]})" for m, g in curves] or ["parameter-free methods"],
+    )
+    ys = [df["val_acc_mean"]] + ([df["f1"]] if truth else [])
+    lo = min(float(np.nanmin(y)) for y in ys if y.notna().any())
+    hi = max(float(np.nanmax(y)) for y in ys if y.notna().any())
+    yrange = [max(0.0, lo - 0.05), min(1.0, hi + 0.05)]
+    urange = [0, max(1.0, float(np.nanmax(df["n_universal"]))) * 1.08]  # one scale for every panel
+    cur_m, cur_v = current if current is not None else (None, None)
+    dashes = ["dash", "dot", "dashdot", "longdash"]
+    hover = "%{x}<br>val. acc %{y:.3f}<br>%{customdata}<extra>%{fullData.name}</extra>"
+    for c, (m, g) in enumerate(curves, start=1):
+        text = [
+            f"{int(u)} universal classes" + (f"<br>same taxonomy as {s}" if isinstance(s, str) and s else "")
+            for u, s in zip(g["n_universal"], g.get("same_as", [""] * len(g)))
+        ]
+        colour = DOMAIN_COLOURS[(c - 1) % len(DOMAIN_COLOURS)]
+        fig.add_trace(
+            go.Scatter(
+                x=g["value"],
+                y=g["val_acc_mean"],
+                mode="lines+markers",
+                name=f"{m}: val. accuracy",
+                customdata=text,
+                hovertemplate=hover,
+                line=dict(color=colour, width=2.5),
+            ),
+            row=1,
+            col=c,
+        )
+        if truth:
+            fig.add_trace(
+                go.Scatter(
+                    x=g["value"],
+                    y=g["f1"],
+                    mode="lines",
+                    name="F1 (ground truth)",
+                    legendgroup="f1",
+                    showlegend=c == 1,
+                    line=dict(color=colour, dash="dot", width=1.5),
+                    hovertemplate="%{x}<br>F1 %{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=c,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=g["value"],
+                y=g["n_universal"],
+                mode="lines",
+                name="universal classes",
+                legendgroup="n_universal",
+                showlegend=c == 1,
+                line=dict(color="#808495", width=1, shape="hv"),
+                hovertemplate="%{x}<br>%{y} universal classes<extra></extra>",
+            ),
+            row=1,
+            col=c,
+            secondary_y=True,
+        )
+        x0, x1 = float(g["value"].min()), float(g["value"].max())
+        for k, (fm, row) in enumerate(flat):
+            now = fm == cur_m
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, x1],
+                    y=[row["val_acc_mean"]] * 2,
+                    mode="lines",
+                    name=f"{fm}{' (now)' if now else ''}: val. accuracy",
+                    legendgroup=fm,
+                    showlegend=c == 1,
+                    line=dict(dash=dashes[k % len(dashes)], color="#808495", width=3 if now else 1.5),
+                    hovertemplate=f"{fm}: val. acc %{{y:.3f}}, {int(row['n_universal'])} universal classes"
+                    "<extra></extra>",
+                ),
+                row=1,
+                col=c,
+            )
+        if m == cur_m and cur_v is not None:
+            fig.add_vline(x=float(cur_v), line=dict(color=colour, dash="dash", width=1), row=1, col=c)
+            at = g[np.isclose(g["value"].astype(float), float(cur_v))]
+            if len(at):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[float(cur_v)],
+                        y=[float(at["val_acc_mean"].iloc[0])],
+                        mode="markers",
+                        name="now",
+                        showlegend=False,
+                        marker=dict(size=14, symbol="circle-open", color=colour, line=dict(width=3)),
+                        hoverinfo="skip",
+                    ),
+                    row=1,
+                    col=c,
+                )
+        fig.update_xaxes(title_text=str(g["param"].iloc[0]), row=1, col=c)
+        fig.update_yaxes(range=yrange, showticklabels=c == 1, row=1, col=c, secondary_y=False)
+        fig.update_yaxes(
+            range=urange, showgrid=False, tickformat="d", showticklabels=c == n, row=1, col=c, secondary_y=True
+        )
+    if not curves:  # only parameter-free methods were swept: one point each
+        names = [m for m, _ in flat]
+        fig.add_trace(
+            go.Scatter(x=names, y=[r["val_acc_mean"] for _, r in flat], mode="markers", name="val. accuracy"),
+            secondary_y=False,
+        )
+        fig.add_trace(
+            go.Bar(x=names, y=[r["n_universal"] for _, r in flat], name="universal classes", opacity=0.3),
+            secondary_y=True,
+        )
+        fig.update_yaxes(range=yrange, secondary_y=False)
+    fig.update_yaxes(title_text="validation accuracy (mean)", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="universal classes", row=1, col=n, secondary_y=True)
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.22))
     return fig
 
 

@@ -16,7 +16,16 @@ import streamlit as st
 from ui import data
 from ui.urlstate import coerce, widget_value
 
-__all__ = ["SETTING_KEY", "METHOD_KEY", "Setting", "param_key", "run_value", "current_setting", "setting_picker"]
+__all__ = [
+    "SETTING_KEY",
+    "METHOD_KEY",
+    "Setting",
+    "param_key",
+    "run_value",
+    "current_setting",
+    "setting_picker",
+    "apply_setting",
+]
 
 SETTING_KEY = "_selection_setting"  # session copy of the current Setting (no widget's key)
 METHOD_KEY = "rel_method"  # key of the Relationships page's method selectbox
@@ -102,5 +111,21 @@ def setting_picker(run_cfg: dict, method_col, param_col) -> Setting:
         widget_value(key, first, run_value(run_cfg, method), lo=spec.lo, hi=spec.hi)
         value = param_col.slider(spec.name, spec.lo, spec.hi, step=spec.step, key=key, help=HELPS.get(spec.name))
         setting = Setting(method, spec.name, value)
+    st.session_state[SETTING_KEY] = setting
+    return setting
+
+
+def apply_setting(method: str, value: float | int | None = None) -> Setting:
+    """Make ``method`` (with its parameter at ``value``, checked and clamped like a URL value)
+    the current setting, the Relationships widgets included: call it from a button's
+    ``on_click``, before the widgets are drawn, so the slider moves and the URL follows."""
+    method = coerce(method, DEFAULT_METHOD, choices=data.method_names())
+    spec = data.param_spec(method)
+    setting = Setting(method)
+    if spec is not None:
+        checked = coerce(value, spec.default, lo=spec.lo, hi=spec.hi)
+        setting = Setting(method, spec.name, round(checked, 6) if isinstance(checked, float) else checked)
+        st.session_state[param_key(method, spec.name)] = setting.value
+    st.session_state[METHOD_KEY] = method
     st.session_state[SETTING_KEY] = setting
     return setting
