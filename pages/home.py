@@ -37,7 +37,7 @@ with left:
                 st.metric("Baselines: mean test accuracy", f"{headline['baseline_mean']:.3f}")
             table = headline_table(headline)
             if len(table):
-                st.dataframe(table, hide_index=True, width="stretch")
+                st.dataframe(table, hide_index=True, width="stretch", placeholder="")
         st.page_link("pages/crossdomain.py", label="Follow the run", icon="🧪")
 with right:
     st.subheader("Run the demo")

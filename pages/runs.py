@@ -14,7 +14,7 @@ infos = runs_list()  # only runs inside the runs root
 if not infos:
     st.info("📭 No runs yet. Start one from 🏠 Home.")
     st.stop()
-st.dataframe(runs_table(infos), hide_index=True, width="stretch")
+st.dataframe(runs_table(infos), hide_index=True, width="stretch", placeholder="")  # missing: empty
 ids = [i.id for i in infos]
 
 st.subheader("Compare two runs")
@@ -29,13 +29,14 @@ else:
         diff = config_diff(ra.config, rb.config)
         st.markdown("**Config differences**" if len(diff) else "**Configs are identical**")
         if len(diff):
-            st.dataframe(diff, hide_index=True, width="stretch")
+            st.dataframe(diff, hide_index=True, width="stretch", placeholder="")
         for col, r in ((c1, ra), (c2, rb)):
             res = r.results()
             col.dataframe(
                 res if res is not None else pd.DataFrame({"results": ["not finished"]}),
                 hide_index=True,
                 width="stretch",
+                placeholder="",
             )
 
 st.subheader("Delete a run")

@@ -1,17 +1,19 @@
 """🎯 Universal model: train it for one or several selection methods (a background job), watch
-the training curves, compare with the baselines (table + bars) and look at the embedding."""
+the training curves, compare with the baselines (table + bars) and look at the embedding.
+Figures are built once per file version (ui.evidence_data) and drawn under spinners."""
 
 import streamlit as st
 
-from ui import data
+from core.runs import F
+from ui import data, evidence_data
 from ui.common import ensure_navigation, guard, require_run, run_config
 from ui.jobs import ACTIVE, job_panel
 from ui.launchers import method_trainer
-from ui.plots import class_labels, embedding_scatter, history_curves, results_bars
 
 ensure_navigation()
 st.title("🎯 Universal model")
 run = require_run("crossdomain")
+rd = str(run.path)
 cfg = run_config(run)
 status = run.status()
 
@@ -21,20 +23,22 @@ with st.expander("🏋️ Train for other selection methods", expanded=not run.h
 if busy:
     job_panel(run.id, live_curves=True)
 
-trained = [m for m in run.methods() if run.history(m) is not None]
+trained = [(m, evidence_data.universal_stamp(rd, m)) for m in run.methods()]
+trained = [(m, s) for m, s in trained if s]  # a history file written
 if trained:
     st.subheader("Training curves")
-    cols = st.columns(min(3, len(trained)))
-    for col, m in zip(cols * 4, trained):
-        with col, guard(f"The history of {m}"):
-            st.plotly_chart(history_curves(run.history(m), title=m), key=f"uni_hist_{m}")
+    with guard("Drawing the training curves"), st.spinner(f"Drawing the training curves of {len(trained)} model(s)…"):
+        keys, stamps = zip(*trained)
+        fig = evidence_data.training_figure(rd, keys, stamps)  # one chart for all methods: quick to draw
+        if fig is not None:
+            st.plotly_chart(fig, key="uni_hist")
 
 results = run.results()
 if results is None:
     st.info("⏳ The results table appears when the run's **results** step has finished.")
     st.stop()
 st.subheader("Baseline vs universal (test accuracy)")
-with guard("Reading the results table"):
+with guard("Reading the results table"), st.spinner("Reading the results…"):
     first = results.columns[0]
     acc = [c for c in results.select_dtypes("number").columns if c == "baseline" or c.startswith("universal")]
     st.dataframe(
@@ -43,16 +47,14 @@ with guard("Reading the results table"):
         width="stretch",
     )
     st.caption("Best model per domain highlighted. Baselines and universal heads share one training recipe.")
-    st.plotly_chart(results_bars(results[[first, *acc]], domain_col=first), key="uni_bars")
+    fig = evidence_data.results_figure(rd, data.stamp_of(rd, F.RESULTS_CSV), (first, *acc))
+    st.plotly_chart(fig, key="uni_bars")
 
-emb = run.embedding()
-if emb is not None:
-    st.subheader(f"Embedding of universal features ({emb.get('method', '')})")
-    names, class_names = data.domain_info(str(run.path))
-    by = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="uni_colour")
-    with guard("Drawing the embedding"):
-        if by == "class":  # a class is (domain, class index): name both, so domains don't mix
-            labels = class_labels(emb["domain"], emb["label"], names, class_names)
-            st.plotly_chart(embedding_scatter(emb["xy"], labels, legend="class"), key="uni_emb")
-        else:
-            st.plotly_chart(embedding_scatter(emb["xy"], emb["domain"], names=names), key="uni_emb")
+emb_stamp = data.stamp_of(rd, F.EMBEDDING)
+if emb_stamp:
+    st.subheader(f"Embedding of universal features ({(run.embedding() or {}).get('method', '')})")
+    by = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="uni_colour") or "domain"
+    with guard("Drawing the embedding"), st.spinner("Drawing the embedding…"):
+        fig = evidence_data.embedding_figure(rd, emb_stamp, by)
+        if fig is not None:
+            st.plotly_chart(fig, key="uni_emb")

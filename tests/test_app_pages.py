@@ -383,7 +383,9 @@ def test_runs_delete_of_a_locked_run_shows_one_error(tmp_path, monkeypatch):
     with RunLock(run_dir, purpose="test"):
         _delete_via_page(at, "r-busy")
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "LockedError" in errors[0] and "Cancel the run" in errors[0], errors
+    assert len(errors) == 1 and errors[0].startswith("Run r-busy is being worked on by another process"), errors
+    assert f"pid {os.getpid()}" in errors[0] and errors[0].endswith("cancel it first."), errors
+    assert "LockedError" not in errors[0] and str(run_dir) not in errors[0], "one friendly line: no type, no path"
     assert (run_dir / "status.json").exists(), "nothing was deleted"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import traceback
 import zlib
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ __all__ = [
     "current_run",
     "require_run",
     "show_error",
+    "locked_text",
     "guard",
     "stamp",
 ]
@@ -243,6 +245,23 @@ def show_error(exc: BaseException, what: str, todo: str) -> None:
     if os.environ.get("UNITAX_DEBUG"):
         with st.expander("Details"):
             st.code(detail)
+
+
+_PID = re.compile(r"\bpid (\d+)")
+_SINCE = re.compile(r"\bsince (\S+?)[;,)]?(?:\s|$)")
+
+
+def locked_text(run_id: str, exc: BaseException) -> str:
+    """One friendly line for a core.runs.LockedError about run ``run_id``: who works on it (pid
+    and start time, read from the exception's message) and what to do, without the folder's
+    path or the holder's command line."""
+    message = str(exc)
+    pid, since = _PID.search(message), _SINCE.search(message)
+    who = f"pid {pid.group(1)}" if pid else ""
+    if since:
+        who += (" " if who else "") + f"since {since.group(1).replace('T', ' ')}"
+    holder = f" ({who})" if who else ""
+    return f"Run {shown(run_id)} is being worked on by another process{holder}; cancel it first."
 
 
 @contextlib.contextmanager

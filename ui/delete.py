@@ -10,13 +10,12 @@ from pathlib import Path
 import streamlit as st
 
 from core.runs import LockedError, NotARunFolderError, delete_run, runs_root
-from ui.common import RUN_KEY, guard, select_run, show_error, shown
+from ui.common import RUN_KEY, guard, locked_text, select_run, show_error, shown
 
 __all__ = ["MAX_KEPT_SHOWN", "kept_warning", "delete_section"]
 
 KEPT_KEY = "_runs_kept"  # session: (run id, [kept file, ...]) of the last delete, shown once
 MAX_KEPT_SHOWN = 10
-LOCKED_HINT = "Cancel the run on 🧪 Cross-domain (or wait for it to finish), then delete it."
 FOREIGN_HINT = "This folder was not made by unitax, so it is left alone; remove it by hand if you mean to."
 
 
@@ -43,8 +42,8 @@ def _delete(victim: str) -> None:
     with guard("Deleting the run", "Cancel it first if it is still running."):
         try:
             kept = delete_run(victim)
-        except LockedError as exc:
-            show_error(exc, "Deleting the run", LOCKED_HINT)
+        except LockedError as exc:  # one line: who works on it, and to cancel it first
+            st.error(locked_text(victim, exc), icon="🔒")
             return
         except NotARunFolderError as exc:
             show_error(exc, "Deleting the run", FOREIGN_HINT)

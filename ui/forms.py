@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,20 @@ _NO_SHIFT = next(f.default for f in dataclasses.fields(DomainConfig) if f.name =
 _SHIFT_HELP = " · ".join(f"{name}: {text}" for name, text in SHIFTS.items())
 _BASE_HELP = " · ".join(f"{name}: `{SOURCES[name]}`" for name in SYNTHETIC_BASES)
 _SOURCE_HELP = " · ".join(f"{name}: `{text}`" for name, text in SOURCES.items())
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "assets" / "configs" / "demo.yaml"
+IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 224]
+
+
+def _start_image_size() -> int:
+    """The image size the form starts on: the shipped demo's (the README's default setup, tuned
+    for this), else RunConfig()'s."""
+    from core.config import load_config
+
+    try:
+        size = load_config(DEMO_CONFIG).features.image_size
+    except (OSError, ValueError, TypeError):
+        size = _DEFAULTS.features.image_size
+    return size if size in IMAGE_SIZES else _DEFAULTS.features.image_size
 
 
 def _backbone_help() -> str:
@@ -113,7 +128,11 @@ def model_section() -> dict:
         help=_backbone_help(),
     )
     size = c[1].select_slider(
-        "Image size", [32, 48, 64, 96, 128, 160, 224], _DEFAULTS.features.image_size, key="dom_size"
+        "Image size",
+        IMAGE_SIZES,
+        _start_image_size(),
+        key="dom_size",
+        help="Backbone input size in pixels: the demo's 96 for the built-in images, 224 for real photos.",
     )
     epochs = c[2].number_input("Epochs", 1, 500, _DEFAULTS.baselines.train.epochs, key="dom_epochs")
     preset = c[3].selectbox(

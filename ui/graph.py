@@ -12,23 +12,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DOMAIN_COLOURS", "GraphFilter", "graph_elements", "graph_html", "strip_remote"]
+__all__ = [
+    "DOMAIN_COLOURS",
+    "RELATION_COLOURS",
+    "FOCUS_ABOVE",
+    "GraphFilter",
+    "graph_elements",
+    "neighbourhood_sizes",
+    "graph_html",
+    "strip_remote",
+]
 
 # Colour-blind friendly palette (Okabe-Ito); universal classes get a neutral dark grey.
 DOMAIN_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
 UNIVERSAL_COLOUR = "#3d3d5c"
+# Domain-to-domain relationship edges, by relation type (core.evidence.RELATIONS); dashed, so
+# they never read as a mapping edge (solid, in the colour of its domain).
+RELATION_COLOURS = {"equivalent": "#9467bd", "narrower": "#e31a1c", "broader": "#b07a3b", "overlap": "#8c8c8c"}
+RELATION_READING = {
+    "equivalent": "{x} and {y} are the same class",
+    "narrower": "{x} is a part of {y}",
+    "broader": "{y} is a part of {x}",
+    "overlap": "{x} and {y} share only part of each other",
+}
+FOCUS_ABOVE = 60  # graphs with more nodes open on one class and its neighbourhood
+LABEL_CHARS = 22  # node labels longer than this are cut (the full name is in the tooltip)
+EDGE_LABELS_UP_TO = 30  # weights are written on the edges only in graphs this small
 _REMOTE_TAG = re.compile(r"<(link|script)\b[^>]*?(?:href|src)\s*=\s*[\"']https?://[^>]*>(?:\s*</script>)?", re.S)
 
 
 @dataclass(frozen=True)
 class GraphFilter:
     """What to draw. domains: domain indices kept (None = all); search: case-insensitive text
-    that a universal class or one of its members must contain; min_weight: edges below dropped."""
+    that a universal class or one of its members must contain; min_weight: edges below dropped;
+    focus: a domain class ``"a:i"`` whose neighbourhood alone is drawn (the universal classes it
+    maps to and their members), None for the whole taxonomy."""
 
     domains: tuple[int, ...] | None = None
     search: str = ""
     min_weight: float = 0.0
     max_universal: int = 400  # browsers struggle above a few thousand nodes; show the first N
+    focus: str | None = None
 
 
 def graph_elements(
@@ -38,12 +62,19 @@ def graph_elements(
     domain_names: list[str],
     *,
     flt: GraphFilter = GraphFilter(),
+    relations: list[dict] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Nodes and edges of the taxonomy graph after filtering.
 
     mappings: one (K_a, U) array per domain, ``M_a[i, u]`` = weight of a:i in universal class u.
+    relations: optional domain-to-domain relationships, dicts with ``a, i, b, j`` (ints),
+    ``weight`` (W_ab[i, j]) and the evidence of core.evidence.edge_table (``relation, p_ab,
+    p_ba, n_ab, n_ba, confidence``); those between two drawn classes are added (with a focus:
+    only those of the focused class).
     Returns (nodes, edges): node dicts {id, label, title, color, shape, group}; edge dicts
-    {source, target, weight}. Domain-class ids are ``"a:i"``, universal ids ``"u:k"``.
+    {source, target, weight, kind} with kind ``"mapping"`` (a:i -> u:k) or ``"relation"``
+    (a:i -> b:j, plus ``relation``, ``confidence`` and a ``title`` with the evidence).
+    Domain-class ids are ``"a:i"``, universal ids ``"u:k"``.
     """
     if len(mappings) != len(class_names) or len(mappings) != len(domain_names):
         raise ValueError(
@@ -58,6 +89,9 @@ def graph_elements(
             for u, mem in members.items()
             if needle in universal_names[u].lower() or any(needle in class_names[a][i].lower() for a, i in mem)
         }
+    if flt.focus is not None:
+        centre = _class_key(flt.focus)
+        members = {u: mem for u, mem in members.items() if centre in mem}
     shown = sorted(members)[: flt.max_universal]
     shown_set = set(shown)
     edges = [e for e in edges if int(e["target"][2:]) in shown_set]
@@ -68,7 +102,80 @@ def graph_elements(
             seen.add(e["source"])
             a, i = map(int, e["source"].split(":"))
             nodes.append(_class_node(a, i, class_names, domain_names))
+    for n in nodes:
+        if n["id"] == flt.focus:
+            n["focus"] = True  # drawn larger: the class the neighbourhood is about
+    relations = relations or []
+    if flt.focus is not None:  # the focused class's own relationships: a neighbourhood stays readable
+        relations = [
+            r for r in relations if flt.focus in (f"{int(r['a'])}:{int(r['i'])}", f"{int(r['b'])}:{int(r['j'])}")
+        ]
+    edges += _relation_edges(relations, seen, class_names, domain_names)
     return nodes, edges
+
+
+def _class_key(node_id: str) -> tuple[int, int]:
+    """``"a:i"`` -> (a, i); ValueError for anything else."""
+    try:
+        a, i = (int(x) for x in str(node_id).split(":"))
+    except ValueError:
+        raise ValueError(f"focus must be a domain class id 'a:i', got {node_id!r}") from None
+    return a, i
+
+
+def _relation_edges(relations: list[dict], shown: set[str], class_names, domain_names) -> list[dict]:
+    """Relationship edges a:i -> b:j whose two ends are drawn, with their evidence as tooltip."""
+    out = []
+    for r in relations:
+        src, dst = f"{int(r['a'])}:{int(r['i'])}", f"{int(r['b'])}:{int(r['j'])}"
+        if src not in shown or dst not in shown:
+            continue
+        out.append(
+            {
+                "source": src,
+                "target": dst,
+                "weight": float(r.get("weight", r.get("p_ab", 0.0))),
+                "kind": "relation",
+                "relation": str(r.get("relation", "")),
+                "confidence": float(r.get("confidence", float("nan"))),
+                "title": relation_title(r, class_names, domain_names),
+            }
+        )
+    return out
+
+
+def relation_title(r: dict, class_names, domain_names) -> str:
+    """The tooltip of one relationship edge: its ends, its type in words and its evidence."""
+    a, i, b, j = (int(r[k]) for k in ("a", "i", "b", "j"))
+    x, y = f"{domain_names[a]}: {class_names[a][i]}", f"{domain_names[b]}: {class_names[b][j]}"
+    rel = str(r.get("relation", ""))
+    reading = RELATION_READING.get(rel, "").format(x=class_names[a][i], y=class_names[b][j])
+    lines = [f"{x} → {y}", f"relation: {rel}" + (f" ({reading})" if reading else "")]
+    if "p_ab" in r:
+        lines.append(
+            f"p_ab = {float(r['p_ab']):.3f} of n_ab = {int(r['n_ab'])} {domain_names[a]} images → {class_names[b][j]}"
+        )
+        lines.append(
+            f"p_ba = {float(r['p_ba']):.3f} of n_ba = {int(r['n_ba'])} {domain_names[b]} images → {class_names[a][i]}"
+        )
+        lines.append(f"confidence {float(r['confidence']):.2f}")
+    if "weight" in r:
+        lines.append(f"selected weight W = {float(r['weight']):.3f}")
+    return "\n".join(lines)
+
+
+def neighbourhood_sizes(mappings: list[np.ndarray]) -> dict[str, int]:
+    """``{"a:i": number of nodes drawn when focusing on a:i}`` (the universal classes a:i maps
+    to and all their members, a:i included), for every domain class."""
+    members: dict[int, set] = {}
+    rows: dict[str, list[int]] = {}
+    for a, M in enumerate(mappings):
+        hit = np.asarray(M) > 0
+        for i, u in zip(*np.nonzero(hit)):
+            members.setdefault(int(u), set()).add((a, int(i)))
+        for i in range(hit.shape[0]):
+            rows[f"{a}:{i}"] = np.flatnonzero(hit[i]).tolist()
+    return {key: len(us) + len(set().union(*(members[u] for u in us))) for key, us in rows.items()}
 
 
 def _kept_edges(mappings: list[np.ndarray], flt: GraphFilter) -> tuple[list[dict], dict[int, list]]:
@@ -84,7 +191,7 @@ def _kept_edges(mappings: list[np.ndarray], flt: GraphFilter) -> tuple[list[dict
             w = float(M[i, u])
             if w <= 0 or w < flt.min_weight:
                 continue
-            edges.append({"source": f"{a}:{i}", "target": f"u:{u}", "weight": w})
+            edges.append({"source": f"{a}:{i}", "target": f"u:{u}", "weight": w, "kind": "mapping"})
             members.setdefault(u, []).append((a, i))
     return edges, members
 
@@ -102,9 +209,10 @@ def _universal_node(u: int, name: str, mem: list, class_names, domain_names) -> 
 
 
 def _class_node(a: int, i: int, class_names, domain_names) -> dict:
+    name = str(class_names[a][i])
     return {
         "id": f"{a}:{i}",
-        "label": str(class_names[a][i]),
+        "label": name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…",
         "title": f"{domain_names[a]} · class {i}: {class_names[a][i]}",
         "color": DOMAIN_COLOURS[a % len(DOMAIN_COLOURS)],
         "shape": "dot",
@@ -135,15 +243,32 @@ def graph_html(nodes: list[dict], edges: list[dict], *, height: int = 620, dark:
             title=n["title"],
             color=colour,
             shape=n["shape"],
-            size=18 if n["shape"] == "diamond" else 12,
+            size=22 if n.get("focus") else 18 if n["shape"] == "diamond" else 12,
+            borderWidth=3 if n.get("focus") else 1,
         )
+    labelled = len(edges) <= EDGE_LABELS_UP_TO
+    names = {n["id"]: n["title"].split("\n")[0] for n in nodes}
     for e in edges:
+        if e.get("kind") == "relation":
+            net.add_edge(
+                e["source"],
+                e["target"],
+                title=e.get("title") or f"weight {e['weight']:.2f}",
+                color=RELATION_COLOURS.get(e.get("relation"), "#8c8c8c"),
+                dashes=True,
+                width=1.0 + 2.0 * (e.get("confidence") or 0.0),
+                smooth={"enabled": True, "type": "curvedCW", "roundness": 0.2},
+                physics=False,
+            )
+            continue
+        extra = {"label": f"{e['weight']:.2f}"} if labelled else {}
         net.add_edge(
             e["source"],
             e["target"],
-            title=f"weight {e['weight']:.2f}",
-            label=f"{e['weight']:.2f}",
+            title=f"{names.get(e['source'], e['source'])} → {names.get(e['target'], e['target'])}\n"
+            f"mapping weight {e['weight']:.2f}",
             width=0.5 + 3 * e["weight"],
+            **extra,
         )
     net.set_options(_OPTIONS.replace("__FG__", fg).replace("__BG__", bg))
     html = strip_remote(net.generate_html())
@@ -156,8 +281,9 @@ _OPTIONS = """{
   "edges": {"arrows": {"to": {"enabled": true, "scaleFactor": 0.4}}, "smooth": false,
             "font": {"size": 8, "align": "middle", "strokeWidth": 2,
                      "color": "__FG__", "strokeColor": "__BG__"}, "color": {"inherit": "from"}},
-  "nodes": {"font": {"size": 12, "color": "__FG__"}},
-  "physics": {"solver": "forceAtlas2Based", "stabilization": {"iterations": 150, "fit": true},
-              "forceAtlas2Based": {"gravitationalConstant": -40, "springLength": 60}},
+  "nodes": {"font": {"size": 12, "color": "__FG__", "strokeWidth": 3, "strokeColor": "__BG__"}},
+  "physics": {"solver": "forceAtlas2Based", "stabilization": {"iterations": 300, "fit": true},
+              "forceAtlas2Based": {"gravitationalConstant": -90, "springLength": 110,
+                                   "springConstant": 0.05, "avoidOverlap": 0.8}},
   "interaction": {"hover": true, "tooltipDelay": 80, "navigationButtons": false}
 }"""

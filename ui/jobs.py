@@ -7,8 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.jobs import cancel_job, is_alive, start_job
-from core.runs import STATE_ICONS, STEPS, open_run
-from ui.common import select_run, show_error
+from core.runs import STATE_ICONS, STEPS, LockedError, open_run
+from ui.common import locked_text, select_run, show_error
 
 __all__ = ["ACTIVE", "overall_progress", "launch", "job_panel", "status_text", "step_chain", "format_eta"]
 
@@ -36,6 +36,9 @@ def launch(config, *, run_id: str | None = None, from_step: str | None = None) -
     """Start a background run and make it the current run; errors are shown, None returned."""
     try:
         new_id = start_job(config, run_id=run_id, from_step=from_step)
+    except LockedError as exc:  # a resume of a run another process works on: one line
+        st.error(locked_text(run_id or "", exc), icon="🔒")
+        return None
     except Exception as exc:  # noqa: BLE001 - shown to the user, with what to do
         show_error(exc, "Launching the run", "Fix the config (🗂️ Domains checks it) and launch again.")
         return None
@@ -57,8 +60,11 @@ def job_panel(run_id: str, *, every: float = 1.0, live_curves: bool = False) -> 
 
 
 def status_text(status: dict, alive: bool) -> str:
-    """The progress bar's text: state, step i/n, the step's ETA (while ``alive``), the message."""
+    """The progress bar's text: state, step i/n, the step's ETA (while ``alive``), the message;
+    a finished run says "all n steps done"."""
     state, done = status["state"], status.get("steps_done") or []
+    if state == "done" and set(STEPS) <= set(done):
+        return f"{STATE_ICONS['done']} **done** · all {len(STEPS)} steps done"
     eta = f" · ETA of this step {format_eta(status.get('eta_s'))}" if alive else ""
     return (
         f"{STATE_ICONS.get(state, '•')} **{state}** · step {min(len(done) + 1, len(STEPS))}/{len(STEPS)}: "
@@ -91,10 +97,12 @@ def _status_view(run_id: str, live_curves: bool) -> None:
 
 
 def _rerun_when_finished(run_id: str, state: str) -> None:
-    """Rerun the whole page once the run leaves running/pending, so its results are drawn."""
+    """Rerun the whole page when an active run changes state: from pending to running, so the
+    sidebar's run picker (outside this fragment) shows its current icon, and once it leaves
+    running/pending, so its results are drawn."""
     prev = st.session_state.get(f"_job_state_{run_id}")
     st.session_state[f"_job_state_{run_id}"] = state
-    if prev in ACTIVE and state not in ACTIVE:
+    if prev in ACTIVE and state != prev:
         st.rerun(scope="app")
 
 

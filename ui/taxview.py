@@ -76,8 +76,10 @@ def evidence_indices(predictions: dict | None, a: int, i: int, b: int, j: int) -
     return rows if item is None else np.asarray(item)[rows]
 
 
-def exports(tax) -> dict[str, tuple[bytes, str, str]]:
-    """Download payloads: {label: (bytes, file name, mime type)} for JSON, GraphML, CSV, label map."""
+def exports(tax, relations: pd.DataFrame | None = None) -> dict[str, tuple[bytes, str, str]]:
+    """Download payloads: {label: (bytes, file name, mime type)} for JSON, GraphML, CSV, label map
+    and, given ``relations`` (ui.evidence_data.relation_table), the relationships as "Edges CSV"
+    (one row per selected edge a:i -> b:j with its relation type, confidence and evidence)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "taxonomy.graphml"
         tax.to_graphml(path)
@@ -87,4 +89,9 @@ def exports(tax) -> dict[str, tuple[bytes, str, str]]:
         "GraphML": (graphml, "taxonomy.graphml", "application/xml"),
         "Mappings CSV": (tax.mapping_table().to_csv(index=False).encode(), "mappings.csv", "text/csv"),
         "label_map JSON": (json.dumps(tax.label_map(), indent=2).encode(), "label_map.json", "application/json"),
+        **(
+            {}
+            if relations is None
+            else {"Edges CSV": (relations.to_csv(index=False).encode(), "edges.csv", "text/csv")}
+        ),
     }
