@@ -21,7 +21,7 @@ from pathlib import Path
 from core.registry import BACKBONES, DEVICES, SHIFTS, SOURCES, SYNTHETIC_BASES
 from core.runs import STEPS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "ProgressBars"]
 
 
 def _config_names_help() -> str:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Bars:
+class ProgressBars:
     """tqdm bars: one per step, updated from the pipeline's progress callback."""
 
     def __init__(self, use_bars: bool):
@@ -165,7 +165,7 @@ def _cmd_run(args) -> int:
             f"--out {out} is not empty and is not a unitax run folder (no {MARKER} marker): "
             "choose a new or empty folder"
         )
-    bars = _Bars(sys.stderr.isatty() and not args.no_progress)
+    bars = ProgressBars(sys.stderr.isatty() and not args.no_progress)
     # Under a job, stdout is the run's log.txt, which the pipeline already writes: stay quiet.
     quiet = not sys.stdout.isatty() and _is_run_log(out)
     try:

@@ -30,6 +30,11 @@ with guard("Scoring the relationships", "Check that the run's cross-domain step 
     n_edges = data.edge_count(rd, kind, method, value, stamp)
     ind = data.indicators(rd, kind, method, value, stamp)
 score_row(setting, sc, n_edges)
+if sc is not None:
+    st.caption(
+        "Scored as in the thesis: a class with no selected relationship counts as a self-loop in both graphs, so "
+        "even with 0 edges selected precision and recall are not 0: they count the classes correctly left alone."
+    )
 try:  # a damaged sweep table must not hide the indicators; its tab names the problem
     ind = {**ind, "val_acc": accuracy_at(data.accuracy_sweep(rd, data.sweep_stamp(rd)), setting)}
 except Exception:  # noqa: BLE001

@@ -7,6 +7,7 @@ import streamlit as st
 from core.runs import F
 from ui import data, evidence_data
 from ui.common import ensure_navigation, guard, require_run, run_config
+from ui.intervalview import show_intervals
 from ui.jobs import ACTIVE, job_panel
 from ui.launchers import method_trainer
 
@@ -49,6 +50,8 @@ with guard("Reading the results table"), st.spinner("Reading the results…"):
     st.caption("Best model per domain highlighted. Baselines and universal heads share one training recipe.")
     fig = evidence_data.results_figure(rd, data.stamp_of(rd, F.RESULTS_CSV), (first, *acc))
     st.plotly_chart(fig, key="uni_bars")
+with guard("Reading the intervals"):
+    show_intervals(run.results_json(), run.domain_names())
 
 emb_stamp = data.stamp_of(rd, F.EMBEDDING)
 if emb_stamp:

@@ -21,6 +21,8 @@ from core.runs import open_run  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
 from tests.sample_run import write_synthetic_run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # AppTest renders the pages: excluded from the quick loop (-m "not slow")
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 METHODS = ("mcfp", "mcfp_binary", "threshold")  # run.methods() lists them in this order
 
@@ -298,3 +300,15 @@ def test_graph_focus_draws_one_class_its_universal_classes_and_their_relationshi
     assert "relation: narrower" in html and "#e31a1c" in html
     _, whole = graph_elements(mappings, ["dog", "car"], cnames, dnames, relations=relations)
     assert sum(e["kind"] == "relation" for e in whole) == 2
+
+
+def test_an_untouched_setting_follows_the_run_a_chosen_one_carries_over(open_page):
+    """Opening a page stores no setting (so another run shows its own value); a choice does."""
+    from ui.setting import SETTING_KEY
+
+    at = open_page("taxonomy")
+    assert SETTING_KEY not in at.session_state
+    _navigate(at, "relationships")
+    at.selectbox(key="rel_method").set_value("threshold").run()
+    at.slider(key="rel_threshold_t").set_value(0.6).run()
+    assert tuple(at.session_state[SETTING_KEY]) == ("threshold", "t", 0.6)

@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
 from tests.sample_run import write_synthetic_run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # AppTest renders every page: excluded from the quick loop (-m "not slow")
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 

@@ -20,6 +20,8 @@ from core.runs import Run  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
 from tests.sample_run import write_synthetic_run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # AppTest renders the page: excluded from the quick loop (-m "not slow")
+
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
 # Stands in for `python -m core sweep`: on SIGTERM it ends as the real job does, state "cancelled".

@@ -243,3 +243,24 @@ def test_job_status_text_uses_the_core_state_icons():
     assert "ETA" not in status_text(status, alive=False)
     assert status_text({"state": "corrupt"}, alive=False).startswith(f"{STATE_ICONS['corrupt']} **corrupt**")
     assert step_chain(status).split(" → ")[:3] == [f"✅ {STEPS[0]}", f"▶️ **{STEPS[1]}**", f"◻️ {STEPS[2]}"]
+
+
+def test_interval_table_marks_differences_within_noise():
+    from ui.intervalview import interval_table, seed_table
+
+    noisy = {"diff": 0.05, "lo": -0.01, "hi": 0.1, "within_noise": True}
+    real = {"diff": 0.05, "lo": 0.01, "hi": 0.09, "within_noise": False}
+    iv = {
+        "accuracy": {
+            "baseline": {"a": [0.8, 0.7, 0.9], "mean": [0.8, 0.75, 0.85]},
+            "universal/m": {"a": [0.85, 0.8, 0.9], "mean": [0.85, 0.8, 0.9]},
+        },
+        "vs_baseline": {"universal/m": {"a": noisy, "mean": real}},
+    }
+    t = interval_table(iv, ["a"])
+    assert list(t["domain"]) == ["a", "mean"]
+    assert t.loc[0, "baseline"] == "0.800 [0.700, 0.900]"
+    assert t.loc[0, "universal/m - baseline"].endswith("within noise")
+    assert t.loc[1, "universal/m - baseline"] == "+0.050 [+0.010, +0.090] better"
+    s = seed_table({"baseline": {"a": [0.8, 0.9]}})
+    assert s.loc[0, "baseline"] == "0.850 ± 0.071 (n=2)"

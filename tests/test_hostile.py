@@ -168,6 +168,7 @@ def test_an_empty_range_runs_nothing_and_clears_nothing(tmp_path, fake_steps):
     }
 
 
+@pytest.mark.slow
 def test_second_process_in_a_locked_run_is_refused_with_the_holders_details(tmp_path, fake_steps):
     """A run folder locked by a living process: run, resume, delete are refused naming it."""
     run = init_run_dir(tmp_path / "runs" / "busy")
@@ -328,6 +329,7 @@ def test_delete_keeps_files_the_tool_did_not_write(tmp_path, fake_steps):
 # ---------------------------------------------------------------------------- security
 
 
+@pytest.mark.slow
 def test_cancel_never_signals_a_stranger_behind_a_stale_pid(tmp_path):
     """status.json names a PID that now belongs to another process (after a crash or reboot):
     cancel marks the run cancelled and leaves that process alone."""
@@ -346,6 +348,7 @@ def test_cancel_never_signals_a_stranger_behind_a_stale_pid(tmp_path):
         stranger.wait()
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_locks_holder(tmp_path):
     """The process that holds the run's lock is provably the run's own: cancel stops it."""
     run = init_run_dir(tmp_path / "mine")
@@ -392,6 +395,7 @@ def _cli(tmp_path, *args, stdin=None):
         ("status of a missing run", "no run"),
     ],
 )
+@pytest.mark.slow
 def test_cli_refusals_are_one_line_with_exit_2(tmp_path, attack, expect):
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(bytes(range(256)) * 4)
@@ -430,6 +434,7 @@ def test_cli_unwritable_runs_folder_is_one_line_with_exit_1(tmp_path, monkeypatc
     assert code == 1 and capsys.readouterr().err == f"error: permission denied ({tmp_path / 'ro'})\n"
 
 
+@pytest.mark.slow
 def test_cli_list_into_a_closed_pipe_ends_quietly(tmp_path):
     """`python -m core list | head`: no traceback when the reader goes away."""
     for i in range(300):

@@ -18,6 +18,8 @@ from core.synthetic import make_synthetic_taxonomy  # noqa: E402
 from tests.sample_run import write_synthetic_run  # noqa: E402
 from ui.urlstate import coerce, shown  # noqa: E402
 
+pytestmark = pytest.mark.slow  # AppTest renders the pages: excluded from the quick loop (-m "not slow")
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 

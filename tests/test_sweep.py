@@ -25,7 +25,6 @@ from core.sweep import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
 
 
 # ---------------------------------------------------------------------------- grids
@@ -114,6 +113,7 @@ def tiny(tmp_path_factory):
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
+@pytest.mark.slow
 def test_sweep_writes_one_row_per_setting_on_validation_data_only(tiny, monkeypatch):
     import core.context
 
@@ -137,6 +137,7 @@ def test_sweep_writes_one_row_per_setting_on_validation_data_only(tiny, monkeypa
     assert len(on_disk) == len(table)
 
 
+@pytest.mark.slow
 def test_a_resumed_sweep_keeps_its_rows_and_trains_only_the_new_settings(tiny, monkeypatch):
     import core.multihead
 
@@ -152,6 +153,7 @@ def test_a_resumed_sweep_keeps_its_rows_and_trains_only_the_new_settings(tiny, m
     assert len(third) == 1
 
 
+@pytest.mark.slow
 def test_best_and_correlations(tiny):
     table = run_sweep(tiny, methods=["threshold"], epochs=3)
     best = best_by_accuracy(table)
@@ -161,6 +163,7 @@ def test_best_and_correlations(tiny):
     assert corr["n"] == len(table) and -1 <= corr["f1"] <= 1
 
 
+@pytest.mark.slow
 def test_sweep_refusals(tiny, tmp_path):
     from core.runs import LockedError, RunLock, init_run_dir
 
@@ -173,6 +176,7 @@ def test_sweep_refusals(tiny, tmp_path):
             run_sweep(tiny, methods=["mcfp"], epochs=1)
 
 
+@pytest.mark.slow
 def test_sweep_job_can_be_cancelled_and_keeps_finished_rows(tiny):
     from core.jobs import cancel_sweep, start_sweep
     from core.runs import Run

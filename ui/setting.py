@@ -81,8 +81,8 @@ def _unchecked() -> tuple[object, dict]:
 
 def current_setting(run_cfg: dict) -> Setting:
     """The current setting: the session's (last set on 🔗 Relationships), else the URL's, else
-    the run's own; every part checked. It is kept in the session, so a shared link opened on one
-    page carries over to the other."""
+    the run's own; every part checked. A chosen setting (on a page or in a link) is kept in the
+    session, so it carries over from one page to the other; an untouched one follows the run."""
     raw_method, raw_params = _unchecked()
     method = coerce(raw_method, DEFAULT_METHOD, choices=data.method_names())
     spec = data.param_spec(method)
@@ -90,7 +90,8 @@ def current_setting(run_cfg: dict) -> Setting:
     if spec is not None:
         value = coerce(raw_params.get(spec.name), run_value(run_cfg, method), lo=spec.lo, hi=spec.hi)
         setting = Setting(method, spec.name, value)
-    st.session_state[SETTING_KEY] = setting
+    if raw_method is not None:  # chosen by someone (a page, a link): it carries over; else each
+        st.session_state[SETTING_KEY] = setting  # run shows its own value until one is chosen
     return setting
 
 
