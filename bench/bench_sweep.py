@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/bench_sweep.py [--run RUN] [--skip-demo] [--epochs-thesis 2]
 
-1. Thesis-sized random features (45,000 training images x 1,280 features, 3 domains of
-   257/101/100 classes, random taxonomies): seconds per epoch of 8 universal heads trained
-   together against one head trained alone (core.universal.train_universal), and the settings
-   per minute this gives at 30 epochs.
+1. Random features of thesis size (45,000 training images x 1,280 features, 3 domains of
+   257/101/100 classes, random taxonomies) and of demo size (2,500 images, 8/6/6 classes):
+   seconds per epoch of 8 universal heads trained together against one head trained alone
+   (core.universal.train_universal), and the settings per minute this gives at 30 epochs.
 2. The full default sweep (coarse grid, every method) of demo.yaml: wall time, settings and
    distinct taxonomies, settings per minute. Builds the demo run first (about 1.5 minutes)
    unless ``--run`` names a finished one.
@@ -49,7 +49,7 @@ def _dense(rows, cols, ka, kb):
     return W
 
 
-def thesis_sized(epochs: int, heads: int = 8) -> None:
+def heads_together(epochs: int, counts: list[int], n: int, label: str, heads: int = 8) -> None:
     import torch
 
     from core.config import HeadConfig, TrainConfig
@@ -57,15 +57,15 @@ def thesis_sized(epochs: int, heads: int = 8) -> None:
     from core.universal import train_universal
 
     rng = np.random.default_rng(0)
-    counts, n, d = [257, 101, 100], 45_000, 1280
+    d = 1280
     dom = rng.integers(0, 3, n)
     y = np.array([rng.integers(0, counts[a]) for a in dom])
     X = rng.normal(size=(n, d)).astype(np.float32)
-    nv = 5_000
+    nv = max(n // 9, 100)
     val = (X[:nv], dom[:nv], y[:nv])
     taxes = _random_taxonomies(rng, counts, heads)
     head, cfg = HeadConfig(depth=2, width=256, dropout=0.2), TrainConfig(epochs=epochs, batch_size=128, patience=0)
-    print(f"thesis-sized: {n} x {d} features, classes {counts}, U = {[t[0].shape[1] for t in taxes]}")
+    print(f"{label}: {n} x {d} features, classes {counts}, U = {[t[0].shape[1] for t in taxes]}")
     print(f"torch threads: {torch.get_num_threads()}")
     t0 = time.perf_counter()
     train_universal(X, dom, y, *val, taxes[0], head=head, train=cfg, seed=0)
@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--epochs-thesis", type=int, default=2)
     args = ap.parse_args(argv)
-    thesis_sized(args.epochs_thesis)
+    heads_together(args.epochs_thesis, [257, 101, 100], 45_000, "thesis-sized")
+    heads_together(5, [8, 6, 6], 2_500, "demo-sized")
     if not args.skip_demo:
         demo_sweep(args.run)
     return 0
