@@ -355,7 +355,7 @@ def test_correlation_text_is_honest_about_weak_and_negative_correlations():
 
 
 def test_accuracy_curves_mark_the_current_setting():
-    from ui.plots import accuracy_curves
+    from ui.sweepplot import accuracy_curves
 
     df = pd.DataFrame(
         {

@@ -345,7 +345,7 @@ def accuracy_summary(run_dir: str, stamp: float) -> tuple[pd.DataFrame, dict] | 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def accuracy_figure(run_dir: str, stamp: float, method: str, value: float | None):
-    """ui.plots.accuracy_curves of the sweep with the current setting marked (built once)."""
-    from ui.plots import accuracy_curves
+    """ui.sweepplot.accuracy_curves of the sweep with the current setting marked (built once)."""
+    from ui.sweepplot import accuracy_curves
 
     return accuracy_curves(accuracy_sweep(run_dir, stamp), current=(method, value))
