@@ -17,7 +17,7 @@ import numpy as np
 from core.config import RunConfig
 from core.runs import Run
 
-__all__ = ["RunContext", "BACKBONE_COUNTER", "split_data", "union"]
+__all__ = ["RunContext", "BACKBONE_COUNTER", "split_data", "union", "train_universal_head"]
 
 Progress = Callable[[str, float, "float | None", str], None]
 
@@ -125,3 +125,22 @@ def union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     X = np.concatenate([p[0] for p in parts])
     dom = np.concatenate([np.full(len(p[1]), a, dtype=np.int64) for a, p in enumerate(parts)])
     return X, dom, np.concatenate([p[1] for p in parts])
+
+
+def train_universal_head(
+    ctx: RunContext,
+    train: tuple,
+    val: tuple,
+    mappings: list[np.ndarray],
+    *,
+    seed: int,
+    progress: Callable | None = None,
+):
+    """A universal head trained with the run's recipe (head, train, loss, label smoothing) on
+    ``train``/``val`` = (X, domain, label); returns core.training.TrainResult."""
+    from core.universal import train_universal
+
+    u = ctx.cfg.universal
+    return train_universal(*train, *val, mappings, head=u.head, train=ctx.cfg.universal_train, loss=u.loss,
+                           label_smoothing=u.label_smoothing, seed=seed, device=ctx.device,
+                           progress=progress)  # fmt: skip

@@ -89,10 +89,10 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
     seed]}}``; the extra models are not kept."""
     import torch
 
-    from core.context import split_data, union
+    from core.context import split_data, train_universal_head, union
     from core.heads import build_head
     from core.training import predict_logits, train_classifier
-    from core.universal import evaluate_universal, train_universal
+    from core.universal import evaluate_universal
 
     run, cfg, names = ctx.run, ctx.cfg, ctx.run.domain_names()
     base = run.baseline_metrics()
@@ -113,17 +113,7 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
         col = out[f"universal/{key}"] = {n: [first[n]] for n in names}
         mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
         for k in range(1, seeds):
-            res = train_universal(
-                *train,
-                *val,
-                mappings,
-                head=cfg.universal.head,
-                train=cfg.universal_train,
-                loss=cfg.universal.loss,
-                label_smoothing=cfg.universal.label_smoothing,
-                seed=cfg.seed + 1000 * k,
-                device=ctx.device,
-            )
+            res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed + 1000 * k)
             for a, v in evaluate_universal(res.model, *test, mappings, device=ctx.device).items():
                 col[names[a]].append(v)
     return out

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core.context import RunContext, split_data, union
+from core.context import RunContext, split_data, train_universal_head, union
 
 __all__ = ["STEP_FUNCTIONS"]
 
@@ -231,7 +231,7 @@ def _taxonomy(ctx: RunContext, key: str):
 def step_universal(ctx: RunContext) -> None:
     """One universal head per method on the union of the domains, with soft targets from the
     taxonomy's mappings. Writes universal/<key>/model.pt, history.json, metrics.json."""
-    from core.universal import evaluate_universal, train_universal
+    from core.universal import evaluate_universal
 
     cfg = ctx.cfg
     train, val, test = (union(ctx, s) for s in ("train", "val", "test"))
@@ -239,18 +239,8 @@ def step_universal(ctx: RunContext) -> None:
     for i, m in enumerate(methods):
         tax = _taxonomy(ctx, m.key)
         mappings = [np.asarray(M) for M in tax.mappings]
-        res = train_universal(
-            *train,
-            *val,
-            mappings,
-            head=cfg.universal.head,
-            train=cfg.universal_train,
-            loss=cfg.universal.loss,
-            label_smoothing=cfg.universal.label_smoothing,
-            seed=cfg.seed,
-            device=ctx.device,
-            progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)),
-        )
+        res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed,
+                                   progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))  # fmt: skip
         acc = evaluate_universal(res.model, *test, mappings, device=ctx.device)
         ctx.run.write_model(
             ctx.run.universal_model_path(m.key),

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.runs import open_run  # noqa: E402
 from core.synthetic import make_synthetic_taxonomy  # noqa: E402
+from tests.conftest import page_opener  # noqa: E402
 from tests.sample_run import write_synthetic_run  # noqa: E402
 
 pytestmark = pytest.mark.slow  # AppTest renders the pages: excluded from the quick loop (-m "not slow")
@@ -54,19 +55,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture
 def open_page(runs, monkeypatch):
-    monkeypatch.setenv("UNITAX_RUNS", str(runs))
-
-    def _open(name: str, **query) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for k, v in query.items():
-            at.query_params[k] = v
-        at.run()
-        if name != "home":
-            at.switch_page(f"pages/{name}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return _open
+    return page_opener(runs, monkeypatch)
 
 
 def _navigate(at: AppTest, page: str) -> None:
