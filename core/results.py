@@ -143,7 +143,7 @@ def embedding(ctx, keys: list[str]) -> None:
             "label": y[idx],
             "universal_pred": upred,
             "item": items[idx],
-            "method": np.array(best),
+            "key": np.array(best),
             "algorithm": np.array(how),
         }
     )

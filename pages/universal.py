@@ -55,7 +55,7 @@ with guard("Reading the intervals"):
 
 emb_stamp = data.stamp_of(rd, F.EMBEDDING)
 if emb_stamp:
-    st.subheader(f"Embedding of universal features ({(run.embedding() or {}).get('method', '')})")
+    st.subheader(f"Embedding of universal features ({(run.embedding() or {}).get('key', '')})")
     by = st.segmented_control("Colour by", ["domain", "class"], default="domain", key="uni_colour") or "domain"
     with guard("Drawing the embedding"), st.spinner("Drawing the embedding…"):
         fig = evidence_data.embedding_figure(rd, emb_stamp, by)

@@ -133,6 +133,6 @@ def _write_full(run: Run, taxonomy, C, names, class_names, methods, noise, seed)
             "xy": rng.normal(size=(n, 2)),
             "domain": np.repeat(np.arange(len(names)), 60),
             "label": rng.integers(0, 5, n),
-            "method": np.array(methods[0]),
+            "key": np.array(methods[0]),
         }
     )

@@ -62,12 +62,15 @@ class ResultsMixin:
 
     def embedding(self) -> dict | None:
         """``{"xy": (N, 2), "domain": (N,), "label": (N,), "item": (N,) test index in its domain,
-        "universal_pred": (N,), "method": str, "algorithm": "tsne"|"pca"}`` or None."""
+        "universal_pred": (N,), "key": the universal model's method key, "algorithm": "tsne"|"pca"}``
+        or None."""
         path = self.path / F.EMBEDDING
         if not path.exists():
             return None
         out = read_npz(path)
-        for key in ("method", "algorithm"):
+        if "method" in out and "key" not in out:  # written before the key had its own word
+            out["key"] = out.pop("method")
+        for key in ("key", "algorithm"):
             if key in out:
                 out[key] = str(out[key])
         return out
