@@ -1,9 +1,11 @@
-"""Command line for runs: ``python -m core run|status|list|predict ...``.
+"""Command line for runs: ``python -m core run|status|list|predict|sweep ...``.
 
     run --config X.yaml [--out runs/ID] [--from STEP] [--until STEP] [--data-root DIR] [--device D]
+        [--seeds N]
     status RUN               RUN = a run id under $UNITAX_RUNS or a run folder path
     list [--root DIR]
     predict RUN IMAGE [--method M] [--top-k K]
+    sweep RUN [--methods M,M] [--grid coarse|fine] [--epochs N] [--batch N]
 
 On a terminal ``run`` shows tqdm progress bars (rate and ETA); otherwise it prints log lines.
 Exit codes: 0 done, 1 failed, 2 usage/config error, 130 cancelled.

@@ -1,7 +1,8 @@
-"""Background jobs: launch ``python -m core run`` detached, poll it, cancel it.
+"""Background jobs: launch ``python -m core run`` (or ``sweep``) detached, poll it, cancel it.
 
-The dashboard starts a run with :func:`start_job` and polls ``open_run(run_id).status()``; the
-job outlives page reloads because it is its own process (new session). No torch import here.
+The dashboard starts a run with :func:`start_job` (a sweep with :func:`start_sweep`) and polls
+the run's status (``Run.sweep_status()``); the job outlives page reloads because it is its own
+process (new session). Only the run's own process is ever signalled. No torch import here.
 """
 
 from __future__ import annotations
