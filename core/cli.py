@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--epochs", type=int, help="epochs per universal head (default: the run's recipe)")
     sw.add_argument("--batch", type=int, default=8, help="universal heads trained together")
     sw.add_argument("--device", choices=DEVICES, help="override the run's device")
+    sw.add_argument("--fresh", action="store_true", help="start a new table (the current one is set aside)")
     return parser
 
 
@@ -194,9 +195,33 @@ def _is_run_log(out: Path) -> bool:
 def _print_results(run) -> None:
     from core.runs import open_run
 
-    df = open_run(run).results()
+    opened = open_run(run)
+    df = opened.results()
     if df is not None:
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    summary = opened.results_json() or {}
+    _print_differences(summary.get("intervals"))
+    _print_seeds(summary.get("seeds"))
+
+
+def _print_differences(intervals: dict | None) -> None:
+    """Universal minus baselines, mean over domains, with the verdict (see core.results)."""
+    for col, per in ((intervals or {}).get("vs_baseline") or {}).items():
+        d = per.get("mean") or {}
+        if d:
+            verdict = "within noise" if d.get("within_noise") else "beyond noise"
+            print(f"{col} - baseline (mean): {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] {verdict}")
+
+
+def _print_seeds(seeds: dict | None) -> None:
+    """Mean over domains of each model's test accuracy, as mean ± standard deviation over seeds."""
+    import numpy as np
+
+    for col, per in (seeds or {}).items():
+        per_seed = np.mean([np.asarray(v, dtype=float) for v in per.values()], axis=0)
+        if per_seed.size > 1:
+            spread = per_seed.std(ddof=1)
+            print(f"{col} over {per_seed.size} seeds (mean of domains): {per_seed.mean():.3f} ± {spread:.3f}")
 
 
 def _cmd_status(args) -> int:
@@ -268,6 +293,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _cmd_sweep(args) -> int:
+    from core.fsio import CorruptFileError
     from core.runs import LockedError, open_run
     from core.sweep import best_by_accuracy, sweep_correlations, sweep_job
 
@@ -275,7 +301,9 @@ def _cmd_sweep(args) -> int:
         run = open_run(args.run)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else None
+    if methods is not None and not methods:
+        raise UsageError(f"--methods {args.methods!r} names no method")
 
     def progress(done: int, total: int, eta: float | None, message: str) -> None:
         print(f"[sweep] {message}" + (f", about {eta:.0f}s left" if eta else ""), flush=True)
@@ -289,8 +317,9 @@ def _cmd_sweep(args) -> int:
             batch=args.batch,
             device=None if args.device in (None, "auto") else args.device,
             on_progress=progress,
+            fresh=args.fresh,
         )
-    except LockedError:
+    except (LockedError, CorruptFileError):
         raise  # a runtime refusal: exit code 1
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -298,12 +327,14 @@ def _cmd_sweep(args) -> int:
     table = run.sweep_table()
     if table is not None and len(table):
         best = best_by_accuracy(table)[["method", "param", "value", "n_universal", "val_acc_mean", "f1"]]
-        print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        best = best.fillna({"param": "-"}).astype({"value": object}).fillna({"value": "-"})
+        print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
         corr = sweep_correlations(table)
         if corr["n"]:
             print(
-                f"Spearman over {corr['n']} settings: F1 vs validation accuracy {corr['f1']:+.2f}, "
-                f"-EDR vs validation accuracy {corr['neg_edr']:+.2f}"
+                f"Spearman over {corr['n']} distinct taxonomies: F1 vs validation accuracy {corr['f1']:+.2f} "
+                f"(p = {corr['f1_p']:.2g}), -EDR vs validation accuracy {corr['neg_edr']:+.2f} "
+                f"(p = {corr['neg_edr_p']:.2g})"
             )
     return {"done": 0, "cancelled": 130}.get(status["state"], 1)
 

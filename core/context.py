@@ -36,18 +36,23 @@ class RunContext:
     domains: list | None = None  # core.domains.Domain, built on first use
     features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
     failed: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # unreadable images
+    # False for work that only reads the run (a sweep): no status.json or log.txt writes
+    record: bool = True
     step: str = ""
     _last_write: float = 0.0
 
     def log(self, message: str) -> None:
-        self.run.log(message)
+        if self.record:
+            self.run.log(message)
+        else:
+            print(message, flush=True)
         if self.on_progress is not None:
             self.on_progress(self.step, -1.0, None, message)
 
     def progress(self, fraction: float, *, eta_s: float | None = None, message: str = "", force: bool = False) -> None:
         """Report progress within the current step (status.json written at most 4x/s)."""
         now = time.monotonic()
-        if force or now - self._last_write > 0.25:
+        if self.record and (force or now - self._last_write > 0.25):
             self._last_write = now
             self.run.write_status(
                 state="running",

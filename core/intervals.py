@@ -57,8 +57,10 @@ def paired_difference(
 
     correct_a, correct_b: (N,) bool, image e judged by both models. Returns ``diff``, ``lo``,
     ``hi`` (percentile interval of the difference, resampling images), ``p_value`` (exact
-    two-sided McNemar test; 1.0 when no image is discordant) and ``within_noise`` (``lo <= 0
-    <= hi``: the data do not tell the two apart at ``level``).
+    two-sided McNemar test; 1.0 when no image is discordant) and ``within_noise``: the data do
+    not tell the two apart at ``level`` when the interval contains 0 OR the exact test does not
+    reject (with few discordant images a percentile interval can exclude 0 while four images
+    decide nothing; both must agree before a difference is called real).
     """
     ca = _as_correct(correct_a, name="correct_a")
     cb = _as_correct(correct_b, name="correct_b")
@@ -78,8 +80,8 @@ def paired_difference(
         "diff": (only_a - only_b) / n,
         "lo": lo,
         "hi": hi,
-        "p_value": mcnemar_exact(only_a, only_b),
-        "within_noise": bool(lo <= 0.0 <= hi),
+        "p_value": (p := mcnemar_exact(only_a, only_b)),
+        "within_noise": bool(lo <= 0.0 <= hi or p >= 1.0 - level),
     }
 
 

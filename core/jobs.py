@@ -186,9 +186,11 @@ def start_sweep(
     methods: list[str] | None = None,
     grid: str = "coarse",
     epochs: int | None = None,
+    fresh: bool = False,
     python: str | None = None,
 ) -> str:
-    """Launch ``python -m core sweep RUN ...`` detached (resumes a sweep's finished rows).
+    """Launch ``python -m core sweep RUN ...`` detached (resumes a sweep's finished rows; with
+    ``fresh`` a new table starts and the current one is set aside).
 
     Refused (ValueError) for a run that cannot be swept and (LockedError) while a process works
     in the run. Its output goes to ``RUN/sweep/log.txt``, its progress to the sweep status."""
@@ -199,11 +201,14 @@ def start_sweep(
     run = Run(run_dir)
     with RunLock(run_dir, purpose="start sweep", wait_s=0.5):
         status = run.sweep_status() or {}
-        if status.get("state") == "running":
+        if status.get("state") in ("running", "pending") and same_process(
+            status.get("pid"), status.get("pid_identity")
+        ):
             raise LockedError(f"a sweep of run {run_id!r} is already starting (pid {status.get('pid')})")
         cmd = [python or sys.executable, "-m", "core", "sweep", str(run_dir), "--grid", grid]
         cmd += ["--methods", ",".join(methods)] if methods else []
         cmd += ["--epochs", str(int(epochs))] if epochs else []
+        cmd += ["--fresh"] if fresh else []
         run.sweep_log_path().parent.mkdir(exist_ok=True)
         run.write_sweep_status(state="pending", done=0, total=None, eta_s=None, message="starting", error=None)
         proc = _launch(cmd, run_dir, log=run.sweep_log_path())

@@ -189,7 +189,7 @@ class _Data:
     def __init__(self, run: Run, cfg: RunConfig, device):
         from core.context import RunContext, union
 
-        ctx = RunContext(cfg=cfg, run=run, device=device)
+        ctx = RunContext(cfg=cfg, run=run, device=device, record=False)  # the run's own status stays as it is
         self.train, self.val = union(ctx, "train"), union(ctx, "val")
         if not len(self.val[0]):
             raise ValueError(f"run {run.id!r} has no validation images: a sweep scores settings on them")
@@ -199,10 +199,22 @@ def check_sweep(
     run_dir, methods=None, grid="coarse", epochs=None, batch=8
 ) -> tuple[Run, RunConfig, list[Setting], int]:
     """Check that a run can be swept with these arguments (ValueError naming what is wrong)."""
+    from core.pipeline import step_dependencies
+    from core.runs import check_no_links, is_run_dir
+
     run = Run(run_dir)
-    if not run.config or not run.has("crossdomain"):
+    if not is_run_dir(run.path):
+        raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to sweep it")
+    check_no_links(run.path)  # the sweep writes into RUN/sweep/: never through a link
+    if not run.config:
+        raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to sweep")
+    if not run.has("crossdomain"):
         raise ValueError(f"run {run.id!r} has no finished crossdomain step: nothing to sweep")
     cfg = config_from_dict(run.config)
+    if run.step_hashes().get("crossdomain") != step_dependencies(cfg)["crossdomain"]:
+        raise ValueError(f"run {run.id!r}: its config changed since its crossdomain step ran; resume the run first")
+    if any(d.get("n_train", 0) == 0 or d.get("n_val", 0) == 0 for d in run.domains()):
+        raise ValueError(f"run {run.id!r} has domains without training or validation images: a sweep trains on them")
     epochs = cfg.universal_train.epochs if epochs is None else int(epochs)
     if not 1 <= epochs <= 10_000 or not 1 <= batch <= 256:
         raise ValueError(f"epochs must be in [1, 10000] and batch in [1, 256], got {epochs} and {batch}")
@@ -218,24 +230,26 @@ def run_sweep(
     batch: int = 8,
     device: str | None = None,
     on_progress: Callable[[int, int, float | None, str], None] | None = None,
+    fresh: bool = False,
 ) -> pd.DataFrame:
     """Sweep the selection settings of a finished run; return the sweep table (also on disk).
 
     ``epochs`` overrides the universal recipe's epochs; ``batch`` heads train together.
     ``on_progress(done, total, eta_s, message)`` after every batch. A resumed sweep keeps the
-    rows trained with the same recipe. Raises ValueError/LockedError before any work when the
-    run cannot be swept.
+    rows trained with the same recipe; a sweep with another recipe (epochs, head, seed) is
+    refused unless ``fresh``, which sets the old table aside as ``sweep/sweep.previous.csv``.
+    Raises ValueError/LockedError before any work when the run cannot be swept.
     """
     run, cfg, settings, epochs = check_sweep(run_dir, methods, grid, epochs, batch)
     with RunLock(run.path, purpose="sweep"):
-        return _sweep_locked(run, cfg, settings, epochs, batch, device, on_progress)
+        return _sweep_locked(run, cfg, settings, epochs, batch, device, on_progress, fresh)
 
 
-def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_progress) -> pd.DataFrame:
+def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_progress, fresh) -> pd.DataFrame:
     from core.device import pick_device
 
     meta = _meta(cfg, epochs)
-    old = run.sweep_table() if run.sweep_meta() == meta else None
+    old = _previous_rows(run, meta, fresh)
     run.write_sweep_meta(meta)
     kept = [] if old is None else old.to_dict(orient="records")
     done = _done_keys(old)
@@ -257,6 +271,26 @@ def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_
         if on_progress is not None:
             on_progress(n_done, len(todo), eta, f"{n_done}/{len(todo)} distinct taxonomies trained")
     run.write_sweep_table(table)
+    return table
+
+
+def _previous_rows(run: Run, meta: dict, fresh: bool) -> pd.DataFrame | None:
+    """The sweep rows a new sweep keeps: those of the same recipe. Another recipe is refused
+    (its rows would be lost) unless ``fresh``, which sets the old table aside. A damaged table or
+    meta.json raises CorruptFileError naming it."""
+    table, old = run.sweep_table(), run.sweep_meta()
+    if table is None:
+        return None
+    if fresh:
+        aside = run.set_sweep_aside()
+        print(f"the earlier sweep table is kept as {aside}", flush=True)
+        return None
+    if old != meta:
+        changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+        raise ValueError(
+            f"run {run.id!r} already has a sweep trained with another recipe ({', '.join(changed)} differ): "
+            "start a new table with --fresh (the current one is kept as sweep/sweep.previous.csv)"
+        )
     return table
 
 
@@ -331,14 +365,17 @@ def best_by_accuracy(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def sweep_correlations(table: pd.DataFrame) -> dict:
-    """Spearman rank correlation, across the swept settings with a ground truth, of F1 and of
-    -EDR with the mean validation accuracy: ``{"n", "f1", "f1_p", "neg_edr", "neg_edr_p"}``
-    (NaN when fewer than 3 settings have scores)."""
+    """Spearman rank correlation, across the distinct taxonomies swept (settings that share a
+    taxonomy, ``same_as``, count once: they are one trained head) with a ground truth, of F1 and
+    of -EDR with the mean validation accuracy: ``{"n", "f1", "f1_p", "neg_edr", "neg_edr_p"}``
+    (NaN when fewer than 3 have scores)."""
     from scipy.stats import spearmanr
 
     if table is None or "f1" not in table:
         return {"n": 0, "f1": float("nan"), "f1_p": float("nan"), "neg_edr": float("nan"), "neg_edr_p": float("nan")}
     ok = table.dropna(subset=["f1", "edr", "val_acc_mean"])
+    if "same_as" in ok:
+        ok = ok[ok["same_as"].fillna("").astype(str) == ""]
     out = {"n": int(len(ok))}
     for key, col in (("f1", ok["f1"]), ("neg_edr", -ok["edr"])):
         if len(ok) < 3 or col.nunique() < 2 or ok["val_acc_mean"].nunique() < 2:
@@ -358,6 +395,7 @@ def sweep_job(
     batch: int = 8,
     device: str | None = None,
     on_progress: Callable[[int, int, float | None, str], None] | None = None,
+    fresh: bool = False,
 ) -> dict:
     """:func:`run_sweep` with its status kept in ``RUN/sweep/status.json`` (state, done, total,
     ETA, pid) for the dashboard; returns the final status. Refusals (a run that cannot be
@@ -375,6 +413,8 @@ def sweep_job(
             on_progress(done, total, eta, message)
 
     with RunLock(run.path, purpose="sweep"), cancel_on_signals():
+        if not fresh:  # refuse a recipe change (or a damaged table) before the status says anything
+            _previous_rows(run, _meta(cfg, epochs), fresh=False)
         run.write_sweep_status(
             state="running",
             done=0,
@@ -386,7 +426,7 @@ def sweep_job(
             pid_identity=process_identity(os.getpid()),
         )
         try:
-            table = _sweep_locked(run, cfg, settings, epochs, batch, device, progress)
+            table = _sweep_locked(run, cfg, settings, epochs, batch, device, progress, fresh)
         except Cancelled as exc:
             return run.write_sweep_status(state="cancelled", message=str(exc), pid=None, pid_identity=None)
         except Exception as exc:  # noqa: BLE001 - the status must say what went wrong, in one line

@@ -50,7 +50,10 @@ with guard("Reading the results table"), st.spinner("Reading the results…"):
     st.caption("Best model per domain highlighted. Baselines and universal heads share one training recipe.")
     fig = evidence_data.results_figure(rd, data.stamp_of(rd, F.RESULTS_CSV), (first, *acc))
     st.plotly_chart(fig, key="uni_bars")
-with guard("Reading the intervals"):
+with guard(
+    "Reading the intervals",
+    "The run's results.json may be damaged: rerun its results step (python -m core run ... --from results).",
+):
     show_intervals(run.results_json(), run.domain_names())
 
 emb_stamp = data.stamp_of(rd, F.EMBEDDING)

@@ -224,7 +224,7 @@ def test_resume_after_a_cancel_calls_start_sweep_with_the_finished_rows_epochs(r
     at = open_rel(SWEEP_TAB)
     assert any("cancelled" in w.value for w in at.warning)
     at.button(key="sw_resume").click().run()
-    assert calls == [{"root": str(root), "methods": None, "grid": "coarse", "epochs": 12}]
+    assert calls == [{"root": str(root), "methods": None, "grid": "coarse", "epochs": 12, "fresh": False}]
 
 
 def test_sweep_results_chart_best_table_and_correlations(root):
@@ -245,7 +245,7 @@ def test_sweep_results_chart_best_table_and_correlations(root):
     assert {"F1", "EDR"} <= set(best.columns)
     corr = sweep_correlations(table)
     text = _text(at)
-    assert f"Across **{corr['n']}** settings" in text and f"ρ = {corr['f1']:+.2f}" in text
+    assert f"Across **{corr['n']}** distinct taxonomies" in text and f"ρ = {corr['f1']:+.2f}" in text
     assert f"ρ = {corr['neg_edr']:+.2f}" in text
     assert at.get("download_button")[0].proto.label == "⬇️ sweep.csv"
     acc = table.query("method == 'density' and value == 0.5")["val_acc_mean"].iloc[0]
@@ -347,7 +347,7 @@ def test_correlation_text_is_honest_about_weak_and_negative_correlations():
     from ui.sweepview import correlation_text
 
     weak = correlation_text({"n": 52, "f1": -0.16, "f1_p": 0.26, "neg_edr": 0.7, "neg_edr_p": 0.001})
-    assert "**52** settings" in weak and "ρ = -0.16 (p = 0.26)" in weak
+    assert "**52** distinct taxonomies" in weak and "ρ = -0.16 (p = 0.26)" in weak
     assert "F1 does not predict which setting trains the best universal model" in weak
     assert "a lower EDR goes with a better universal model" in weak
     neg = correlation_text({"n": 40, "f1": -0.6, "f1_p": 0.0001, "neg_edr": float("nan"), "neg_edr_p": float("nan")})

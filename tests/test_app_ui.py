@@ -245,10 +245,10 @@ def test_job_status_text_uses_the_core_state_icons():
     assert step_chain(status).split(" → ")[:3] == [f"✅ {STEPS[0]}", f"▶️ **{STEPS[1]}**", f"◻️ {STEPS[2]}"]
 
 
-def test_interval_table_marks_differences_within_noise():
-    from ui.intervalview import interval_table, seed_table
+def test_interval_tables_show_the_verdicts():
+    from ui.intervalview import difference_table, interval_table, seed_table
 
-    noisy = {"diff": 0.05, "lo": -0.01, "hi": 0.1, "within_noise": True}
+    noisy = {"diff": 0.05, "lo": -0.01, "hi": 0.1, "within_noise": True, "p_value": 0.2}
     real = {"diff": 0.05, "lo": 0.01, "hi": 0.09, "within_noise": False}
     iv = {
         "accuracy": {
@@ -258,9 +258,10 @@ def test_interval_table_marks_differences_within_noise():
         "vs_baseline": {"universal/m": {"a": noisy, "mean": real}},
     }
     t = interval_table(iv, ["a"])
-    assert list(t["domain"]) == ["a", "mean"]
-    assert t.loc[0, "baseline"] == "0.800 [0.700, 0.900]"
-    assert t.loc[0, "universal/m - baseline"].endswith("within noise")
-    assert t.loc[1, "universal/m - baseline"] == "+0.050 [+0.010, +0.090] better"
-    s = seed_table({"baseline": {"a": [0.8, 0.9]}})
-    assert s.loc[0, "baseline"] == "0.850 ± 0.071 (n=2)"
+    assert list(t["domain"]) == ["a", "mean"] and t.loc[0, "baseline"] == "0.800 [0.700, 0.900]"
+    d = difference_table(iv, ["a"])
+    assert list(d["domain"]) == ["mean", "a"] and list(d["verdict"]) == ["better", "within noise"]
+    assert d.loc[1, "p (exact)"] == "0.2" and d.loc[0, "interval"] == "[+0.010, +0.090]"
+    s = seed_table({"baseline": {"a": [0.8, 0.9], "b": [0.6, 0.7]}})
+    assert s.loc[0, "baseline"] == "0.850 ± 0.071 (n=2)" and list(s["domain"]) == ["a", "b", "mean"]
+    assert s.loc[2, "baseline"] == "0.750 ± 0.071 (n=2)"

@@ -256,3 +256,16 @@ def test_seed_spread_rejects_bad_input(x: object, exc: type, match: str) -> None
 def test_mcnemar_rejects_bad_counts(only_a: object, only_b: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         mcnemar_exact(only_a, only_b)
+
+
+def test_five_discordant_images_are_never_a_real_difference() -> None:
+    """360 images, model b right on 5 more of them: the percentile interval excludes 0, but the
+    exact test (p = 0.0625) does not reject, so the difference stays within noise."""
+    a = np.ones(360, dtype=bool)
+    a[:40] = False
+    b = a.copy()
+    b[:5] = True
+    got = paired_difference(b, a, n_boot=2000, seed=0)
+    assert got["p_value"] == pytest.approx(0.0625)
+    assert got["lo"] > 0  # the interval alone would call it real
+    assert got["within_noise"] is True

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -120,7 +121,7 @@ def test_sweep_writes_one_row_per_setting_on_validation_data_only(tiny, monkeypa
     asked = []
     real = core.context.union
     monkeypatch.setattr(core.context, "union", lambda ctx, split: asked.append(split) or real(ctx, split))
-    table = run_sweep(tiny, methods=["mcfp", "mcfp_binary", "hypothesis"], epochs=3)
+    table = run_sweep(tiny, methods=["mcfp", "mcfp_binary", "hypothesis"], epochs=3, fresh=True)
     assert sorted(set(asked)) == ["train", "val"]  # the test split is never read
     assert len(table) == 2 + 10
     assert list(table.columns[:6]) == list(SWEEP_COLUMNS[:6])
@@ -141,7 +142,7 @@ def test_sweep_writes_one_row_per_setting_on_validation_data_only(tiny, monkeypa
 def test_a_resumed_sweep_keeps_its_rows_and_trains_only_the_new_settings(tiny, monkeypatch):
     import core.multihead
 
-    first = run_sweep(tiny, methods=["mcfp"], epochs=3)
+    first = run_sweep(tiny, methods=["mcfp"], epochs=3, fresh=True)
     calls = []
     real = core.multihead.train_heads
     monkeypatch.setattr(core.multihead, "train_heads", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
@@ -149,25 +150,28 @@ def test_a_resumed_sweep_keeps_its_rows_and_trains_only_the_new_settings(tiny, m
     mcfp = second[second["method"] == "mcfp"].iloc[0]
     assert mcfp["val_acc_mean"] == first[first["method"] == "mcfp"].iloc[0]["val_acc_mean"]
     assert sum(calls) < len(sweep_grid("density")) + 1  # mcfp not retrained
-    third = run_sweep(tiny, methods=["mcfp"], epochs=4)  # another recipe: earlier rows dropped
-    assert len(third) == 1
+    with pytest.raises(ValueError, match=r"another recipe \(epochs differ\).*--fresh"):
+        run_sweep(tiny, methods=["mcfp"], epochs=4)  # its rows would be lost: refused
+    assert len(run_sweep(tiny, methods=["mcfp"], epochs=3)) == len(second)
+    third = run_sweep(tiny, methods=["mcfp"], epochs=4, fresh=True)  # a new table; the old one set aside
+    assert len(third) == 1 and len(pd.read_csv(tiny / "sweep" / "sweep.previous.csv")) == len(second)
 
 
 @pytest.mark.slow
 def test_best_and_correlations(tiny):
-    table = run_sweep(tiny, methods=["threshold"], epochs=3)
+    table = run_sweep(tiny, methods=["threshold"], epochs=3, fresh=True)
     best = best_by_accuracy(table)
     assert list(best["method"]) == ["threshold"]
     assert best["val_acc_mean"].iloc[0] == table["val_acc_mean"].max()
     corr = sweep_correlations(table)
-    assert corr["n"] == len(table) and -1 <= corr["f1"] <= 1
+    assert corr["n"] == int((table["same_as"].fillna("") == "").sum()) and -1 <= corr["f1"] <= 1
 
 
 @pytest.mark.slow
 def test_sweep_refusals(tiny, tmp_path):
     from core.runs import LockedError, RunLock, init_run_dir
 
-    with pytest.raises(ValueError, match="no finished crossdomain step"):
+    with pytest.raises(ValueError, match="nothing to sweep"):
         check_sweep(init_run_dir(tmp_path / "empty"))
     with pytest.raises(ValueError, match="epochs must be in"):
         check_sweep(tiny, epochs=0)
@@ -181,7 +185,9 @@ def test_sweep_job_can_be_cancelled_and_keeps_finished_rows(tiny):
     from core.jobs import cancel_sweep, start_sweep
     from core.runs import Run
 
-    start_sweep(tiny.name, root=tiny.parent, grid="fine", epochs=500)  # minutes of work: cancelled long before
+    start_sweep(
+        tiny.name, root=tiny.parent, grid="fine", epochs=500, fresh=True
+    )  # minutes of work: cancelled long before
     run = Run(tiny)
     deadline = time.time() + 120
     while time.time() < deadline and (run.sweep_status() or {}).get("state") != "running":
@@ -190,3 +196,41 @@ def test_sweep_job_can_be_cancelled_and_keeps_finished_rows(tiny):
     status = cancel_sweep(tiny.name, root=tiny.parent)
     assert status["state"] == "cancelled"
     assert run.sweep_status()["state"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_sweep_reads_the_run_and_never_rewrites_its_status(tiny):
+    from core.runs import Run, read_status
+
+    before = read_status(tiny)
+    log = (tiny / "log.txt").read_text()
+    run_sweep(tiny, methods=["mcfp"], epochs=2, fresh=True)
+    assert read_status(tiny) == before and Run(tiny).status()["state"] == before["state"]
+    assert (tiny / "log.txt").read_text() == log
+
+
+@pytest.mark.slow
+def test_sweep_attacks_are_refused_before_anything_is_written(tiny, tmp_path, capsys):
+    import shutil
+
+    from core import cli
+
+    run = tmp_path / "runs" / "copy"
+    shutil.copytree(tiny, run, ignore=shutil.ignore_patterns(".lock", "sweep"))
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "status.json").write_text('{"my": "data"}')
+    (run / "sweep").symlink_to(user)
+    with pytest.raises(ValueError, match="symbolic link"):
+        check_sweep(run)
+    assert (user / "status.json").read_text() == '{"my": "data"}' and sorted(p.name for p in user.iterdir()) == [
+        "status.json"
+    ]
+    (run / "sweep").unlink()
+    assert cli.main(["sweep", str(run), "--methods", ",,,"]) == 2
+    assert "names no method" in capsys.readouterr().err
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["features"]["image_size"] = 48
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="config changed since its crossdomain step"):
+        check_sweep(run)

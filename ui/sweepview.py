@@ -137,13 +137,16 @@ def correlation_text(corr: dict) -> str:
         else:
             verdict = _verdict(rho, p, name, better)
             lines.append(f"{name} and validation accuracy rank-correlate at ρ = {rho:+.2f} (p = {p:.2g}): {verdict}.")
-    return f"Across **{n}** settings with both a ground-truth score and a validation accuracy: " + " ".join(lines)
+    return (
+        f"Across **{n}** distinct taxonomies (settings sharing one count once) with a ground-truth score "
+        "and a validation accuracy: " + " ".join(lines)
+    )
 
 
-def _launch(run: Run, methods: list[str] | None, grid: str, epochs: int) -> None:
+def _launch(run: Run, methods: list[str] | None, grid: str, epochs: int, fresh: bool = False) -> None:
     """Start (or resume) the sweep; an error is shown as one st.error, success reruns the page."""
     try:
-        jobs.start_sweep(run.id, root=str(run.path.parent), methods=methods, grid=grid, epochs=epochs)
+        jobs.start_sweep(run.id, root=str(run.path.parent), methods=methods, grid=grid, epochs=epochs, fresh=fresh)
     except Exception as exc:  # noqa: BLE001 - shown to the user, with what to do
         show_error(exc, "Starting the sweep", TODO)
         return
@@ -169,14 +172,20 @@ def _form(run: Run, blocked: str | None) -> None:
             step=1,
             key="sw_epochs",
             help="Epochs of each universal head (default: the run's universal recipe). Other epochs than a "
-            "previous sweep's start a new table.",
+            "previous sweep's need a new table.",
+        )
+        fresh = st.checkbox(
+            "Start a new table",
+            key="sw_fresh",
+            help="Needed when the recipe (epochs) differs from the current table's; the current table is kept "
+            "as sweep/sweep.previous.csv. Unticked, finished settings are kept and only new ones are trained.",
         )
         go = st.form_submit_button("▶️ Run sweep", type="primary", disabled=blocked is not None, key="sw_run")
     if go:
         if not chosen:
             st.warning("Pick at least one method.", icon="⚠️")
             return
-        _launch(run, None if len(chosen) == len(methods) else list(chosen), grid, int(epochs))
+        _launch(run, None if len(chosen) == len(methods) else list(chosen), grid, int(epochs), fresh)
 
 
 def _resume_args(run: Run, table: pd.DataFrame | None) -> dict:

@@ -102,6 +102,7 @@ class F:
     EMBEDDING = "embedding.npz"
     TEST_CORRECT = "test_correct.npz"
     SWEEP_CSV = "sweep/sweep.csv"
+    SWEEP_PREVIOUS = "sweep/sweep.previous.csv"
     SWEEP_META = "sweep/meta.json"
     SWEEP_STATUS = "sweep/status.json"
     SWEEP_LOG = "sweep/log.txt"
@@ -139,7 +140,15 @@ STEP_OUTPUTS: dict[str, tuple[str, ...]] = {
     "features": (),  # the feature cache lives outside the run folder
     "baselines": (F.baseline_model("*"), F.BASELINE_METRICS),
     # a sweep reads the matrices: it is stale (and removed) when they are made again
-    "crossdomain": (F.MATRICES, F.PREDICTIONS, F.SWEEP_CSV, F.SWEEP_META, F.SWEEP_STATUS, F.SWEEP_LOG),
+    "crossdomain": (
+        F.MATRICES,
+        F.PREDICTIONS,
+        F.SWEEP_CSV,
+        F.SWEEP_PREVIOUS,
+        F.SWEEP_META,
+        F.SWEEP_STATUS,
+        F.SWEEP_LOG,
+    ),
     "selection": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[:2]),
     "taxonomy": tuple(F.taxonomy("*", n) for n in F.TAXONOMY_FILES[2:]),
     "universal": tuple(F.universal("*", n) for n in F.UNIVERSAL_FILES),

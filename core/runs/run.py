@@ -313,17 +313,26 @@ class Run(ResultsMixin):
         import pandas as pd
 
         try:
-            return pd.read_csv(path)
+            table = pd.read_csv(path)
         except (ValueError, OSError) as exc:
             raise CorruptFileError(f"{path} is unreadable ({exc})") from None
+        missing = {"method", "value", "n_universal", "val_acc_mean"} - set(table.columns)
+        if missing:
+            raise CorruptFileError(f"{path} is not a sweep table: no column(s) {sorted(missing)}")
+        return table
 
     def write_sweep_table(self, table) -> None:
         write_text(self.path / F.SWEEP_CSV, table.to_csv(index=False))
 
     def sweep_meta(self) -> dict:
         """What the sweep's rows were trained with (config hashes); {} when none."""
-        meta = read_json(self.path / F.SWEEP_META, default={})
-        return meta if isinstance(meta, dict) else {}
+        try:
+            meta = read_json_strict(self.path / F.SWEEP_META)
+        except FileNotFoundError:
+            return {}
+        if not isinstance(meta, dict):
+            raise CorruptFileError(f"{self.path / F.SWEEP_META} is corrupt: not a mapping")
+        return meta
 
     def write_sweep_meta(self, meta: dict) -> None:
         write_json(self.path / F.SWEEP_META, meta)
@@ -341,6 +350,16 @@ class Run(ResultsMixin):
         status = {**(status if isinstance(status, dict) else {}), **fields}
         write_json(self.path / F.SWEEP_STATUS, status)
         return status
+
+    def set_sweep_aside(self) -> Path | None:
+        """Move the sweep table to ``sweep/sweep.previous.csv`` (replacing an older one) before a
+        new table starts; return where it went (None when there was none)."""
+        path = self.path / F.SWEEP_CSV
+        if not path.exists():
+            return None
+        aside = self.path / F.SWEEP_PREVIOUS
+        os.replace(path, aside)
+        return aside
 
     def sweep_log_path(self) -> Path:
         return self.path / F.SWEEP_LOG
