@@ -26,6 +26,7 @@ import pandas as pd
 from core.config import RunConfig, config_from_dict, config_hash
 from core.runs import Run, RunLock
 from core.selection import METHODS, check_params, rank_rows, select_edges
+from core.sweep_summary import best_by_accuracy, sweep_correlations
 
 __all__ = [
     "GRIDS",
@@ -353,37 +354,6 @@ def _table(rows: list[dict], names: list[str]) -> pd.DataFrame:
         kind="stable",
     )
     return df[cols].reset_index(drop=True)
-
-
-def best_by_accuracy(table: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the setting with the best mean validation accuracy (ties: the first)."""
-    if table is None or table.empty:
-        return pd.DataFrame(columns=list(SWEEP_COLUMNS))
-    ok = table.dropna(subset=["val_acc_mean"])
-    idx = ok.groupby("method", sort=False)["val_acc_mean"].idxmax()
-    return ok.loc[idx].reset_index(drop=True)
-
-
-def sweep_correlations(table: pd.DataFrame) -> dict:
-    """Spearman rank correlation, across the distinct taxonomies swept (settings that share a
-    taxonomy, ``same_as``, count once: they are one trained head) with a ground truth, of F1 and
-    of -EDR with the mean validation accuracy: ``{"n", "f1", "f1_p", "neg_edr", "neg_edr_p"}``
-    (NaN when fewer than 3 have scores)."""
-    from scipy.stats import spearmanr
-
-    if table is None or "f1" not in table:
-        return {"n": 0, "f1": float("nan"), "f1_p": float("nan"), "neg_edr": float("nan"), "neg_edr_p": float("nan")}
-    ok = table.dropna(subset=["f1", "edr", "val_acc_mean"])
-    if "same_as" in ok:
-        ok = ok[ok["same_as"].fillna("").astype(str) == ""]
-    out = {"n": int(len(ok))}
-    for key, col in (("f1", ok["f1"]), ("neg_edr", -ok["edr"])):
-        if len(ok) < 3 or col.nunique() < 2 or ok["val_acc_mean"].nunique() < 2:
-            out[key], out[f"{key}_p"] = float("nan"), float("nan")
-        else:
-            res = spearmanr(col, ok["val_acc_mean"])
-            out[key], out[f"{key}_p"] = float(res.statistic), float(res.pvalue)
-    return out
 
 
 def sweep_job(
