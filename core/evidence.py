@@ -146,7 +146,8 @@ def edge_table(
     are counts and are normalised; every ``(a, b)`` needs its reverse ``(b, a)``.
     counts: per domain a 1-D int array ``(K_a,)`` of test images per class.
     selected: optional ``{(a, b): W_ab (K_a, K_b)}`` (dense or ``core.selection.Edges``); adds
-    a bool column ``selected`` (``W_ab[i, j] > 0``; a missing pair selects nothing).
+    a bool column ``selected`` (``W_ab[i, j] > 0``; a missing pair selects nothing), and every
+    selected edge is a row whatever ``min_p`` (its evidence may be 0 both ways).
     class_names[a][i], domain_names[a]: optional names, adding ``class_a, class_b`` and
     ``domain_a, domain_b``.
     min_p: candidate floor in (0, 1]: rows with ``p_ab >= min_p`` or ``p_ba >= min_p``.
@@ -161,7 +162,8 @@ def edge_table(
     k = [c.size for c in n_per_class]
     mats = _as_pair_matrices(P, k)
     floor = _min_p(min_p)
-    parts = [_pair_candidates(a, b, mats[(a, b)], mats[(b, a)], floor) for a, b in sorted(mats)]
+    chosen = _selected_by_pair(selected, k) if selected is not None else {}
+    parts = [_pair_candidates(a, b, mats[(a, b)], mats[(b, a)], floor, chosen.get((a, b))) for a, b in sorted(mats)]
     cols = {
         name: np.concatenate([p[idx] for p in parts]) if parts else np.zeros(0)
         for idx, name in enumerate(("a", "i", "b", "j", "p_ab", "p_ba"))
@@ -196,9 +198,15 @@ def edge_table(
     return df
 
 
-def _pair_candidates(a: int, b: int, p_ab: np.ndarray, p_ba: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
-    """(a, i, b, j, p_ab, p_ba) arrays (E,) of the candidates of pair (a, b), sorted by (i, j)."""
-    i, j = np.nonzero((p_ab >= floor) | (p_ba.T >= floor))
+def _pair_candidates(
+    a: int, b: int, p_ab: np.ndarray, p_ba: np.ndarray, floor: float, chosen: np.ndarray | None
+) -> tuple[np.ndarray, ...]:
+    """(a, i, b, j, p_ab, p_ba) arrays (E,) of the candidates of pair (a, b), sorted by (i, j):
+    entries at or above ``floor`` either way, and the ``chosen`` (selected) ones (bool (K_a, K_b))."""
+    mask = (p_ab >= floor) | (p_ba.T >= floor)
+    if chosen is not None:
+        mask |= chosen
+    i, j = np.nonzero(mask)
     return (np.full(i.size, a), i, np.full(i.size, b), j, p_ab[i, j], p_ba[j, i])
 
 
@@ -387,6 +395,20 @@ def _edge_keys(selected: object, k: list[int], *, name: str) -> tuple[np.ndarray
         src.append(off[a] + rows)
         dst.append(off[b] + cols)
     return np.concatenate(src), np.concatenate(dst)
+
+
+def _selected_by_pair(selected: object, k: list[int]) -> dict[Pair, np.ndarray]:
+    """``{(a, b): bool (K_a, K_b)}`` of the selected edges, for the pairs that have any."""
+    src, dst = _edge_keys(selected, k, name="selected")
+    off = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
+    a, b = np.searchsorted(off, src, side="right") - 1, np.searchsorted(off, dst, side="right") - 1
+    out: dict[Pair, np.ndarray] = {}
+    for pa, pb in set(zip(a.tolist(), b.tolist())):
+        m = (a == pa) & (b == pb)
+        mask = np.zeros((k[pa], k[pb]), dtype=bool)
+        mask[src[m] - off[pa], dst[m] - off[pb]] = True
+        out[(pa, pb)] = mask
+    return out
 
 
 def _selected_mask(

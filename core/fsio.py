@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -142,16 +142,6 @@ def os_error_message(exc: OSError) -> str:
     }
     what = names.get(exc.errno or -1, (exc.strerror or str(exc)).lower())
     return f"{what} ({exc.filename})" if exc.filename else what
-
-
-def call_quietly(fn: Callable[[], Any]) -> bool:
-    """Run ``fn`` and swallow an ``OSError`` (for best-effort writes such as a log line while
-    the disk is full); return whether it succeeded."""
-    try:
-        fn()
-        return True
-    except OSError:
-        return False
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

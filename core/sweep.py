@@ -243,15 +243,16 @@ def run_sweep(
     """
     run, cfg, settings, epochs = check_sweep(run_dir, methods, grid, epochs, batch)
     with RunLock(run.path, purpose="sweep"):
-        return _sweep_locked(run, cfg, settings, epochs, batch, device, on_progress, fresh)
+        old = _previous_rows(run, _meta(cfg, epochs), fresh)
+        return _sweep_locked(run, cfg, settings, epochs, batch, device, on_progress, old)
 
 
-def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_progress, fresh) -> pd.DataFrame:
+def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_progress, old) -> pd.DataFrame:
+    """The sweep in a locked run, keeping the rows of ``old`` (the previous table of the same
+    recipe, or None)."""
     from core.device import pick_device
 
-    meta = _meta(cfg, epochs)
-    old = _previous_rows(run, meta, fresh)
-    run.write_sweep_meta(meta)
+    run.write_sweep_meta(_meta(cfg, epochs))
     kept = [] if old is None else old.to_dict(orient="records")
     done = _done_keys(old)
     planned = [p for p in _plan(run, cfg, settings) if (p.setting.method, p.setting.value) not in done]
@@ -261,6 +262,8 @@ def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_
     data = _Data(run, cfg, dev) if todo else None
     t_start = time.perf_counter()
     table = _table(kept, names)
+    if not todo:
+        run.write_sweep_table(table)
     for start in range(0, len(todo), batch):
         group = todo[start : start + batch]
         scores, seconds = _train_group(data, group, cfg, epochs, dev)
@@ -271,7 +274,6 @@ def _sweep_locked(run: Run, cfg: RunConfig, settings, epochs, batch, device, on_
         eta = (time.perf_counter() - t_start) / n_done * (len(todo) - n_done)
         if on_progress is not None:
             on_progress(n_done, len(todo), eta, f"{n_done}/{len(todo)} distinct taxonomies trained")
-    run.write_sweep_table(table)
     return table
 
 
@@ -383,8 +385,7 @@ def sweep_job(
             on_progress(done, total, eta, message)
 
     with RunLock(run.path, purpose="sweep"), cancel_on_signals():
-        if not fresh:  # refuse a recipe change (or a damaged table) before the status says anything
-            _previous_rows(run, _meta(cfg, epochs), fresh=False)
+        old = _previous_rows(run, _meta(cfg, epochs), fresh)  # a refusal comes before any status
         run.write_sweep_status(
             state="running",
             done=0,
@@ -396,7 +397,7 @@ def sweep_job(
             pid_identity=process_identity(os.getpid()),
         )
         try:
-            table = _sweep_locked(run, cfg, settings, epochs, batch, device, progress, fresh)
+            table = _sweep_locked(run, cfg, settings, epochs, batch, device, progress, old)
         except Cancelled as exc:
             return run.write_sweep_status(state="cancelled", message=str(exc), pid=None, pid_identity=None)
         except Exception as exc:  # noqa: BLE001 - the status must say what went wrong, in one line

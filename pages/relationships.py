@@ -76,4 +76,4 @@ if tabs["🎯 Accuracy sweep"].open:
         sweep_tab(run, setting)
 if tabs["🧾 Edge evidence"].open:
     with tabs["🧾 Edge evidence"], guard("The edge evidence", "Check that the run's cross-domain step finished."):
-        edge_tab(rd, kind, setting, stamp, n_edges)
+        edge_tab(rd, kind, setting, stamp)

@@ -353,3 +353,15 @@ def test_label_free_indicators_without_edges() -> None:
 def test_label_free_indicators_rejects_bad_input(args: tuple, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         label_free_indicators(*args)
+
+
+def test_a_selected_edge_is_a_row_even_without_evidence() -> None:
+    """A selected edge below the candidate floor both ways is still listed (evidence 0), so a
+    taxonomy's relationships all have a row; unselected ones below the floor are not."""
+    P = {(0, 1): np.array([[10.0, 0.0], [0.0, 10.0]]), (1, 0): np.array([[10.0, 0.0], [0.0, 10.0]])}
+    W = {(0, 1): np.array([[0.0, 0.7], [0.0, 0.0]])}  # 0:0 -> 1:1, never predicted
+    df = edge_table(P, [np.array([10, 10]), np.array([10, 10])], selected=W)
+    row = df[(df.a == 0) & (df.i == 0) & (df.b == 1) & (df.j == 1)]
+    assert len(row) == 1 and bool(row["selected"].iloc[0]) and row["p_ab"].iloc[0] == 0.0
+    assert len(df[(df.a == 0) & (df.i == 1) & (df.b == 1) & (df.j == 0)]) == 0
+    assert int(df["selected"].sum()) == 1

@@ -366,12 +366,15 @@ def test_cancel_stops_the_locks_holder(tmp_path):
 
 def test_process_identity_changes_with_the_process():
     """(pid, start time) names one process: a finished process has no identity."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    ident = process_identity(proc.pid)
-    proc.wait()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        ident = process_identity(proc.pid)
+        assert ident is not None and ident.startswith(("start:", "lstart:"))
+        assert ident != process_identity(os.getpid())
+    finally:
+        proc.kill()
+        proc.wait()
     assert process_identity(proc.pid) is None
-    assert process_identity(os.getpid()) == process_identity(os.getpid()) is not None
-    assert ident is None or ident.startswith(("start:", "lstart:"))
 
 
 # ---------------------------------------------------------------------------- command line

@@ -24,7 +24,8 @@ LEGEND = (
     "grows with the number of images), multiplied over the two directions. It is sample-size aware: "
     "one image is never evidence (confidence 0 even at 100 %); per direction, 3 of 3 images give 0.75, "
     "6 of 10 give 0.25, 60 of 100 give 0.94. It rates the *type* of a candidate, not whether the edge "
-    "exists. Candidates: entries with P ≥ 0.05 in either direction; each appears once per direction."
+    "exists. Candidates: entries with P ≥ 0.05 in either direction, and every selected edge; each appears once "
+    "per direction."
 )
 COLUMNS = {
     "selected": "selected",
@@ -60,7 +61,7 @@ def filter_edges(
     return df[keep].sort_values(["selected", "p_ab"], ascending=False, kind="stable")
 
 
-def edge_tab(run_dir: str, kind: str, setting: Setting, stamp: float, n_selected: int) -> None:
+def edge_tab(run_dir: str, kind: str, setting: Setting, stamp: float) -> None:
     """Filters, the table of the candidates that pass them, the CSV download and the legend."""
     df = data.edge_evidence(run_dir, kind, setting.method, setting.value, stamp)
     names = data.domain_info(run_dir)[0]
@@ -78,12 +79,9 @@ def edge_tab(run_dir: str, kind: str, setting: Setting, stamp: float, n_selected
     view = filter_edges(
         df, pair=pair, relations=tuple(relations), selected_only=selected_only, min_confidence=min_conf
     )[list(COLUMNS)].rename(columns=COLUMNS)
-    listed = int(df["selected"].sum())
     st.caption(
-        f"{len(view):,} of {len(df):,} candidate edges shown · {listed:,} of the {n_selected:,} edges of "
-        f"{setting.describe()} are candidates"
-        + ("" if listed == n_selected else " (the others have P < 0.05 in both directions)")
-        + " · click a column header to sort."
+        f"{len(view):,} of {len(df):,} candidate edges shown · the {int(df['selected'].sum()):,} edges of "
+        f"{setting.describe()} are all among them · click a column header to sort."
     )
     st.dataframe(
         view,

@@ -41,7 +41,6 @@ EDGE_COLUMNS = [
     "b",
     "j",
 ]
-MIN_P = 1e-9  # every non-zero entry is a candidate: the selected edges are then all in the table
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -77,64 +76,20 @@ def _weights(selected: dict, a: np.ndarray, i: np.ndarray, b: np.ndarray, j: np.
 @st.cache_data(show_spinner=False, max_entries=32)
 def relation_table(run_dir: str, source: str, kind: str, method: str, value, stamp: float) -> pd.DataFrame | None:
     """The selected relationships of a taxonomy with their evidence (core.evidence.edge_table on
-    the run's count matrices, the counts being their row sums): columns :data:`EDGE_COLUMNS`,
-    one row per selected directed edge a:i -> b:j. None when the run kept no count matrices."""
-    from core.evidence import edge_table, relation_confidence, relation_type
+    the run's count matrices, every selected edge listed): columns :data:`EDGE_COLUMNS`, one row
+    per selected directed edge a:i -> b:j. None when the run kept no count matrices."""
+    from core.evidence import edge_table
 
-    run = open_run(run_dir)
     counts = data.load_matrices(run_dir, "count", stamp)
     if not counts:
         return None
-    doms = run.domains()
-    names, class_names = [d["name"] for d in doms], [list(d["class_names"]) for d in doms]
-    n = [np.zeros(len(c), dtype=np.int64) for c in class_names]
-    for (a, _), C in counts.items():
-        n[a] = np.maximum(n[a], np.rint(np.asarray(C, dtype=float).sum(axis=1)).astype(np.int64))
+    names, class_names = data.domain_info(run_dir)
     selected = {pair: w for pair, w in _selected(run_dir, source, kind, method, value, stamp).items() if pair in counts}
-    table = edge_table(counts, n, selected=selected, class_names=class_names, domain_names=names, min_p=MIN_P)
-    table = table[table["selected"]].drop(columns="selected")
-    rows = [table]
-    missing = _unlisted(selected, table)  # selected, but no image either way: no candidate
-    if len(missing):
-        a, i, b, j = (missing[:, k] for k in range(4))
-        zero = np.zeros(len(missing))
-        n_ab, n_ba = np.array([n[x][r] for x, r in zip(a, i)]), np.array([n[y][c] for y, c in zip(b, j)])
-        rows.append(
-            pd.DataFrame(
-                {
-                    "a": a,
-                    "i": i,
-                    "b": b,
-                    "j": j,
-                    "p_ab": zero,
-                    "p_ba": zero,
-                    "n_ab": n_ab,
-                    "n_ba": n_ba,
-                    "relation": relation_type(zero, zero),
-                    "confidence": relation_confidence(zero, n_ab, zero, n_ba),
-                    "class_a": [class_names[x][r] for x, r in zip(a, i)],
-                    "class_b": [class_names[y][c] for y, c in zip(b, j)],
-                    "domain_a": [names[x] for x in a],
-                    "domain_b": [names[y] for y in b],
-                }
-            )
-        )
-    out = pd.concat(rows, ignore_index=True) if len(rows) > 1 else table.reset_index(drop=True)
-    out = out.sort_values(["a", "b", "i", "j"], kind="stable").reset_index(drop=True)
+    table = edge_table(counts, data.image_counts(run_dir, stamp), selected=selected, class_names=class_names,
+                       domain_names=names)  # fmt: skip
+    out = table[table["selected"]].reset_index(drop=True)
     out["weight"] = _weights(selected, *(out[c].to_numpy() for c in ("a", "i", "b", "j")))
     return out[EDGE_COLUMNS]
-
-
-def _unlisted(selected: dict, table: pd.DataFrame) -> np.ndarray:
-    """(E, 4) int array of the selected edges (a, i, b, j) that ``table`` lacks."""
-    listed = set(zip(*(table[c].tolist() for c in ("a", "i", "b", "j"))))
-    out = []
-    for (a, b), w in selected.items():
-        dense = w.dense() if hasattr(w, "dense") else np.asarray(w, dtype=float)
-        for i, j in zip(*np.nonzero(dense > 0)):
-            if (a, int(i), b, int(j)) not in listed:
-                out.append((a, int(i), b, int(j)))
-    return np.array(out, dtype=np.int64).reshape(-1, 4)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
