@@ -39,3 +39,15 @@ def page_opener(runs_root: Path, monkeypatch):
         return at
 
     return _open
+
+
+def heavy_imports(modules: str, heavy: tuple[str, ...] = ("torch", "torchvision", "sklearn", "streamlit")) -> list[str]:
+    """Which of ``heavy`` a fresh interpreter has loaded after ``import <modules>`` (comma-separated)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {modules}; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return [m for m in out.stdout.strip().split(",") if m]

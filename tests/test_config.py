@@ -10,6 +10,7 @@ from core.config import (
     config_to_dict,
     load_config,
 )
+from tests.conftest import heavy_imports
 
 
 def test_defaults_round_trip_through_dict():
@@ -154,9 +155,6 @@ def test_selection_names_and_ranges_come_from_core_selection():
 
 
 def test_config_shift_names_match_core_shifts_and_config_stays_torch_free():
-    import subprocess
-    import sys
-    from pathlib import Path
 
     pytest.importorskip("torch")
     from core.config import SHIFTS
@@ -164,15 +162,7 @@ def test_config_shift_names_match_core_shifts_and_config_stays_torch_free():
     from core.shifts import SHIFTS as SHIFT_DESCRIPTIONS
 
     assert SHIFTS is REGISTRY_SHIFTS is SHIFT_DESCRIPTIONS
-    code = "import sys, core.config; print('torch' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert out.stdout.strip() == "False"
+    assert heavy_imports("core.config") == []
 
 
 def _rule(cls, name):
@@ -209,23 +199,12 @@ def test_backbone_is_a_known_name_or_a_model_name():
 
 
 def test_registry_loads_no_engine_and_is_read_by_the_cli_help():
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from core.cli import build_parser
     from core.registry import BACKBONES, SHIFTS, SOURCES
     from core.selection import METHODS
 
-    code = "import sys, core.registry; print(sorted(m for m in ('torch', 'PIL', 'yaml') if m in sys.modules))"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert out.stdout.strip() == "[]"
+    assert heavy_imports("core.registry", ("torch", "PIL", "yaml")) == []
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["run"].format_help().split())
     for name in [*SHIFTS.values(), *SOURCES, *BACKBONES, *METHODS]:

@@ -1,9 +1,9 @@
 """Architecture rules: the engine never imports streamlit, and importing it loads no torch."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.conftest import heavy_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,11 +18,7 @@ def test_core_never_imports_streamlit():
 
 
 def test_importing_core_is_cheap():
-    heavy = "('torch', 'sklearn', 'streamlit', 'torchvision')"
-    code = f"import sys, core; print(sorted(m for m in {heavy} if m in sys.modules))"
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "[]"
+    assert heavy_imports("core") == []
 
 
 def test_public_api_is_exported():

@@ -22,6 +22,7 @@ from core.runs import (
     validate_run_id,
     write_status,
 )
+from tests.conftest import heavy_imports
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "..", ".", "", "a b", "x\\y"])
@@ -122,15 +123,7 @@ def test_live_running_run_cannot_be_deleted(tmp_path):
 
 
 def test_runs_module_does_not_import_torch():
-    code = "import sys, core.runs, core.jobs; print('torch' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=os.path.dirname(os.path.dirname(__file__)),
-    )
-    assert out.stdout.strip() == "False"
+    assert heavy_imports("core.runs, core.jobs") == []
 
 
 def test_start_job_refuses_bad_config_before_creating_anything(tmp_path):
