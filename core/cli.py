@@ -251,6 +251,8 @@ def _cmd_status(args) -> int:
 def _cmd_list(args) -> int:
     from core.runs import list_runs
 
+    if args.root is not None and not Path(args.root).is_dir():
+        raise UsageError(f"--root {args.root} is not a folder of runs")
     infos = list_runs(args.root)
     if not infos:
         print("no runs")

@@ -28,6 +28,7 @@ from core.runs import (
     init_run_dir,
     read_status,
     runs_root,
+    starting_job,
     validate_run_id,
     write_status,
 )
@@ -77,6 +78,9 @@ def start_job(
     process works in it. stdout/stderr go to the run's log.txt; the process id and its start
     time are written to status.json.
     """
+    if config is None:
+        raise ValueError(f"run {run_id!r} has no config to start from (it was stopped before writing one): "
+                         "launch a new run instead")  # fmt: skip
     if from_step is not None and from_step not in STEPS:
         raise ValueError(f"from_step {from_step!r} is not a step; valid: {list(STEPS)}")
     base = Path(root) if root is not None else runs_root()
@@ -85,9 +89,9 @@ def start_job(
     _validate(config)  # a bad config raises here, before any folder or process exists
     run_dir = _run_dir_for(base, run_id, config)
     with RunLock(run_dir, purpose="start", wait_s=0.5):
-        status = read_status(run_dir)
-        if status["state"] in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
-            raise LockedError(f"run {run_dir.name!r} is already starting (pid {status['pid']})")
+        busy = starting_job(run_dir)
+        if busy:
+            raise LockedError(f"run {run_dir.name!r}: {busy} is starting; wait for it or cancel it")
         config_path = _config_to_file(config, run_dir)
         cmd = [python or sys.executable, "-m", "core", "run", "--config", str(config_path), "--out", str(run_dir)]
         if from_step:
@@ -200,11 +204,9 @@ def start_sweep(
     check_sweep(run_dir, methods, grid, epochs)
     run = Run(run_dir)
     with RunLock(run_dir, purpose="start sweep", wait_s=0.5):
-        status = run.sweep_status() or {}
-        if status.get("state") in ("running", "pending") and same_process(
-            status.get("pid"), status.get("pid_identity")
-        ):
-            raise LockedError(f"a sweep of run {run_id!r} is already starting (pid {status.get('pid')})")
+        busy = starting_job(run_dir)
+        if busy:
+            raise LockedError(f"run {run_id!r}: {busy} is starting; wait for it or cancel it")
         cmd = [python or sys.executable, "-m", "core", "sweep", str(run_dir), "--grid", grid]
         cmd += ["--methods", ",".join(methods)] if methods else []
         cmd += ["--epochs", str(int(epochs))] if epochs else []

@@ -231,6 +231,7 @@ def _execute(ctx: RunContext, keep: list[str], todo: list[str], warnings: list[s
     run = ctx.run
     with cancel_on_signals():
         try:
+            ctx.step = "plan"
             for line in warnings:
                 ctx.log(f"warning: {line}")
             stored = _prepare(run, ctx.cfg, ctx.device, keep)
@@ -297,12 +298,17 @@ def run_pipeline(
     cfg = _resolve(config)
     _check_range(from_step, until_step)
     run = Run(init_run_dir(run_dir))
-    with RunLock(run.path, purpose="run"):
-        keep, todo, warnings = plan_steps(run.path, cfg, from_step, until_step)
-        if not todo:
-            run.log(f"nothing to run: {keep or 'no step'} done, range ends at {until_step}")
-            return read_status(run.path)
-        from core.device import pick_device
+    with RunLock(run.path, purpose="run"), cancel_on_signals():
+        try:  # planning and choosing the device (it loads torch) take seconds: a SIGTERM is a cancel
+            keep, todo, warnings = plan_steps(run.path, cfg, from_step, until_step)
+            if not todo:
+                run.log(f"nothing to run: {keep or 'no step'} done, range ends at {until_step}")
+                return read_status(run.path)
+            from core.device import pick_device
 
-        device = pick_device(None if cfg.device == "auto" else cfg.device)
+            device = pick_device(None if cfg.device == "auto" else cfg.device)
+        except Cancelled as exc:
+            run.log(f"cancelled before the first step: {exc}")
+            return run.write_status(state="cancelled", message="cancelled before the first step", pid=None,
+                                    pid_identity=None)  # fmt: skip
         return _execute(RunContext(cfg=cfg, run=run, device=device, on_progress=on_progress), keep, todo, warnings)

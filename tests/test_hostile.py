@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -581,3 +582,52 @@ def test_predict_with_a_truncated_model_names_the_file(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match=r"model\.pt.* is unreadable"):
         load_model(bad)
+
+
+def test_a_run_and_a_sweep_never_start_on_one_folder(tmp_path):
+    """Two tabs: a sweep launched (its process alive, not yet holding the lock) refuses a resume
+    and a delete; a launched run refuses a sweep the same way."""
+    run = init_run_dir(tmp_path / "runs" / "r")
+    starter = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        Run(run).write_sweep_status(state="pending", pid=starter.pid, pid_identity=process_identity(starter.pid))
+        with pytest.raises(LockedError, match=rf"a sweep \(pid {starter.pid}\) is starting"):
+            start_job(TINY, run_id="r", root=tmp_path / "runs")
+        with pytest.raises(LockedError, match="a sweep"):
+            delete_run("r", root=tmp_path / "runs")
+        Run(run).write_sweep_status(state="cancelled", pid=None, pid_identity=None)
+        write_status(run, state="pending", pid=starter.pid, pid_identity=process_identity(starter.pid))
+        from core.runs import starting_job
+
+        assert starting_job(run) == f"the run (pid {starter.pid})"
+    finally:
+        starter.kill()
+        starter.wait()
+    assert starting_job(run) is None  # a dead process starts nothing
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_run_starts_reads_cancelled(tmp_path):
+    """SIGTERM in the seconds before the first step (planning, loading torch): cancelled, exit
+    130, never a folder stuck at "pending"."""
+    out = tmp_path / "r"
+    env = dict(os.environ, UNITAX_RUNS=str(tmp_path), UNITAX_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "core", "run", "--config", str(REPO / "assets/configs/tiny.yaml"),
+                             "--out", str(out), "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    for _ in range(600):  # until it holds the run's lock
+        if (out / ".lock").exists() and (out / ".lock").stat().st_size:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    assert Run(out).status()["state"] == "cancelled"
+
+
+def test_a_run_without_a_config_cannot_be_resumed_and_says_why(tmp_path, capsys):
+    init_run_dir(tmp_path / "runs" / "bare")
+    with pytest.raises(ValueError, match="has no config to start from"):
+        start_job(None, run_id="bare", root=tmp_path / "runs")
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["list", "--root", str(tmp_path / "afile")]) == 2
+    assert "is not a folder of runs" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from core.runs.folder import (
     pid_alive,
     read_status,
     resolve_run_dir,
+    starting_job,
     write_status,
 )
 from core.runs.layout import (
@@ -64,6 +65,7 @@ __all__ = [
     "is_run_dir",
     "check_no_links",
     "resolve_run_dir",
+    "starting_job",
     "write_status",
     "read_status",
     "append_log",

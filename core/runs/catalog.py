@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.runlock import LOCK_NAME, LockedError, RunLock, same_process
+from core.runlock import LOCK_NAME, LockedError, RunLock
 from core.runs.folder import (
     NotARunFolderError,
     check_no_links,
@@ -14,6 +14,7 @@ from core.runs.folder import (
     is_run_dir,
     remove_empty_dirs,
     resolve_run_dir,
+    starting_job,
 )
 from core.runs.layout import BOOKKEEPING, MARKER, RUN_ID, STEPS, F, runs_root, validate_run_id
 from core.runs.run import Run
@@ -116,9 +117,9 @@ def delete_run(run_id: str, root: str | os.PathLike | None = None) -> list[Path]
         raise NotARunFolderError(f"{path} is not a unitax run folder (no {MARKER} marker): refusing to delete it")
     check_no_links(path)
     with RunLock(path, purpose="delete", wait_s=0.5):
-        status = Run(path).status()
-        if status["state"] in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
-            raise LockedError(f"run {run_id!r} is starting (pid {status['pid']}); cancel it first")
+        busy = starting_job(path)
+        if busy:
+            raise LockedError(f"run {run_id!r}: {busy} is starting; cancel it first")
         clear_step_outputs(path, STEPS)
         for pattern in BOOKKEEPING:
             for p in path.glob(pattern):

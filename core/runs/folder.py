@@ -25,6 +25,7 @@ from core.runs.layout import MARKER, REQUIRED, STATES, STEP_OUTPUTS, STEPS, F, n
 __all__ = [
     "CorruptRunError",
     "NotARunFolderError",
+    "starting_job",
     "create_run_dir",
     "init_run_dir",
     "is_run_dir",
@@ -349,3 +350,26 @@ def check_step_outputs(run_dir: str | os.PathLike, step: str) -> list[str]:
         if wrong:
             problems.append(f"{path.relative_to(run_dir)}: {wrong}")
     return problems
+
+
+def starting_job(run_dir: str | os.PathLike) -> str | None:
+    """What is about to work in the run, before it holds the lock: "the run (pid N)" or "a sweep
+    (pid N)" when a launched job's process (pid and start time) is alive; None otherwise. Every
+    launch and delete checks it, so a run job and a sweep job never start on one folder."""
+    run_dir = Path(run_dir)
+    try:
+        run_status = read_status(run_dir)
+    except CorruptRunError:
+        run_status = {}
+    try:
+        sweep_status = read_json_strict(run_dir / F.SWEEP_STATUS)
+    except (OSError, CorruptFileError):
+        sweep_status = {}
+    for what, status in (("the run", run_status), ("a sweep", sweep_status)):
+        if (
+            isinstance(status, dict)
+            and status.get("state") in ("running", "pending")
+            and same_process(status.get("pid"), status.get("pid_identity"))
+        ):
+            return f"{what} (pid {status['pid']})"
+    return None
