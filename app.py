@@ -27,6 +27,7 @@ PAGES = {
         st.Page("pages/crossdomain.py", title="Cross-domain", icon="🧪"),
         st.Page("pages/relationships.py", title="Relationships", icon="🔗"),
         st.Page("pages/taxonomy.py", title="Taxonomy", icon="🌳"),
+        st.Page("pages/curation.py", title="Curation", icon="✍️"),
         st.Page("pages/universal.py", title="Universal model", icon="🎯"),
     ],
     "Use and compare": [

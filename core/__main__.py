@@ -7,13 +7,16 @@ Commands:
   list       list the runs
   predict    classify one image with a finished run's universal model
   sweep      validation accuracy of the universal model for every selection setting of a run
+  curate     accept / reject / add relationships, undo / redo, list, export (SSSOM, CSV), import,
+             train the universal model on the curated taxonomy
+  report     write a run's self-contained HTML report
 """
 
 from __future__ import annotations
 
 import sys
 
-_PIPELINE_COMMANDS = {"run", "status", "list", "predict", "sweep"}
+_PIPELINE_COMMANDS = {"run", "status", "list", "predict", "sweep", "curate", "report"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Command line for runs: ``python -m core run|status|list|predict|sweep ...``.
+"""Command line for runs: ``python -m core run|status|list|predict|sweep|curate|report ...``.
 
     run --config X.yaml [--out runs/ID] [--from STEP] [--until STEP] [--data-root DIR] [--device D]
         [--seeds N]
@@ -6,6 +6,12 @@
     list [--root DIR]
     predict RUN IMAGE [--method M] [--top-k K]
     sweep RUN [--methods M,M] [--grid coarse|fine] [--epochs N] [--batch N]
+    curate RUN accept|reject|add DOMAIN:CLASS DOMAIN:CLASS [--note T] [--author A] [--both] [--relation R]
+    curate RUN list|undo|redo
+    curate RUN export --format sssom|csv [--method M --param V] [--matrix K] [--out FILE [--force]]
+    curate RUN import FILE [--as decisions|truth]
+    curate RUN train [--method M --param V] [--device D]      (core/cli_curate.py)
+    report RUN [--out FILE] [--method KEY] [--force]           the run's HTML report (core/cli_report.py)
 
 On a terminal ``run`` shows tqdm progress bars (rate and ETA); otherwise it prints log lines.
 Exit codes: 0 done, 1 failed, 2 usage/config error, 130 cancelled.
@@ -20,6 +26,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from core import cli_curate, cli_report
 from core.registry import BACKBONES, DEVICES, SHIFTS, SOURCES, SYNTHETIC_BASES
 from core.runs import STEPS
 
@@ -85,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--batch", type=int, default=8, help="universal heads trained together")
     sw.add_argument("--device", choices=DEVICES, help="override the run's device")
     sw.add_argument("--fresh", action="store_true", help="start a new table (the current one is set aside)")
+    cli_curate.register(sub)
+    cli_report.register(sub)
     return parser
 
 
@@ -329,6 +338,7 @@ def _cmd_sweep(args) -> int:
     table = run.sweep_table()
     if table is not None and len(table):
         best = best_by_accuracy(table)[["method", "param", "value", "n_universal", "val_acc_mean", "f1"]]
+        best = _with_decisions(run, best)
         best = best.fillna({"param": "-"}).astype({"value": object}).fillna({"value": "-"})
         print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
         corr = sweep_correlations(table)
@@ -341,8 +351,23 @@ def _cmd_sweep(args) -> int:
     return {"done": 0, "cancelled": 130}.get(status["state"], 1)
 
 
+def _with_decisions(run, table):
+    """``table`` (settings) with precision and recall against the run's curation decisions, when any."""
+    from core.curation import load_state, with_decision_scores
+
+    state = load_state(run)
+    if not state.applied:
+        return table
+    kind = (run.config.get("crossdomain") or {}).get("matrix", "hard")
+    out = with_decision_scores(table, run.matrices(kind), state)
+    return out.rename(columns={"decisions_precision": "prec_decisions", "decisions_recall": "recall_decisions"}).drop(
+        columns=["decisions_judged"]
+    )
+
+
 def _dispatch(args) -> int:
-    commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict, "sweep": _cmd_sweep}
+    commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict, "sweep": _cmd_sweep,
+                "curate": cli_curate.command, "report": cli_report.command}  # fmt: skip
     return commands[args.command](args)
 
 

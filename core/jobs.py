@@ -33,7 +33,7 @@ from core.runs import (
     write_status,
 )
 
-__all__ = ["start_job", "cancel_job", "is_alive", "start_sweep", "cancel_sweep"]
+__all__ = ["start_job", "cancel_job", "is_alive", "start_sweep", "cancel_sweep", "start_curated", "cancel_curated"]
 
 _REPO = Path(__file__).resolve().parent.parent
 _CHILDREN: dict[int, subprocess.Popen] = {}  # reaped on poll so finished jobs leave no zombie
@@ -224,7 +224,7 @@ def cancel_sweep(run_id: str, *, root: str | os.PathLike | None = None, timeout:
     run = Run(run_dir)
     status = run.sweep_status() or {}
     holder = lock_holder(run_dir)
-    if holder and "sweep" in str(holder.get("purpose")) and same_process(holder.get("pid"), holder.get("identity")):
+    if holder and holder.get("purpose") == "sweep" and same_process(holder.get("pid"), holder.get("identity")):
         _stop(int(holder["pid"]), holder["identity"], timeout)
     elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
         _stop(int(status["pid"]), status["pid_identity"], timeout)
@@ -234,6 +234,66 @@ def cancel_sweep(run_id: str, *, root: str | os.PathLike | None = None, timeout:
     if recorded.get("state") in ("running", "pending"):
         return run.write_sweep_status(state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
     return run.sweep_status() or {}
+
+
+def _starting_curated(run: Run) -> str | None:
+    """A curated-model job launched in the run whose process is alive (before it takes the lock)."""
+    status = read_json(run.file(F.CURATED_STATUS), default={}) or {}
+    if status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+        return f"a curated-model job (pid {status['pid']})"
+    return None
+
+
+def start_curated(
+    run_id: str,
+    *,
+    method: str,
+    value: float | None,
+    root: str | os.PathLike | None = None,
+    device: str | None = None,
+    python: str | None = None,
+) -> str:
+    """Launch ``python -m core curate RUN train --method M [--param V] [--device D]`` detached:
+    train the universal model on the curated taxonomy of that setting (:mod:`core.curated`).
+
+    Refused (ValueError) for a run it cannot train in and (LockedError) while a process works
+    in the run. Its output goes to ``RUN/curated/log.txt``, its progress to the curated status."""
+    from core.curated import check_curated
+
+    run_dir = _run_dir(run_id, root)
+    check_curated(run_dir, method, value)
+    run = Run(run_dir)
+    with RunLock(run_dir, purpose="start curated", wait_s=0.5):
+        busy = starting_job(run_dir) or _starting_curated(run)
+        if busy:
+            raise LockedError(f"run {run_id!r}: {busy} is starting; wait for it or cancel it")
+        cmd = [python or sys.executable, "-m", "core", "curate", str(run_dir), "train", "--method", method]
+        cmd += ["--param", str(value)] if value is not None else []
+        cmd += ["--device", str(device)] if device else []
+        run.curated_log_path().parent.mkdir(exist_ok=True)
+        run.write_curated_status(state="pending", progress=0.0, eta_s=None, message="starting", error=None,
+                                 result=None, base={"method": method, "value": value})  # fmt: skip
+        proc = _launch(cmd, run_dir, log=run.curated_log_path())
+        run.write_curated_status(pid=proc.pid, pid_identity=process_identity(proc.pid))
+    return run_id
+
+
+def cancel_curated(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict:
+    """Stop a curated-model job (the previous curated model stays); return its final status."""
+    run_dir = _run_dir(run_id, root)
+    run = Run(run_dir)
+    status = read_json(run.file(F.CURATED_STATUS), default={}) or {}
+    holder = lock_holder(run_dir)
+    # the job's own lock only ("start curated" is the launcher's: never signalled)
+    if holder and holder.get("purpose") == "curated" and same_process(holder.get("pid"), holder.get("identity")):
+        _stop(int(holder["pid"]), holder["identity"], timeout)
+    elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+        _stop(int(status["pid"]), status["pid_identity"], timeout)
+    # the recorded state: a process killed before it could write "cancelled" was still cancelled
+    recorded = read_json(run.file(F.CURATED_STATUS), default={}) or {}
+    if recorded.get("state") in ("running", "pending"):
+        return run.write_curated_status(state="cancelled", message="cancelled by user", pid=None, pid_identity=None)
+    return run.curated_status() or {}
 
 
 def cancel_job(run_id: str, *, root: str | os.PathLike | None = None, timeout: float = 10.0) -> dict[str, Any]:

@@ -175,14 +175,19 @@ def step_crossdomain(ctx: RunContext) -> None:
 
 def step_selection(ctx: RunContext) -> None:
     """Relationships W_ab per configured method from the cross-domain matrices (scored against
-    the ground truth when every domain is synthetic). Writes taxonomy/<key>/relationships.npz
+    the run's ground truth when it has one: Run.true_relationships). Writes taxonomy/<key>/relationships.npz
     and selection.json."""
     from core.metrics import relationship_scores
     from core.selection import select_relationships
 
     P = ctx.run.matrices(ctx.cfg.crossdomain.matrix)
-    gt = ctx.run.ground_truth()
-    true = gt.true_relationships() if gt is not None and not ctx.cfg.domains.list else None
+    from core.fsio import CorruptFileError
+
+    try:
+        true = ctx.run.true_relationships()  # an imported truth, else the synthetic world's
+    except CorruptFileError as exc:  # an imported truth.csv that no longer fits the domains: unscored
+        ctx.log(f"warning: {exc}; the relationships are not scored (import the truth again)")
+        true = None
     counts = ctx.run.class_counts()
     methods = ctx.cfg.selection.methods
     for i, m in enumerate(methods):
@@ -262,12 +267,15 @@ def step_universal(ctx: RunContext) -> None:
 
 
 def step_results(ctx: RunContext) -> None:
-    """The results table (baselines vs universal per method) with intervals (and the spread
-    over seeds when configured), and a 2-D embedding of the best universal model's features.
-    Writes results.csv, results.json, test_correct.npz, embedding.npz."""
+    """The results table (baselines vs universal per method, and the curated model when one is
+    trained: core.curated) with intervals (and the spread over seeds when configured), and a 2-D
+    embedding of the best universal model's features. Writes results.csv, results.json,
+    test_correct.npz, embedding.npz."""
     from core.results import accuracy_intervals, embedding, results_table, seed_accuracies, test_correctness
+    from core.runs import CURATED
 
     keys, ev = [m.key for m in ctx.cfg.selection.methods], ctx.cfg.evaluation
+    keys += [CURATED] if ctx.run.has_curated_model() else []
     df, mean = results_table(ctx.run, keys)
     correct = test_correctness(ctx, keys)
     ctx.run.write_test_correct(correct)

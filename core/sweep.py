@@ -136,8 +136,7 @@ def _plan(run: Run, cfg: RunConfig, settings: list[Setting]) -> list[_Planned]:
     if not ranked:
         raise ValueError(f"run {run.id!r} has no cross-domain matrices yet: run its crossdomain step first")
     counts = run.class_counts()
-    gt = run.ground_truth()
-    true = gt.true_relationships() if gt is not None and not cfg.domains.list else None
+    true = run.true_relationships()  # an imported truth, else the synthetic world's
     out = []
     for s in settings:
         W = {ab: select_edges(r, s.method, **s.params) for ab, r in ranked.items()}

@@ -5,6 +5,7 @@ import streamlit as st
 from core.runs import STATE_ICONS, STEPS, run_info
 from ui.common import REPO, current_run, ensure_navigation, run_config
 from ui.jobs import launch
+from ui.reportview import report_download
 from ui.runview import headline_table
 
 ensure_navigation()
@@ -39,6 +40,7 @@ with left:
             if len(table):
                 st.dataframe(table, hide_index=True, width="stretch", placeholder="")
         st.page_link("pages/crossdomain.py", label="Follow the run", icon="🧪")
+        report_download(run)
 with right:
     st.subheader("Run the demo")
     demo = REPO / "assets" / "configs" / "demo.yaml"

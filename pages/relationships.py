@@ -1,5 +1,6 @@
 """🔗 Relationships: pick a selection method and its parameter; live scores against the synthetic
-ground truth (when the run has one), label-free indicators on every run, per-pair breakdown, sweep
+ground truth (when the run has one), label-free indicators on every run, precision and recall
+against the researcher's decisions (when any were made on ✍️ Curation), per-pair breakdown, sweep
 curves, the best-parameter table, the accuracy sweep (validation accuracy of the universal model
 per setting) and the evidence behind every edge. The setting lives in the URL
 (``?method=threshold&t=0.25``) so a view can be shared."""
@@ -8,6 +9,7 @@ import streamlit as st
 
 from ui import data
 from ui.common import ensure_navigation, guard, matrix_kind, require_run, run_config
+from ui.curateview import decisions_row
 from ui.edgeview import edge_tab
 from ui.relview import indicator_row, score_row
 from ui.setting import setting_picker
@@ -40,6 +42,8 @@ try:  # a damaged sweep table must not hide the indicators; its tab names the pr
 except Exception:  # noqa: BLE001
     pass
 indicator_row(setting, ind)
+with guard("Scoring against your decisions", "Check the run's curation.jsonl is a readable file."):
+    decisions_row(rd, setting, kind, stamp)
 
 # Lazy tabs: only the open one runs, so a slider move redraws only what is visible. The tabs that
 # score against a ground truth exist only on runs that have one.

@@ -183,7 +183,7 @@ def test_taxonomy_graph_edges_carry_their_relation_and_evidence(open_page):
 
     at = open_page("taxonomy")
     at.selectbox(key="tax_focus").set_value("").run()  # the whole taxonomy
-    html = at.get("iframe")[0].proto.srcdoc
+    html = at.get("bidi_component")[0].proto.json
     found = {r for r in RELATIONS if f"relation: {r}" in html}
     assert found, "relationship edges name their type in the tooltip"
     assert "p_ab = " in html and "p_ba = " in html and "confidence " in html

@@ -111,9 +111,9 @@ def test_crossdomain_heatmap_and_row_view(open_page):
 
 def test_taxonomy_graph_table_and_downloads(open_page):
     at = open_page("taxonomy")
-    html = at.get("iframe")[0].proto.srcdoc
-    assert "vis-network" in html or "vis.Network" in html
-    assert "cdn.jsdelivr" not in html and 'src="http' not in html
+    graph = at.get("bidi_component")[0].proto
+    assert "vis.Network" in graph.js_content and "sourceMappingURL" not in graph.js_content
+    assert "cdn.jsdelivr" not in graph.js_content and 'src="http' not in graph.js_content
     assert int(metric(at, "Universal classes")) > 0
     at.text_input(key="tax_search").set_value("no-such-class-xyz").run()
     assert any("Nothing matches" in i.value for i in at.info)

@@ -223,14 +223,13 @@ def test_main_flow(server, browser_page):
 
     # Taxonomy: the vis-network canvas is drawn and not blank.
     _nav(page, "Taxonomy")
-    frame = page.frame_locator("iframe[title='universal taxonomy graph']")
-    frame.locator("canvas").first.wait_for(timeout=60_000)
-    page.wait_for_timeout(3000)  # let the physics settle
-    inner = next(f for f in page.frames if f != page.main_frame and f.locator("canvas").count())
-    painted = inner.evaluate("""() => { const c = document.querySelector('canvas');
+    from tests.test_browser_graph import GRAPH, READY
+
+    page.wait_for_function(READY, timeout=60_000)
+    painted = page.evaluate(f"""() => {{ const c = {GRAPH}.querySelector('canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i] < 200 || d[i+1] < 200 || d[i+2] < 200) n++; }
-        return n; }""")
+        let n = 0; for (let i = 0; i < d.length; i += 4) {{ if (d[i + 3] > 0) n++; }}
+        return n; }}""")
     assert painted > 200, f"the graph canvas looks empty ({painted} painted pixels)"
     _shot(page, "04-taxonomy")
 

@@ -89,17 +89,16 @@ def load_matrices(run_dir: str, kind: str, stamp: float) -> dict[tuple[int, int]
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_truth(run_dir: str, stamp: float) -> dict | None:
-    """Ground truth of a synthetic run: {"true": {(a,b): Edges of W_ab}, "class_counts": [...]},
-    or None. Kept sparse: every slider move scores against it."""
-    tax = open_run(run_dir).ground_truth()
-    if tax is None:
+    """The run's ground truth (core.runs.Run.true_relationships: an imported truth.csv, else a
+    synthetic world's): {"true": {(a,b): Edges of W_ab}, "class_counts": [...]}, or None. Kept
+    sparse: every slider move scores against it."""
+    run = open_run(run_dir)
+    true = run.true_relationships()
+    if true is None:
         return None
     from core.selection import Edges
 
-    return {
-        "true": {pair: Edges.from_dense(w) for pair, w in tax.true_relationships().items()},
-        "class_counts": list(tax.class_counts),
-    }
+    return {"true": {pair: Edges.from_dense(w) for pair, w in true.items()}, "class_counts": run.class_counts()}
 
 
 def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:
@@ -200,9 +199,9 @@ def saved_taxonomy(run_dir: str, method: str, stamp: float):
 
 
 def matrices_stamp(run_dir: str) -> float:
-    """Cache stamp of the cross-domain outputs (matrices + ground truth)."""
+    """Cache stamp of the cross-domain outputs (matrices + ground truth, synthetic or imported)."""
     run = Run(run_dir)
-    return sum(run.stamp(rel) for rel in (F.MATRICES, F.GROUND_TRUTH, F.DOMAINS))
+    return sum(run.stamp(rel) for rel in (F.MATRICES, F.GROUND_TRUTH, F.DOMAINS, F.TRUTH))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -60,10 +60,14 @@ def config_problem(path: str, stamp: float) -> str | None:
 
 
 def _selected(run_dir: str, source: str, kind: str, method: str, value, stamp: float) -> dict:
-    """``{(a, b): W_ab}`` (dense or core.selection.Edges) of a saved taxonomy (``"saved: KEY"``)
-    or of the live setting."""
+    """``{(a, b): W_ab}`` (dense or core.selection.Edges) of a saved taxonomy (``"saved: KEY"``),
+    of the live setting plus the decisions (``"curated: ..."``) or of the live setting."""
     if source.startswith("saved: "):
         return open_run(run_dir).relationships(source[len("saved: ") :])
+    if source.startswith("curated: "):
+        from ui.curation_data import curated_edges, curation_stamp
+
+        return curated_edges(run_dir, kind, method, value, data.matrices_stamp(run_dir), curation_stamp(run_dir))
     return data.select_all(run_dir, kind, method, value, stamp)
 
 

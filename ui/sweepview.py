@@ -17,7 +17,7 @@ import streamlit as st
 from core import jobs
 from core.runs import STATE_ICONS, Run
 from ui import data
-from ui.common import run_config, show_error
+from ui.common import matrix_kind, run_config, show_error
 from ui.jobs import format_eta
 from ui.setting import Setting, apply_setting
 from ui.urlstate import coerce
@@ -93,6 +93,20 @@ def accuracy_at(table: pd.DataFrame | None, setting: Setting) -> float | None:
         if _same(setting, m, v) and not pd.isna(acc):
             return float(acc)
     return None
+
+
+def with_decisions(run_dir: str, table: pd.DataFrame) -> pd.DataFrame | None:
+    """``table`` (settings: method, value) with its precision and recall against the decisions of
+    ✍️ Curation (core.curation.with_decision_scores), or None when no decision is in force."""
+    from core.curation import with_decision_scores
+    from ui.curation_data import curation_stamp, curation_state
+
+    cstamp = curation_stamp(run_dir)
+    state = curation_state(run_dir, cstamp) if cstamp else None
+    if state is None or not state.applied:
+        return None
+    kind = matrix_kind(Run(run_dir))
+    return with_decision_scores(table, data.load_matrices(run_dir, kind, data.matrices_stamp(run_dir)), state)
 
 
 def best_view(best: pd.DataFrame, truth: bool) -> pd.DataFrame:
@@ -286,7 +300,13 @@ def _results(run: Run, setting: Setting, stamp: float, table: pd.DataFrame) -> N
         return
     best, corr = summary
     st.markdown("**Best by validation accuracy** (per method)")
-    st.dataframe(best_view(best, truth), hide_index=True, width="stretch")
+    view = best_view(best, truth)
+    decided = with_decisions(rd, best)
+    if decided is not None:  # the decisions of ✍️ Curation score every setting too
+        view["prec. (decisions)"] = decided["decisions_precision"].round(3)
+        view["recall (decisions)"] = decided["decisions_recall"].round(3)
+        table = with_decisions(rd, table)
+    st.dataframe(view, hide_index=True, width="stretch")
     cols = st.columns(max(1, len(best)))
     for col, (m, p, v) in zip(cols, zip(best["method"], best["param"], best["value"])):
         col.button(

@@ -11,7 +11,9 @@ import streamlit as st
 from core.runs import F, Run
 from ui import data
 from ui.common import guard
+from ui.curation_data import curated_taxonomy, curation_stamp, curation_state
 from ui.graph import FOCUS_ABOVE, RELATION_COLOURS, GraphFilter, neighbourhood_sizes
+from ui.graphpick import clickable_graph, describe_selection
 from ui.runview import best_method
 from ui.setting import Setting
 from ui.taxview import evidence_indices, exports, matching_classes, member_pairs
@@ -32,6 +34,7 @@ __all__ = [
 
 SOURCE_KEY = "tax_source"
 FOCUS_KEY = "tax_focus"
+GRAPH_KEY = "tax_graph"  # the clickable graph's state (its selection)
 WHOLE = ""  # the focus option that draws the whole taxonomy
 
 
@@ -43,12 +46,16 @@ def choose_taxonomy(run: Run, kind: str, stamp: float, setting: Setting) -> tupl
     none is written."""
     rd = str(run.path)
     live = f"live: {setting.describe()} from 🔗 Relationships"
+    curated = f"curated: {setting.describe()} + your decisions from ✍️ Curation"
     keys = run.methods()
-    options = [*(f"saved: {m}" for m in keys), live]
+    cstamp = curation_stamp(rd)
+    options = [*(f"saved: {m}" for m in keys), live, *([curated] if curation_state(rd, cstamp).applied else [])]
     prev = st.session_state.get(SOURCE_KEY)
     if not isinstance(prev, str) or prev not in options:
         if isinstance(prev, str) and prev.startswith("live: "):
             st.session_state[SOURCE_KEY] = live  # the setting changed on 🔗 Relationships: follow it
+        elif isinstance(prev, str) and prev.startswith("curated: ") and curated in options:
+            st.session_state[SOURCE_KEY] = curated
         else:
             best = best_method((run.results_json() or {}).get("headline"), keys)
             st.session_state[SOURCE_KEY] = f"saved: {best}" if best else options[0]
@@ -57,7 +64,8 @@ def choose_taxonomy(run: Run, kind: str, stamp: float, setting: Setting) -> tupl
         options,
         key=SOURCE_KEY,
         help="saved: a taxonomy the run built (and trained a universal model on); live: the one the "
-        "current setting of 🔗 Relationships gives, built now. The run's best method comes first "
+        "current setting of 🔗 Relationships gives, built now; curated: that setting's edges plus the ones "
+        "you accepted minus the ones you rejected on ✍️ Curation. The run's best method comes first "
         "(best mean universal test accuracy).",
     )
     with guard("Building the taxonomy", "Pick another method on 🔗 Relationships, or a saved taxonomy."):
@@ -65,6 +73,9 @@ def choose_taxonomy(run: Run, kind: str, stamp: float, setting: Setting) -> tupl
         if source.startswith("saved: "):
             tax_stamp += data.stamp_of(rd, F.taxonomy(source[7:], "taxonomy.json"))
             tax = data.saved_taxonomy(rd, source[7:], tax_stamp)
+        elif source.startswith("curated: "):
+            tax_stamp += cstamp
+            tax = curated_taxonomy(rd, kind, setting.method, setting.value, stamp, cstamp)
         else:
             tax = data.live_taxonomy(rd, kind, setting.method, setting.value, stamp)
     if tax is None:
@@ -145,8 +156,9 @@ def focus_picker(tax, class_names: list[list[str]], names: list[str], flt: Graph
     return dataclasses.replace(flt, focus=None if searching or focus == WHOLE else focus)
 
 
-def graph_tab(nodes: list[dict], edges: list[dict]) -> None:
-    """The interactive graph with a legend of the domains' colours and the relation types."""
+def graph_tab(nodes: list[dict], edges: list[dict], *, key: str = GRAPH_KEY) -> dict | None:
+    """The interactive graph with a legend of the domains' colours and the relation types;
+    returns what was last clicked (ui.graphpick.clickable_graph)."""
     legend = " ".join(
         f"<span style='color:{n['color']}'>●</span> {n['group']}"
         for n in {n["group"]: n for n in nodes if n["group"] != "universal"}.values()
@@ -161,9 +173,15 @@ def graph_tab(nodes: list[dict], edges: list[dict]) -> None:
     )
     if not nodes:
         st.info("Nothing matches these filters.")
-        return
+        return None
     dark = getattr(st.context.theme, "type", "light") == "dark"
-    st.iframe(data.cached_graph_html(nodes, edges, dark), height=640, alt="universal taxonomy graph")
+    picked = clickable_graph(nodes, edges, key=key, height=640, dark=dark)
+    st.caption(
+        f"selected: {describe_selection(picked, nodes)}"
+        if picked
+        else "Click a class, a universal class ◆ or an edge to select it; zoom in for every label."
+    )
+    return picked
 
 
 def evidence_tab(

@@ -28,6 +28,7 @@ from core.runs.folder import (
     write_status,
 )
 from core.runs.layout import (
+    CURATED,
     MARKER,
     MATRIX_KINDS,
     STATE_ICONS,
@@ -48,6 +49,7 @@ __all__ = [
     "STATES",
     "STATE_ICONS",
     "MATRIX_KINDS",
+    "CURATED",
     "MARKER",
     "STEP_OUTPUTS",
     "F",

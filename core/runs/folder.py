@@ -353,19 +353,22 @@ def check_step_outputs(run_dir: str | os.PathLike, step: str) -> list[str]:
 
 
 def starting_job(run_dir: str | os.PathLike) -> str | None:
-    """What is about to work in the run, before it holds the lock: "the run (pid N)" or "a sweep
-    (pid N)" when a launched job's process (pid and start time) is alive; None otherwise. Every
-    launch and delete checks it, so a run job and a sweep job never start on one folder."""
+    """What is about to work in the run, before it holds the lock: "the run (pid N)", "a sweep
+    (pid N)" or "a curated-model job (pid N)" when a launched job's process (pid and start time)
+    is alive; None otherwise. Every launch and delete checks it, so two jobs never start on one
+    folder."""
     run_dir = Path(run_dir)
     try:
         run_status = read_status(run_dir)
     except CorruptRunError:
         run_status = {}
-    try:
-        sweep_status = read_json_strict(run_dir / F.SWEEP_STATUS)
-    except (OSError, CorruptFileError):
-        sweep_status = {}
-    for what, status in (("the run", run_status), ("a sweep", sweep_status)):
+    jobs = [("the run", run_status)]
+    for what, rel in (("a sweep", F.SWEEP_STATUS), ("a curated-model job", F.CURATED_STATUS)):
+        try:
+            jobs.append((what, read_json_strict(run_dir / rel)))
+        except (OSError, CorruptFileError):
+            pass
+    for what, status in jobs:
         if (
             isinstance(status, dict)
             and status.get("state") in ("running", "pending")

@@ -27,6 +27,16 @@ method's folder key)::
                        which test images each model got right, for the accuracies' intervals)
     sweep/             sweep.csv (one row per selection setting: validation accuracy of its
                        universal head, taxonomy size, scores), meta.json, status.json, log.txt
+    curation.jsonl     the researcher's decisions on edges (append-only, one JSON object a line;
+                       core.curation): never removed by a rerun, only by deleting the run
+    taxonomy/curated/, universal/curated/
+                       the curated taxonomy (a setting's edges + accepted - rejected) and its
+                       universal model, under the reserved method key ``curated``;
+                       curated/status.json, curated/log.txt: that training job's bookkeeping
+    evidence/names.npz class-name embeddings (a cache, keyed by the class names and the model)
+    report.html        the run's self-contained report (``python -m core report``)
+    truth.csv          related class pairs imported as the run's ground truth (domain_a, class_a,
+                       domain_b, class_b; each row holds in both directions)
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ __all__ = [
     "STATE_ICONS",
     "MATRIX_KINDS",
     "MARKER",
+    "CURATED",
     "STEP_OUTPUTS",
     "F",
     "pair_key",
@@ -79,6 +90,7 @@ STATE_ICONS: dict[str, str] = {
 # count (raw counts of hard predictions).
 MATRIX_KINDS: tuple[str, ...] = ("hard", "soft", "count")
 MARKER = ".unitax-run"
+CURATED = "curated"  # the method key of the curated taxonomy; no configured method may use it
 
 
 class F:
@@ -106,6 +118,12 @@ class F:
     SWEEP_META = "sweep/meta.json"
     SWEEP_STATUS = "sweep/status.json"
     SWEEP_LOG = "sweep/log.txt"
+    CURATION = "curation.jsonl"
+    CURATED_STATUS = "curated/status.json"
+    CURATED_LOG = "curated/log.txt"
+    NAME_EMBEDDINGS = "evidence/names.npz"
+    REPORT = "report.html"
+    TRUTH = "truth.csv"
     TAXONOMY_FILES = (
         "relationships.npz",
         "selection.json",
@@ -174,6 +192,12 @@ BOOKKEEPING: tuple[str, ...] = (
     F.LOG,
     F.TIMINGS,
     F.LIVE_HISTORY,
+    F.CURATION,
+    F.CURATED_STATUS,
+    F.CURATED_LOG,
+    F.NAME_EMBEDDINGS,
+    F.REPORT,
+    F.TRUTH,
     LOCK_NAME,
     f"{TMP_PREFIX}*",
     f"*/{TMP_PREFIX}*",

@@ -188,6 +188,38 @@ class Run(ResultsMixin):
         else:
             write_json(self.path / F.GROUND_TRUTH, truth.to_dict())
 
+    def truth_pairs(self) -> list[tuple[int, int, int, int]] | None:
+        """The related class pairs imported as ground truth (``truth.csv``, core.mapping_io.import_truth):
+        sorted ``(a, i, b, j)`` with ``a < b``, each holding both ways; None when none was imported;
+        CorruptFileError naming the file (and line) when it no longer reads against the domains."""
+        path = self.path / F.TRUTH
+        if not path.exists():
+            return None
+        from core.mapping_io import read_mapping_csv
+
+        try:
+            edges = read_mapping_csv(path, self.domain_names(), self.class_names())
+        except ValueError as exc:
+            raise CorruptFileError(f"the imported ground truth is unreadable: {exc}") from None
+        return sorted({(e.a, e.i, e.b, e.j) if e.a < e.b else (e.b, e.j, e.a, e.i) for e, _ in edges})
+
+    def true_relationships(self) -> Pairs | None:
+        """The ground truth every score uses: ``{(a, b): W_ab (K_a, K_b)}`` over every ordered pair.
+        The imported truth when there is one (each pair both ways, weight 1), else the synthetic
+        world's when every domain is synthetic (the config lists no real domains), else None."""
+        pairs = self.truth_pairs()
+        if pairs is not None:
+            k = self.class_counts()
+            out = {(a, b): np.zeros((k[a], k[b])) for a in range(len(k)) for b in range(len(k)) if a != b}
+            for a, i, b, j in pairs:
+                out[a, b][i, j] = out[b, a][j, i] = 1.0
+            return out
+        gt = self.ground_truth()
+        domains = self.config.get("domains")
+        if gt is None or (isinstance(domains, dict) and domains.get("list")):
+            return None
+        return gt.true_relationships()
+
     # ------------------------------------------------------------------ models
 
     def baseline_model_path(self, a: int) -> Path:
@@ -363,6 +395,44 @@ class Run(ResultsMixin):
 
     def sweep_log_path(self) -> Path:
         return self.path / F.SWEEP_LOG
+
+    # ------------------------------------------------------------------ curated model (core.curated)
+
+    def curated_status(self) -> dict | None:
+        """``{"state", "progress", "eta_s", "message", "error", "pid", "pid_identity", "base", ...}``
+        of the last curated-model job (a running one whose process is gone reads as failed), or None."""
+        status = read_json(self.path / F.CURATED_STATUS)
+        if not isinstance(status, dict) or status.get("state") not in STATES:
+            return None
+        return effective_status(self.path, status, self.environment().get("hostname"))
+
+    def write_curated_status(self, **fields: Any) -> dict:
+        status = read_json(self.path / F.CURATED_STATUS, default={})
+        status = {**(status if isinstance(status, dict) else {}), **fields}
+        write_json(self.path / F.CURATED_STATUS, status)
+        return status
+
+    def curated_log_path(self) -> Path:
+        return self.path / F.CURATED_LOG
+
+    def curated_log(self, line: str) -> None:
+        """Append one time-stamped line to the curated job's log (best effort, like :meth:`log`)."""
+        from datetime import datetime
+
+        try:
+            (self.path / F.CURATED_LOG).parent.mkdir(exist_ok=True)
+            with open(self.path / F.CURATED_LOG, "a", encoding="utf-8") as fh:
+                fh.write(f"[{datetime.now().strftime('%H:%M:%S')}] {line.rstrip()}\n")
+        except OSError:
+            pass
+
+    def has_curated_model(self) -> bool:
+        """True when the curated taxonomy and its trained universal model (model, metrics) are written."""
+        from core.runs.layout import CURATED
+
+        files = (F.taxonomy(CURATED, "taxonomy.json"), F.universal(CURATED, "model.pt"),
+                 F.universal(CURATED, "metrics.json"))  # fmt: skip
+        return all((self.path / rel).is_file() for rel in files)
 
 
 def _npz_pairs(path: Path, prefix: str) -> Pairs:
