@@ -10,13 +10,14 @@ Commands:
   curate     accept / reject / add relationships, undo / redo, list, export (SSSOM, CSV), import,
              train the universal model on the curated taxonomy
   report     write a run's self-contained HTML report
+  import     make a run from your own models' cross-domain predictions (CSV files; no images)
 """
 
 from __future__ import annotations
 
 import sys
 
-_PIPELINE_COMMANDS = {"run", "status", "list", "predict", "sweep", "curate", "report"}
+_PIPELINE_COMMANDS = {"run", "status", "list", "predict", "sweep", "curate", "report", "import"}
 
 
 def main(argv: list[str] | None = None) -> int:

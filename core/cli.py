@@ -12,6 +12,8 @@
     curate RUN import FILE [--as decisions|truth]
     curate RUN train [--method M --param V] [--device D]      (core/cli_curate.py)
     report RUN [--out FILE] [--method KEY] [--force]           the run's HTML report (core/cli_report.py)
+    import --predictions DIR [--truth FILE] [--out RUN] [--method M[=V]]   a run from your own
+                                                predictions, no images (core/cli_import.py)
 
 On a terminal ``run`` shows tqdm progress bars (rate and ETA); otherwise it prints log lines.
 Exit codes: 0 done, 1 failed, 2 usage/config error, 130 cancelled.
@@ -26,7 +28,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from core import cli_curate, cli_report
+from core import cli_curate, cli_import, cli_report
 from core.registry import BACKBONES, DEVICES, SHIFTS, SOURCES, SYNTHETIC_BASES
 from core.runs import STEPS
 
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--fresh", action="store_true", help="start a new table (the current one is set aside)")
     cli_curate.register(sub)
     cli_report.register(sub)
+    cli_import.register(sub)
     return parser
 
 
@@ -211,6 +214,10 @@ def _print_results(run) -> None:
     summary = opened.results_json() or {}
     _print_differences(summary.get("intervals"))
     _print_seeds(summary.get("seeds"))
+    from core.results import inference_lines
+
+    for line in inference_lines(summary.get("inference")):
+        print(line)
 
 
 def _print_differences(intervals: dict | None) -> None:
@@ -367,7 +374,8 @@ def _with_decisions(run, table):
 
 def _dispatch(args) -> int:
     commands = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "predict": _cmd_predict, "sweep": _cmd_sweep,
-                "curate": cli_curate.command, "report": cli_report.command}  # fmt: skip
+                "curate": cli_curate.command, "report": cli_report.command,
+                "import": cli_import.command}  # fmt: skip
     return commands[args.command](args)
 
 

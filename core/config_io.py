@@ -222,7 +222,47 @@ def config_to_dict(cfg: Any) -> Any:
     return cfg
 
 
+# Fields added after run folders were first written, with the value that reproduces what a run
+# written before them did (by config class). config_hash leaves a field out while it holds that
+# value, so adding a field never makes an older run's finished steps stale; any other value does.
+HASH_NEUTRAL: dict[str, dict[str, Any]] = {
+    "HeadConfig": {"widths": None, "input_dropout": 0.0},
+    "TrainConfig": {
+        "nesterov": True,
+        "milestones": (),
+        "gamma": 0.1,
+        "min_lr": 0.0,
+        "checkpoint": "val_acc",
+        "preset": None,
+    },  # fmt: skip
+    "SyntheticConfig": {"images": "disjoint"},
+    "DomainsConfig": {"split_rule": "stratified", "include_clutter": False},
+    "FeaturesConfig": {"mode": "frozen", "weights": None, "crop_scale": (0.8, 1.0), "flip": True},
+    "BaselinesConfig": {"recipes": ()},
+    "UniversalConfig": {"inference": "probs"},
+}
+
+
+def _hash_form(cfg: Any) -> Any:
+    """:func:`config_to_dict` without the fields that hold their :data:`HASH_NEUTRAL` value."""
+    if dataclasses.is_dataclass(cfg):
+        neutral = HASH_NEUTRAL.get(type(cfg).__name__, {})
+        out = {}
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if f.name in neutral and config_to_dict(value) == config_to_dict(neutral[f.name]):
+                continue
+            out[f.name] = _hash_form(value)
+        return out
+    if isinstance(cfg, (tuple, list)):
+        return [_hash_form(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: _hash_form(v) for k, v in cfg.items()}
+    return cfg
+
+
 def config_hash(cfg: Any) -> str:
-    """Stable short hash of a (sub-)config: used to see whether a finished step is still valid."""
-    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
+    """Stable short hash of a (sub-)config: used to see whether a finished step is still valid.
+    Fields added later count only when set away from what older runs did (:data:`HASH_NEUTRAL`)."""
+    text = json.dumps(_hash_form(cfg), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -148,4 +148,4 @@ def train_universal_head(
     u = ctx.cfg.universal
     return train_universal(*train, *val, mappings, head=u.head, train=ctx.cfg.universal_train, loss=u.loss,
                            label_smoothing=u.label_smoothing, seed=seed, device=ctx.device,
-                           progress=progress)  # fmt: skip
+                           progress=progress, inference=u.inference)  # fmt: skip

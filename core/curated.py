@@ -117,6 +117,10 @@ def check_curated(run_dir: str | os.PathLike, method: str, value: float | None) 
     if not is_run_dir(run.path):
         raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to train in it")
     check_no_links(run.path)  # the job writes into the run folder: never through a link
+    from core.importer import is_imported
+
+    if is_imported(run):
+        raise ValueError(f"run {run.id!r} was imported from predictions: it has no images to train a model on")
     if not run.config:
         raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to train")
     if not run.has("crossdomain"):
@@ -128,10 +132,18 @@ def check_curated(run_dir: str | os.PathLike, method: str, value: float | None) 
             "run's image features, and an image-free run has none"
         )
     cfg = config_from_dict(run.config)
+    if cfg.features.mode == "finetune":
+        raise ValueError(
+            f"run {run.id!r} fine-tunes its models (features.mode: finetune): the curated model trains heads on frozen "
+            "features, which this run does not have"
+        )
     stored, current = run.step_hashes(), step_dependencies(cfg)
     for step in read_status(run.path)["steps_done"]:
         if stored.get(step) != current.get(step):
-            raise ValueError(f"run {run.id!r}: its config changed since its {step} step ran; resume the run first")
+            raise ValueError(
+                f"run {run.id!r}: its config (or the tool's shift definitions) changed since its {step} step "
+                "ran; resume the run first"
+            )
     _check_setting(method, value)
     return run, cfg
 
@@ -213,7 +225,7 @@ def _train_locked(run: Run, cfg: RunConfig, method: str, value, device, report) 
     mappings = [np.asarray(M) for M in tax.mappings]
     t0 = time.perf_counter()
     res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed, progress=_reporter(report, total))
-    acc = evaluate_universal(res.model, *test, mappings, device=dev)
+    acc = evaluate_universal(res.model, *test, mappings, device=dev, inference=cfg.universal.inference)
     metrics = {names[a]: v for a, v in acc.items()}
     _commit(run, W, info, tax, res, metrics, cfg)
     mean = float(np.nanmean(list(metrics.values()))) if metrics else float("nan")

@@ -35,12 +35,10 @@ index form is required when a domain has two classes of that name): :func:`parse
 from __future__ import annotations
 
 import difflib
-import errno
 import fcntl
 import getpass
 import json
 import os
-import stat
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from core.evidence import RELATIONS
+from core.fsio import open_plain
 from core.selection import Edges
 
 __all__ = [
@@ -124,6 +123,7 @@ class CurationState:
     applied: list[Decision] = field(default_factory=list)
     undone: list[Decision] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    n_undone: int = 0  # decisions taken back and not redone, including those a new decision made unredoable
 
     @property
     def verdicts(self) -> dict[EdgeRef, tuple[str, Decision]]:
@@ -227,17 +227,7 @@ def _log_path(run_dir: str | os.PathLike) -> Path:
 
 def _open(path: Path, *, create: bool) -> int:
     """The log opened for appending (never through a link), checked to be a plain file."""
-    flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
-    try:
-        fd = os.open(path, flags, 0o666)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symbolic link
-            raise ValueError(f"{path} is a symbolic link; the decision log must be a plain file") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ValueError(f"{path} is not a plain file")
-    return fd
+    return open_plain(path, os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0), 0o666, "the decision log")
 
 
 def _read_all(fd: int) -> bytes:
@@ -343,11 +333,13 @@ def replay(records: Iterable[dict], domain_names: Sequence[str], class_names: Se
         if d.action == "undo":
             if state.applied and state.applied[-1].id == d.target:
                 state.undone.append(state.applied.pop())
+                state.n_undone += 1
             else:
                 state.problems.append(f"{where}: undo of a decision that is not the latest, skipped")
         elif d.action == "redo":
             if state.undone and state.undone[-1].id == d.target:
                 state.applied.append(state.undone.pop())
+                state.n_undone -= 1
             else:
                 state.problems.append(f"{where}: redo of a decision that is not the latest undone, skipped")
         else:

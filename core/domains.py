@@ -16,10 +16,12 @@ Public API (what the pipeline calls)::
 
 A synthetic domain takes class i = the set of base classes ("concepts")
 ``taxonomy.domains[a][i]``: its images are the base images of those concepts, relabelled i, and
-its class name joins the concept names with "+". Each domain draws its own images: procedural
-domains render fresh instances (a per-domain pool seed); over a real base the images of a concept
-are dealt out disjointly to the domains that share it (all of them get the full set only when a
-shard would be empty). ``n_train/n_val/n_test`` are images per concept (synthetic) or a cap per
+its class name joins the concept names with "+". ``images`` says whether the domains share the
+base images of a concept ("shared", the thesis's condition) or each draw their own ("disjoint":
+procedural domains render fresh instances, over a real base a concept's images are dealt out to
+the domains that hold it). ``split_rule`` says how sources are split ("stratified" or "thesis",
+core.registry.SPLIT_RULES) and ``include_clutter`` keeps Caltech-256's clutter class (257 concepts,
+as in the thesis). ``n_train/n_val/n_test`` are images per concept (synthetic) or a cap per
 class (plain sources); None = the defaults below / all images. Shifts are seeded per image by
 (seed, domain name, split, index). Numpy only at import time (shifts import torch on first use).
 Which images each split gets, and the seeds: :mod:`core.domain_splits`.
@@ -35,7 +37,16 @@ import numpy as np
 
 from core.config import default_domain_names
 from core.domain_splits import plain_splits, procedural_splits, real_synthetic_splits, shifted, stable_int
-from core.registry import DEFAULT_SHIFTS, DEFAULT_SPLIT_SIZES, SHIFTS, SOURCES, SPLITS
+from core.registry import (
+    DEFAULT_SHIFTS,
+    DEFAULT_SPLIT_RULE,
+    DEFAULT_SPLIT_SIZES,
+    SHIFTS,
+    SOURCES,
+    SPLIT_RULES,
+    SPLITS,
+    SYNTHETIC_IMAGES,
+)
 from core.sources import ImageSet, Source, load_source
 from core.synthetic import SyntheticTaxonomy
 
@@ -71,6 +82,18 @@ class DomainSpec:
     n_train: int | None = None  # per concept (synthetic) or cap per class (plain); None = default
     n_val: int | None = None
     n_test: int | None = None
+    images: str = "disjoint"  # synthetic: a key of core.registry.SYNTHETIC_IMAGES ("shared" = the thesis)
+    split_rule: str = DEFAULT_SPLIT_RULE  # a key of core.registry.SPLIT_RULES
+    include_clutter: bool = False  # caltech256: keep 257.clutter as its last class (the thesis does)
+
+    def source_options(self) -> dict:
+        """The options :func:`core.sources.load_source` gets for this domain's source."""
+        if self.source == "procedural":
+            return {}
+        options: dict = {"split_rule": self.split_rule}
+        if self.source == "caltech256":
+            options["include_clutter"] = self.include_clutter
+        return options
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +132,16 @@ def _check_spec(spec: DomainSpec) -> None:
         raise ValueError(f"domain {spec.name!r}: unknown source {spec.source!r}; expected one of {sorted(SOURCES)}")
     if spec.shift not in tuple(SHIFTS):
         raise ValueError(f"domain {spec.name!r}: unknown shift {spec.shift!r}; expected one of {list(SHIFTS)}")
+    if spec.images not in tuple(SYNTHETIC_IMAGES):
+        raise ValueError(
+            f"domain {spec.name!r}: unknown images {spec.images!r}; expected one of {list(SYNTHETIC_IMAGES)}"
+        )
+    if spec.split_rule not in tuple(SPLIT_RULES):
+        raise ValueError(
+            f"domain {spec.name!r}: unknown split_rule {spec.split_rule!r}; expected one of {list(SPLIT_RULES)}"
+        )
+    if not isinstance(spec.include_clutter, bool):
+        raise TypeError(f"domain {spec.name!r}: include_clutter must be a bool, got {spec.include_clutter!r}")
     for field_name in ("n_train", "n_val", "n_test"):
         n = getattr(spec, field_name)
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
@@ -155,6 +188,7 @@ def _source_domain(spec: DomainSpec, root: str | None, seed: int, base: Source |
             root=spec.root or root,
             seed=stable_int("src", seed, spec.name) if spec.source == "procedural" else seed,
             **kwargs,
+            **spec.source_options(),
         )
     if spec.source != "procedural":
         splits = plain_splits(spec, base, seed, _counts(spec, (None, None, None)))
@@ -180,7 +214,7 @@ def _synthetic_domain(spec: DomainSpec, root: str | None, seed: int, base: Sourc
         splits, concept_labels = procedural_splits(spec, seed, classes, counts)
     else:
         if base is None:
-            base = load_source(spec.source, root=spec.root or root, seed=seed)
+            base = load_source(spec.source, root=spec.root or root, seed=seed, **spec.source_options())
         if tax.n_concepts > base.n_classes:
             raise ValueError(
                 f"domain {spec.name!r}: the synthetic world has n_concepts={tax.n_concepts} but "
@@ -199,16 +233,17 @@ def build_domains(specs: Sequence[DomainSpec], *, root: str | None = None, seed:
     dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
     if dupes:
         raise ValueError(f"domain names must be unique, repeated: {dupes}")
-    loaded: dict[tuple[str, str | None], Source] = {}
+    loaded: dict[tuple, Source] = {}
     out = []
     for spec in specs:
         _check_spec(spec)
         base = None
         if spec.source != "procedural":
-            where = spec.root or root
-            if (spec.source, where) not in loaded:
-                loaded[(spec.source, where)] = load_source(spec.source, root=where, seed=seed)
-            base = loaded[(spec.source, where)]
+            where, options = spec.root or root, spec.source_options()
+            key = (spec.source, where, tuple(sorted(options.items())))
+            if key not in loaded:
+                loaded[key] = load_source(spec.source, root=where, seed=seed, **options)
+            base = loaded[key]
         out.append(build_domain(spec, root=root, seed=seed, base=base))
     return out
 
@@ -222,8 +257,12 @@ def build_synthetic_domains(
     root: str | None = None,
     seed: int = 42,
     per_concept: tuple[int | None, int | None, int | None] = DEFAULT_PER_CONCEPT,
+    images: str = "disjoint",
+    split_rule: str = DEFAULT_SPLIT_RULE,
+    include_clutter: bool = False,
 ) -> list[Domain]:
-    """All domains of a synthetic world over one base source; shifts cycle over the domains."""
+    """All domains of a synthetic world over one base source; shifts cycle over the domains.
+    ``images``, ``split_rule``, ``include_clutter``: as the fields of :class:`DomainSpec`."""
     n = len(taxonomy.domains)
     names = list(names) if names is not None else default_domain_names(n)
     if len(names) != n:
@@ -241,6 +280,9 @@ def build_synthetic_domains(
             n_train=per_concept[0],
             n_val=per_concept[1],
             n_test=per_concept[2],
+            images=images,
+            split_rule=split_rule,
+            include_clutter=include_clutter,
         )
         for a in range(n)
     ]
@@ -292,7 +334,9 @@ def synthetic_world(cfg) -> SyntheticTaxonomy | None:
 def domain_specs(cfg) -> list[DomainSpec]:
     """One :class:`DomainSpec` per domain of a run config (``core.config.RunConfig``): the
     synthetic domains first, then the listed ones."""
-    sizes = {"n_train": cfg.domains.n_train, "n_val": cfg.domains.n_val, "n_test": cfg.domains.n_test}
+    d = cfg.domains
+    sizes = {"n_train": d.n_train, "n_val": d.n_val, "n_test": d.n_test}
+    sizes |= {"split_rule": d.split_rule, "include_clutter": d.include_clutter}  # how sources load
     specs = []
     s = cfg.domains.synthetic
     if s is not None:
@@ -306,6 +350,7 @@ def domain_specs(cfg) -> list[DomainSpec]:
                 synthetic=world,
                 synthetic_index=a,
                 root=cfg.data_root,
+                images=s.images,
                 **sizes,
             )
             for a in range(s.n_domains)

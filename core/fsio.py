@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "read_json_strict",
     "os_error_message",
     "read_npz",
+    "open_plain",
 ]
 
 TMP_PREFIX = ".unitax-tmp-"
@@ -128,6 +130,22 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return read_json_strict(path)
     except (FileNotFoundError, CorruptFileError, OSError):
         return default
+
+
+def open_plain(path: str | os.PathLike, flags: int, mode: int, what: str) -> int:
+    """``os.open(path, flags, mode)`` (close-on-exec) for a file the tool appends to or locks in
+    place: never through a symbolic link, and only a plain file. ValueError naming ``path`` and
+    ``what`` it was to be (e.g. "the decision log") otherwise; other OSErrors pass through."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link
+            raise ValueError(f"{os.fspath(path)} is a symbolic link: refusing to open it as {what}") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{os.fspath(path)} is not a plain file: refusing to use it as {what}")
+    return fd
 
 
 def os_error_message(exc: OSError) -> str:

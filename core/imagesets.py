@@ -5,6 +5,8 @@ deterministic stratified split of sources that have none of their own.
         len(s); s.labels (N,); s.image(i); s.images(idx, size) -> (imgs, ok); s.key; s.describe(i)
     Source(name, class_names, splits={"train","val","test": ImageSet}, notes=[])
     stratified_split(labels (N,), *, fractions=(0.7, 0.1, 0.2), seed=42) -> {"train","val","test": idx}
+    thesis_split(n, fractions=(0.8, 0.1, 0.1), *, seed=42) -> [idx, ...]   torch's random_split partition
+    split_sets(pool, labels, name, *, fractions, seed, items=None, rule="stratified") -> {split: ImageSet}
 
 An ImageSet's pixels come from a :mod:`core.pools` pool; its optional domain shift is applied as
 images are read (:mod:`core.shifts`, which imports torch, loads then). Numpy + PIL at import time.
@@ -20,10 +22,25 @@ import numpy as np
 from core.pools import Pool
 from core.registry import SHIFTS, SPLITS
 
-__all__ = ["ImageSet", "Source", "stratified_split", "split_sets", "DEFAULT_FRACTIONS", "SHIFT_VERSION"]
+__all__ = [
+    "ImageSet",
+    "Source",
+    "stratified_split",
+    "thesis_split",
+    "split_sets",
+    "DEFAULT_FRACTIONS",
+    "THESIS_FRACTIONS",
+    "THESIS_VAL_FRACTION",
+    "THESIS_SPLIT_SEED",
+    "SHIFT_VERSION",
+]
 
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)  # train/val/test for sources without their own split
-SHIFT_VERSION = 2  # part of every shifted ImageSet's cache key: bump when core.shifts changes pixels
+# the thesis's split (core.registry.SPLIT_RULES["thesis"]): random, by torch's permutation, seed 42
+THESIS_FRACTIONS = (0.8, 0.1, 0.1)  # train/val/test of a source without its own split (Caltech)
+THESIS_VAL_FRACTION = 0.2  # val share of the training set of a source with its own test set (CIFAR-100)
+THESIS_SPLIT_SEED = 42
+SHIFT_VERSION = 3  # part of every shifted ImageSet's cache key: bump when core.shifts changes pixels
 
 
 def _digest(*parts: object) -> str:
@@ -169,10 +186,54 @@ def stratified_split(
     return {s: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for s, v in out.items()}
 
 
+def thesis_split(
+    n: int,
+    fractions: tuple[float, ...] = THESIS_FRACTIONS,
+    *,
+    seed: int = THESIS_SPLIT_SEED,
+    rest_to_last: bool = False,
+) -> list[np.ndarray]:
+    """The partition of range(n) that ``torch.utils.data.random_split(range(n), fractions,
+    generator=torch.Generator().manual_seed(seed))`` makes: one sorted index array per fraction.
+
+    As torch does: lengths floor(n * f), the remainder added one by one from the first part on,
+    then consecutive pieces of ``torch.randperm(n)``. ``rest_to_last``: lengths floor(n * f) but
+    the last part takes the rest, as the thesis's CIFAR-100 code passes them
+    (``[int(0.8 * n), n - int(0.8 * n)]``). Imports torch (the permutation is torch's).
+    """
+    import torch
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.ndim != 1 or f.size < 1 or (f < 0).any() or not np.isclose(f.sum(), 1.0):
+        raise ValueError(f"fractions must be non-negative numbers summing to 1, got {fractions!r}")
+    lengths = [int(np.floor(n * x)) for x in f]
+    if rest_to_last:
+        lengths[-1] = n - sum(lengths[:-1])
+    for i in range(n - sum(lengths)):
+        lengths[i % len(lengths)] += 1
+    perm = torch.randperm(int(n), generator=torch.Generator().manual_seed(int(seed))).numpy()
+    return [np.sort(part) for part in np.split(perm, np.cumsum(lengths)[:-1])]
+
+
 def split_sets(
-    pool: Pool, labels: np.ndarray, name: str, *, fractions, seed: int, items: np.ndarray | None = None
+    pool: Pool,
+    labels: np.ndarray,
+    name: str,
+    *,
+    fractions,
+    seed: int,
+    items: np.ndarray | None = None,
+    rule: str = "stratified",
 ) -> dict[str, ImageSet]:
-    """The train/val/test ImageSets of ``items`` (default: 0..N-1) by :func:`stratified_split`."""
+    """The train/val/test ImageSets of ``items`` (default: 0..N-1): by :func:`stratified_split`
+    (``fractions``, ``seed``), or with ``rule="thesis"`` by :func:`thesis_split` (80/10/10, seed 42)."""
     items = np.arange(labels.size) if items is None else items
-    parts = stratified_split(labels, fractions=fractions, seed=seed)
+    if rule == "thesis":
+        parts = dict(zip(SPLITS, thesis_split(labels.size)))
+    elif rule == "stratified":
+        parts = stratified_split(labels, fractions=fractions, seed=seed)
+    else:
+        raise ValueError(f"unknown split rule {rule!r}; expected 'stratified' or 'thesis'")
     return {s: ImageSet(pool, items[parts[s]], labels[parts[s]], name=f"{name}/{s}") for s in SPLITS}

@@ -57,7 +57,8 @@ def predict_features(
     *,
     top_k: int = 5,
 ) -> dict:
-    """From one feature vector (D,): {"universal": [(name, p)], "domains": {name: [(class, d)]}}."""
+    """From one feature vector (D,) (for a fine-tuned network: one image (3, H, W) in [0, 1]):
+    {"universal": [(name, p)], "domains": {name: [(class, d)]}}."""
     import torch
 
     from core.universal import domain_predictions
@@ -99,13 +100,16 @@ def predict_image(
     tax = run.taxonomy(method)
     cfg = run.config
     size = int(meta.get("image_size") or cfg["features"]["image_size"])
-    backbone = load_backbone(meta.get("backbone") or cfg["features"]["backbone"])
-    dev = pick_device(device)
     img = load_image(image, size=size)
     x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255.0
-    backbone_model = backbone.to(dev) if hasattr(backbone, "to") else backbone
-    with torch.no_grad():
-        feat = backbone_model.features(x.to(dev)).float().cpu().numpy()[0]
+    if hasattr(model, "backbone"):  # a fine-tuned network (features.mode finetune): it reads the image itself
+        feat = x[0].numpy()
+    else:
+        backbone = load_backbone(meta.get("backbone") or cfg["features"]["backbone"])
+        dev = pick_device(device)
+        backbone_model = backbone.to(dev) if hasattr(backbone, "to") else backbone
+        with torch.no_grad():
+            feat = backbone_model.features(x.to(dev)).float().cpu().numpy()[0]
     out = predict_features(
         feat,
         model,

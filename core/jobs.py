@@ -183,6 +183,17 @@ def _stop(pid: int, identity: str, timeout: float) -> None:
     _reap()
 
 
+def _stop_side_job(run_dir: Path, purpose: str, status: dict, timeout: float) -> None:
+    """Stop a sweep or curated-model job: the holder of the run's lock when it took it for
+    ``purpose`` (the job's own lock, never a launcher's "start ..."), else the process its
+    ``status`` records while running or pending; either only while it is that same process."""
+    holder = lock_holder(run_dir)
+    if holder and holder.get("purpose") == purpose and same_process(holder.get("pid"), holder.get("identity")):
+        _stop(int(holder["pid"]), holder["identity"], timeout)
+    elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
+        _stop(int(status["pid"]), status["pid_identity"], timeout)
+
+
 def start_sweep(
     run_id: str,
     *,
@@ -223,11 +234,7 @@ def cancel_sweep(run_id: str, *, root: str | os.PathLike | None = None, timeout:
     run_dir = _run_dir(run_id, root)
     run = Run(run_dir)
     status = run.sweep_status() or {}
-    holder = lock_holder(run_dir)
-    if holder and holder.get("purpose") == "sweep" and same_process(holder.get("pid"), holder.get("identity")):
-        _stop(int(holder["pid"]), holder["identity"], timeout)
-    elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
-        _stop(int(status["pid"]), status["pid_identity"], timeout)
+    _stop_side_job(run_dir, "sweep", status, timeout)
     # the recorded state, not the effective one: a process killed before it could write
     # "cancelled" reads as "failed: interrupted", but the user asked for a cancel
     recorded = read_json(run.file(F.SWEEP_STATUS), default={}) or {}
@@ -283,12 +290,7 @@ def cancel_curated(run_id: str, *, root: str | os.PathLike | None = None, timeou
     run_dir = _run_dir(run_id, root)
     run = Run(run_dir)
     status = read_json(run.file(F.CURATED_STATUS), default={}) or {}
-    holder = lock_holder(run_dir)
-    # the job's own lock only ("start curated" is the launcher's: never signalled)
-    if holder and holder.get("purpose") == "curated" and same_process(holder.get("pid"), holder.get("identity")):
-        _stop(int(holder["pid"]), holder["identity"], timeout)
-    elif status.get("state") in ("running", "pending") and same_process(status.get("pid"), status.get("pid_identity")):
-        _stop(int(status["pid"]), status["pid_identity"], timeout)
+    _stop_side_job(run_dir, "curated", status, timeout)
     # the recorded state: a process killed before it could write "cancelled" was still cancelled
     recorded = read_json(run.file(F.CURATED_STATUS), default={}) or {}
     if recorded.get("state") in ("running", "pending"):

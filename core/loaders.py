@@ -3,6 +3,12 @@
     LOADERS[name](root, *, seed, download, **options) -> Source    name: a key of core.registry.SOURCES
     check_root(name, root)                                          the layout only, nothing is read
 
+Every loader but "procedural" takes ``split_rule`` (a key of core.registry.SPLIT_RULES):
+"stratified" (default; ``fractions`` and ``seed``) or "thesis" (random 80/10/10 with seed 42 as
+torch's random_split makes it; CIFAR-100 and split image folders: a random 80/20 train/val split
+of the training images, their own test set). "caltech256" takes ``include_clutter`` (keep
+257.clutter as the last class, as the thesis does; default False).
+
 "procedural" (built-in concepts) and "digits" (sklearn's 8x8 handwriting) need no root;
 "cifar100" reads torchvision's python pickles (through :func:`core.safeload.safe_unpickle`),
 "caltech101"/"caltech256" and "imagefolder" scan class folders; the layout each expects is its
@@ -21,9 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from core import procedural
-from core.imagesets import DEFAULT_FRACTIONS, ImageSet, Source, split_sets, stratified_split
+from core.imagesets import (
+    DEFAULT_FRACTIONS,
+    THESIS_VAL_FRACTION,
+    ImageSet,
+    Source,
+    split_sets,
+    stratified_split,
+    thesis_split,
+)
 from core.pools import ArrayPool, FilePool, ProceduralPool
-from core.registry import SOURCES, SPLITS
+from core.registry import SOURCES, SPLIT_RULES, SPLITS
 from core.safeload import safe_unpickle
 
 __all__ = ["IMAGE_EXTENSIONS", "LOADERS", "check_root"]
@@ -53,16 +67,31 @@ def _procedural(
     return Source("procedural", names, splits)
 
 
-def _digits(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS) -> Source:
+def _check_rule(split_rule: str) -> str:
+    if split_rule not in tuple(SPLIT_RULES):
+        raise ValueError(f"unknown split rule {split_rule!r}; expected one of {list(SPLIT_RULES)}")
+    return split_rule
+
+
+def _train_val(y: np.ndarray, *, seed: int, val_fraction: float, split_rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of train and val within a training set with labels y (N,): stratified (val_fraction,
+    seed) or the thesis's random 80/20 (seed 42, ``[int(0.8 N), rest]`` as its code passes them)."""
+    if _check_rule(split_rule) == "thesis":
+        tr, va = thesis_split(y.size, (1 - THESIS_VAL_FRACTION, THESIS_VAL_FRACTION), rest_to_last=True)
+        return tr, va
+    tv = stratified_split(y, fractions=(1 - val_fraction, val_fraction, 0.0), seed=seed)
+    return tv["train"], tv["val"]
+
+
+def _digits(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS, split_rule: str = "stratified") -> Source:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     grey = np.clip(d.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
     pool = ArrayPool(np.repeat(grey[..., None], 3, axis=3), key="digits:sklearn")
     labels = d.target.astype(np.int64)
-    return Source(
-        "digits", [str(k) for k in range(10)], split_sets(pool, labels, "digits", fractions=fractions, seed=seed)
-    )
+    sets = split_sets(pool, labels, "digits", fractions=fractions, seed=seed, rule=_check_rule(split_rule))
+    return Source("digits", [str(k) for k in range(10)], sets)
 
 
 def _require_root(root, name: str) -> Path:
@@ -126,8 +155,10 @@ def _cifar_part(d: dict, path: Path, n_classes: int) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(data), labels
 
 
-def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> Source:
-    """CIFAR-100 in torchvision's python format; val is a stratified part of train."""
+def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1, split_rule: str = "stratified") -> Source:
+    """CIFAR-100 in torchvision's python format; val is a stratified part of train (the thesis's
+    rule: a random 20 %)."""
+    _check_rule(split_rule)
     base = Path(root).expanduser() if root else None
     if download and base is not None:
         import torchvision
@@ -157,10 +188,10 @@ def _cifar100(root, *, seed: int, download: bool, val_fraction: float = 0.1) -> 
     train_pool = ArrayPool(parts["train"][0], key=f"cifar100:train:{fp}")
     test_pool = ArrayPool(parts["test"][0], key=f"cifar100:test:{fp}")
     y = parts["train"][1]
-    tv = stratified_split(y, fractions=(1 - val_fraction, val_fraction, 0.0), seed=seed)
+    tr, va = _train_val(y, seed=seed, val_fraction=val_fraction, split_rule=split_rule)
     splits = {
-        "train": ImageSet(train_pool, tv["train"], y[tv["train"]], name="cifar100/train"),
-        "val": ImageSet(train_pool, tv["val"], y[tv["val"]], name="cifar100/val"),
+        "train": ImageSet(train_pool, tr, y[tr], name="cifar100/train"),
+        "val": ImageSet(train_pool, va, y[va], name="cifar100/val"),
         "test": ImageSet(test_pool, np.arange(parts["test"][1].size), parts["test"][1], name="cifar100/test"),
     }
     return Source("cifar100", names, splits)
@@ -185,8 +216,20 @@ def _scan_class_folders(
 
 
 def _caltech(
-    root, *, seed: int, download: bool, which: str, fractions=DEFAULT_FRACTIONS, include_clutter: bool = False
+    root,
+    *,
+    seed: int,
+    download: bool,
+    which: str,
+    fractions=DEFAULT_FRACTIONS,
+    include_clutter: bool = False,
+    split_rule: str = "stratified",
 ) -> Source:
+    """Caltech-101 (BACKGROUND_Google dropped) or Caltech-256 (257.clutter kept only with
+    ``include_clutter``: then the last class, 256, as in torchvision's and the thesis's order)."""
+    _check_rule(split_rule)
+    if not isinstance(include_clutter, bool):
+        raise TypeError(f"include_clutter must be a bool, got {include_clutter!r}")
     sub = "101_ObjectCategories" if which == "caltech101" else "256_ObjectCategories"
     if download and root:
         import torchvision
@@ -207,10 +250,13 @@ def _caltech(
     names = [d.split(".", 1)[1] if which == "caltech256" and "." in d else d for d in dirs]
     pool = FilePool(paths, key=f"{which}:{_file_fingerprint(paths)}")
     y = np.asarray(labels, dtype=np.int64)
-    return Source(which, names, split_sets(pool, y, which, fractions=fractions, seed=seed), notes)
+    return Source(which, names, split_sets(pool, y, which, fractions=fractions, seed=seed, rule=split_rule), notes)
 
 
-def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS) -> Source:
+def _imagefolder(
+    root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS, split_rule: str = "stratified"
+) -> Source:
+    _check_rule(split_rule)
     path = _require_root(root, "imagefolder")
     if all((path / s).is_dir() for s in ("train", "test")):
         scans = {s: _scan_class_folders(path / s) for s in SPLITS if (path / s).is_dir()}
@@ -225,8 +271,8 @@ def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS
         pool = FilePool(all_paths, key=f"imagefolder:{_file_fingerprint(all_paths)}")
         if "val" not in splits:  # carve a validation part out of train
             items, y = splits["train"]
-            tv = stratified_split(y, fractions=(0.9, 0.1, 0.0), seed=seed)
-            splits["train"], splits["val"] = (items[tv["train"]], y[tv["train"]]), (items[tv["val"]], y[tv["val"]])
+            tr, va = _train_val(y, seed=seed, val_fraction=0.1, split_rule=split_rule)
+            splits["train"], splits["val"] = (items[tr], y[tr]), (items[va], y[va])
         sets = {s: ImageSet(pool, splits[s][0], splits[s][1], name=f"imagefolder/{s}") for s in SPLITS}
         return Source("imagefolder", names, sets, notes)
     names, paths, labels, notes = _scan_class_folders(path)
@@ -238,7 +284,7 @@ def _imagefolder(root, *, seed: int, download: bool, fractions=DEFAULT_FRACTIONS
     return Source(
         "imagefolder",
         names,
-        split_sets(pool, np.asarray(labels, np.int64), "imagefolder", fractions=fractions, seed=seed),
+        split_sets(pool, np.asarray(labels, np.int64), "imagefolder", fractions=fractions, seed=seed, rule=split_rule),
         notes,
     )
 

@@ -9,6 +9,11 @@ graph separately. Then
 
 The adjacency is never built densely: every sum runs over the edges (sparse), so scoring 90
 pairs of 1000 x 1000 takes milliseconds.
+
+Choosing parameters (the thesis's selection tables): ``sweep`` scores every setting of a grid
+(``parameter_grid``: the thesis's or the fine one), ``best_parameters`` / ``best_per_run`` pick
+each method's best setting on a run, ``best_on_average`` the one setting best on average over
+several runs.
 """
 
 from __future__ import annotations
@@ -178,17 +183,117 @@ def sweep(
     return pd.DataFrame(rows, columns=["method", "param", "value", "edr", "precision", "recall", "f1"])
 
 
+SCORES = ("edr", "precision", "recall", "f1")
+SELECT_BY = ("edr", "f1")  # the scores a best setting is chosen by: EDR lowest, F1 highest
+TIE_DECIMALS = 12  # scores equal to this many decimals are a tie (float noise is not a difference)
+
+# The thesis's grids (its evaluation notebooks): threshold and density from 0 to 1 in steps of
+# 0.05, the hypothesis method's upper bound 1..10. What each value means here:
+# - threshold t = 0 selects every positive entry of a row (the thesis's code, comparing
+#   ``p < t``, also adds the zero entries as edges of weight 0; here a 0 is never an edge);
+# - density p = 0 is refused by core.selection (p in (0, 1]); the thesis's loop takes the
+#   first entry before testing the sum, so its p = 0 is MCFP, already a row of the table;
+# - the thesis's upper bound u tests k = 0..u-1, i.e. our k_max = u - 1; its u = 1 tests only
+#   k = 0 (no relationship at all, an empty graph) and core.selection refuses k_max = 0, so
+#   the grid is k_max 1..9 (the thesis's upper bounds 2..10).
+_THESIS_GRID: dict[str, tuple[float, ...]] = {
+    "threshold": tuple(np.round(np.arange(0.0, 1.0001, 0.05), 2)),
+    "density": tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)),
+    "hypothesis": tuple(range(1, 10)),
+}
+GRIDS = ("thesis", "fine")
+
+
+def parameter_grid(name: str) -> dict[str, tuple[float, ...]]:
+    """``{method: values}`` of a named grid for every method with a parameter.
+
+    ``"thesis"``: the thesis's grid (see ``_THESIS_GRID`` above for what each value means here);
+    ``"fine"``: each method's own sweep grid (``METHODS[m].grid``: threshold 0.02..1 in steps of
+    0.02, density 0.05..1 in steps of 0.05, k_max 1..10).
+    """
+    if name == "thesis":
+        grid = dict(_THESIS_GRID)
+    elif name == "fine":
+        grid = {m: tuple(spec.grid) for m, spec in METHODS.items() if spec.param is not None}
+    else:
+        raise ValueError(f"grid must be one of {', '.join(GRIDS)}; got {name!r}")
+    for method, values in grid.items():  # every value is one core.selection accepts
+        for v in values:
+            check_params(method, {METHODS[method].param: v})
+    return grid
+
+
+def _check_by(by: str) -> None:
+    if by not in SCORES:
+        raise ValueError(f"by must be one of {', '.join(SCORES)}; got {by!r}")
+
+
+def _pick_best(table: pd.DataFrame, by: str, group: str | list[str]) -> pd.DataFrame:
+    """First row per ``group`` after sorting by ``by`` (EDR ascending, others descending; equal
+    to TIE_DECIMALS decimals: the smallest parameter value wins)."""
+    key = table[by].round(TIE_DECIMALS)
+    ordered = table.assign(_key=key if by == "edr" else -key).sort_values(["_key", "value"], kind="stable")
+    return ordered.groupby(group, sort=False).head(1).drop(columns="_key")
+
+
+def _method_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in ``METHODS`` order (stable)."""
+    order = {m: k for k, m in enumerate(METHODS)}
+    return df.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
 def best_parameters(table: pd.DataFrame, *, by: str = "f1") -> pd.DataFrame:
-    """The best row per method of a ``sweep`` table: highest F1 (default) or lowest EDR."""
-    if by not in {"f1", "edr", "precision", "recall"}:
-        raise ValueError(f"by must be one of f1, edr, precision, recall; got {by!r}")
+    """The best row per method of a ``sweep`` table: lowest EDR (``by="edr"``) or highest F1,
+    precision or recall. Ties (equal to 12 decimals) go to the smallest parameter value, as the
+    thesis's ``min``/``max`` over its ascending grid does. Rows in ``METHODS`` order."""
+    _check_by(by)
     if table.empty:
         raise ValueError("the sweep table is empty")
-    ascending = by == "edr"
-    best = (
-        table.sort_values([by, "value"], ascending=[ascending, True], kind="stable")
-        .groupby("method", sort=False)
-        .head(1)
-    )
-    order = {m: k for k, m in enumerate(METHODS)}
-    return best.sort_values("method", key=lambda s: s.map(order)).reset_index(drop=True)
+    return _method_order(_pick_best(table, by, "method"))
+
+
+def best_per_run(tables: Mapping[str, pd.DataFrame], *, by: str = "edr") -> pd.DataFrame:
+    """Each run's best setting of each method: ``tables`` = {run label: its ``sweep`` table}.
+
+    Columns run, method, param, value, edr, precision, recall, f1; runs in the given order.
+    """
+    _check_by(by)
+    if not tables:
+        raise ValueError("no runs to compare")
+    parts = [best_parameters(t, by=by).assign(run=label) for label, t in tables.items()]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["run", "method", "param", "value", *SCORES]]
+
+
+def best_on_average(tables: Mapping[str, pd.DataFrame], *, by: str = "edr") -> pd.DataFrame:
+    """Each method's single setting that is best on average over the runs (the thesis's
+    "globally optimal parameters" table).
+
+    ``tables`` = {run label: its ``sweep`` table}, every run swept on the same grid. Per setting
+    the scores are averaged over the runs (each run counts once); the setting with the lowest
+    mean EDR (``by="edr"``) or the highest mean F1 (``by="f1"``: the mean of the runs' F1) wins,
+    ties to the smallest value. Columns: method, param, value, n_runs, edr, precision, recall
+    (means), f1_mean (the mean of the runs' F1) and f1_of_mean (the F1 of the mean precision and
+    mean recall, 2PR / (P + R)); the two F1 differ whenever the runs' precision and recall differ.
+    """
+    if by not in SELECT_BY:
+        raise ValueError(f"by must be one of {', '.join(SELECT_BY)}; got {by!r}")
+    if not tables:
+        raise ValueError("no runs to compare")
+    settings = None
+    for label, t in tables.items():
+        s = set(zip(t["method"], t["value"].fillna(-1.0)))
+        if settings is not None and s != settings:
+            raise ValueError(f"run {label!r} was swept on another grid than the first run: no common settings")
+        settings = s
+    stacked = pd.concat(list(tables.values()), ignore_index=True)
+    stacked["value"] = stacked["value"].fillna(-1.0)  # groupby drops NaN keys; -1 marks "no parameter"
+    mean = stacked.groupby(["method", "param", "value"], sort=False)[list(SCORES)].mean().reset_index()
+    mean["n_runs"] = len(tables)
+    mean = mean.rename(columns={"f1": "f1_mean"})
+    p, r = mean["precision"], mean["recall"]
+    mean["f1_of_mean"] = np.where(p + r > 0, 2 * p * r / (p + r).where(p + r > 0, 1.0), 0.0)
+    mean["value"] = mean["value"].where(mean["value"] >= 0)
+    best = _pick_best(mean.rename(columns={"f1_mean": "f1"}), by, "method").rename(columns={"f1": "f1_mean"})
+    cols = ["method", "param", "value", "n_runs", "edr", "precision", "recall", "f1_mean", "f1_of_mean"]
+    return _method_order(best[cols])

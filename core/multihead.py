@@ -48,7 +48,7 @@ class StackedHeads(nn.Module):
         self.S, self.U = len(n_out), int(max(n_out))
         self.head = head
         gen = torch.Generator().manual_seed(int(seed))
-        dims = [in_dim] + [head.width] * (head.depth - 1)
+        dims = [in_dim, *head.hidden]  # head.widths layer by layer, else depth - 1 x width
         layers = [_init_linear(dims[i], dims[i + 1], gen) for i in range(head.depth - 1)]
         layers.append(_init_output(dims[-1], self.U, int(seed)))
         # the first layer of every head side by side: x (B, D) @ first (D, S * n1) is one product
@@ -64,6 +64,8 @@ class StackedHeads(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = _ACT.get(self.head.activation)
+        if self.head.input_dropout > 0:
+            x = nn.functional.dropout(x, self.head.input_dropout, self.training)
         h = (x @ self.first).view(x.shape[0], self.S, -1).transpose(0, 1) + self.first_bias[:, None, :]
         for w, b in zip(self.weights, self.biases):
             if act is not None:

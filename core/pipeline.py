@@ -27,12 +27,13 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 from core.config import RunConfig, config_from_dict, config_hash, config_to_dict, load_config
 from core.context import BACKBONE_COUNTER, RunContext
 from core.fsio import os_error_message
 from core.runlock import process_identity
-from core.runs import STEPS, Run, RunLock, check_step_outputs, clear_step_outputs, init_run_dir, read_status
+from core.runs import STEPS, F, Run, RunLock, check_step_outputs, clear_step_outputs, init_run_dir, read_status
 from core.signals import Cancelled, cancel_on_signals
 from core.steps import STEP_FUNCTIONS
 
@@ -60,11 +61,23 @@ _STEP_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _uses_shifts(cfg: RunConfig) -> bool:
+    d = cfg.domains
+    synthetic = d.synthetic is not None and any(s != "none" for s in d.synthetic.shifts)
+    return synthetic or any(x.shift != "none" for x in d.list)
+
+
 def step_dependencies(cfg: RunConfig) -> dict[str, str]:
-    """Cumulative config hash per step: a step is stale when its hash changed."""
+    """Cumulative config hash per step: a step is stale when its hash changed. A run with shifted
+    domains also depends on the version of the shift definitions (core.imagesets.SHIFT_VERSION):
+    when the tool's shifts change pixels, such a run's domains are not what they were."""
+    from core.imagesets import SHIFT_VERSION
+
     out, acc = {}, []
     for step in STEPS:
         acc += [getattr(cfg, s) for s in _STEP_SECTIONS[step]]
+        if step == "domains" and _uses_shifts(cfg):
+            acc.append({"shift_version": SHIFT_VERSION})
         out[step] = config_hash(acc)
     return out
 
@@ -157,6 +170,7 @@ def _environment(cfg: RunConfig, device) -> dict:
         "packages": versions,
         "device": str(device),
         "seed": cfg.seed,
+        "protocol": cfg.features.mode,  # frozen (cached features) | finetune (backbone + head end to end)
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -275,6 +289,18 @@ def _execute(ctx: RunContext, keep: list[str], todo: list[str], warnings: list[s
     return run.write_status(state=state, step=None, message=msg, eta_s=None, pid=None, pid_identity=None)
 
 
+def _refuse_imported(run_dir: str | os.PathLike) -> None:
+    """An imported run (predictions without images) is never a pipeline's folder: a run there
+    would clear the imported matrices. ValueError naming it."""
+    from core.importer import is_imported
+
+    if Path(run_dir).is_dir() and (Path(run_dir) / F.DOMAINS).is_file() and is_imported(Run(run_dir)):
+        raise ValueError(
+            f"{run_dir} holds predictions imported with `python -m core import` (no images): there is nothing to "
+            "run there; its relationships, taxonomy and curation are on the dashboard"
+        )
+
+
 def run_pipeline(
     config: RunConfig | dict | str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -297,6 +323,7 @@ def run_pipeline(
     """
     cfg = _resolve(config)
     _check_range(from_step, until_step)
+    _refuse_imported(run_dir)
     run = Run(init_run_dir(run_dir))
     with RunLock(run.path, purpose="run"), cancel_on_signals():
         try:  # planning and choosing the device (it loads torch) take seconds: a SIGTERM is a cancel

@@ -5,7 +5,9 @@ domain, and for the mean over domains resampling within each domain); every univ
 compared with the baselines on the same images (a paired bootstrap of the difference, per
 domain and for the mean), and a difference whose interval contains 0 is marked as within
 noise. With ``evaluation.seeds > 1`` every head is trained again with other seeds on the cached
-features, and the mean and spread of its test accuracy are reported.
+features, and the mean and spread of its test accuracy are reported. The universal models are
+read with the configured inference rule (``universal.inference``); their test accuracy under
+the other rule is reported beside it (``inference_summary``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import pandas as pd
 from core.intervals import bootstrap_accuracy, mean_over_domains, paired_difference, paired_mean_difference
 from core.runs import Run
 
-__all__ = ["results_table", "test_correctness", "accuracy_intervals", "seed_accuracies", "embedding"]
+__all__ = [
+    "results_table",
+    "test_correctness",
+    "test_correctness_by_rule",
+    "inference_summary",
+    "inference_lines",
+    "accuracy_intervals",
+    "seed_accuracies",
+    "embedding",
+]
 
 
 def results_table(run: Run, keys: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -34,28 +45,82 @@ def results_table(run: Run, keys: list[str]) -> tuple[pd.DataFrame, dict]:
     return pd.concat([df, pd.DataFrame([mean])], ignore_index=True), mean
 
 
-def test_correctness(ctx, keys: list[str]) -> dict[str, list[np.ndarray]]:
-    """Which test images each model gets right: ``{"baseline": [(n_a,) bool per domain],
-    "universal/<key>": [...]}`` on each domain's readable test images (one row per image, the
-    same rows for every model)."""
+def test_correctness_by_rule(ctx, keys: list[str]) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Which test images each model gets right, under every inference rule:
+    ``{rule: {"baseline": [(n_a,) bool per domain], "universal/<key>": [...]}}`` for each rule
+    of ``core.universal.INFERENCE_RULES`` (the baseline column is the same under both). One
+    forward pass per model and domain: the rules differ only in how d_a is read off the logits."""
     from core.context import split_data
     from core.training import predict_logits
-    from core.universal import domain_predictions, universal_probs
+    from core.universal import INFERENCE_RULES, domain_scores
 
     run, n = ctx.run, len(ctx.all_domains())
     tests = [split_data(ctx, a, "test") for a in range(n)]
-    out = {"baseline": []}
+    baseline = []
     for a, (X, y, _) in enumerate(tests):
         model, _ = run.load_model(run.baseline_model_path(a))
-        out["baseline"].append(predict_logits(model, X, device=ctx.device).argmax(axis=1) == y)
+        baseline.append(predict_logits(model, X, device=ctx.device).argmax(axis=1) == y)
+    out = {rule: {"baseline": baseline} for rule in INFERENCE_RULES}
     for key in keys:
         model, _ = run.load_model(run.universal_model_path(key))
         mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
-        out[f"universal/{key}"] = [
-            domain_predictions(universal_probs(model, X, device=ctx.device), mappings[a]).argmax(axis=1) == y
-            for a, (X, y, _) in enumerate(tests)
-        ]
+        logits = [predict_logits(model, X, device=ctx.device) for X, _, _ in tests]
+        for rule in INFERENCE_RULES:
+            out[rule][f"universal/{key}"] = [
+                domain_scores(z, mappings[a], inference=rule).argmax(axis=1) == y
+                for a, (z, (_, y, _)) in enumerate(zip(logits, tests))
+            ]
     return out
+
+
+def test_correctness(ctx, keys: list[str], *, inference: str = "probs") -> dict[str, list[np.ndarray]]:
+    """Which test images each model gets right: ``{"baseline": [(n_a,) bool per domain],
+    "universal/<key>": [...]}`` on each domain's readable test images (one row per image, the
+    same rows for every model), the universal models read with the ``inference`` rule."""
+    from core.universal import check_inference
+
+    return test_correctness_by_rule(ctx, keys)[check_inference(inference)]
+
+
+def inference_summary(
+    correct_by_rule: dict[str, dict[str, list[np.ndarray]]], names: list[str], configured: str
+) -> dict:
+    """The universal models' test accuracy under every inference rule, from
+    ``test_correctness_by_rule``: ``{"configured": rule, "<rule>": {"universal/<key>": {domain:
+    acc | None, "mean": mean over the domains with images | None}}}``."""
+    out: dict = {"configured": configured}
+    for rule, correct in correct_by_rule.items():
+        out[rule] = {}
+        for col, per_domain in correct.items():
+            if col == "baseline":
+                continue
+            accs = {name: float(c.mean()) if c.size else None for name, c in zip(names, per_domain)}
+            usable = [v for v in accs.values() if v is not None]
+            out[rule][col] = {**accs, "mean": float(np.mean(usable)) if usable else None}
+    return out
+
+
+def inference_lines(summary: object) -> list[str]:
+    """One line per universal model comparing the configured inference rule with the other
+    (mean test accuracy over domains), from results.json's ``"inference"``; [] without one
+    (runs written before the option, or a damaged entry)."""
+    if not isinstance(summary, dict) or not isinstance(summary.get(summary.get("configured")), dict):
+        return []
+    rule = summary["configured"]
+
+    def mean(r: str, col: str) -> float | None:
+        accs = summary.get(r)
+        value = accs.get(col, {}).get("mean") if isinstance(accs, dict) and isinstance(accs.get(col), dict) else None
+        return value if isinstance(value, int | float) else None
+
+    lines = []
+    for col in summary[rule]:
+        others = [
+            f"{r} {mean(r, col):.3f}" for r in summary if r not in ("configured", rule) and mean(r, col) is not None
+        ]
+        if mean(rule, col) is not None and others:
+            lines.append(f"{col} mean test accuracy: {rule} (configured) {mean(rule, col):.3f}; " + "; ".join(others))
+    return lines
 
 
 def accuracy_intervals(
@@ -114,19 +179,40 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
         mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
         for k in range(1, seeds):
             res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed + 1000 * k)
-            for a, v in evaluate_universal(res.model, *test, mappings, device=ctx.device).items():
+            accs = evaluate_universal(res.model, *test, mappings, device=ctx.device, inference=cfg.universal.inference)
+            for a, v in accs.items():
                 col[names[a]].append(v)
     return out
 
 
+def _embedding_is_current(run, key: str) -> bool:
+    """The saved embedding is of model ``key`` and newer than that model's file."""
+    from core.runs import F
+
+    try:
+        current = run.embedding()
+    except Exception:  # noqa: BLE001 - an unreadable embedding is simply made again
+        return False
+    model = run.universal_model_path(key)
+    return (
+        current is not None
+        and str(current.get("key")) == key
+        and model.exists()
+        and run.stamp(F.EMBEDDING) > model.stat().st_mtime
+    )
+
+
 def embedding(ctx, keys: list[str]) -> None:
-    """2-D embedding of the universal features (input of the last layer) of the test images."""
+    """2-D embedding of the universal features (input of the last layer) of the test images of the
+    best universal model; kept when the saved one is already that model's (and newer than it)."""
     import torch
 
     from core.context import split_data, union
     from core.embedding import embed_2d
 
     best = max(keys, key=lambda k: np.nanmean(list(ctx.run.universal_metrics(k).values())))
+    if _embedding_is_current(ctx.run, best):
+        return  # e.g. a curated model was added that is not the best: t-SNE is not redone for nothing
     model, _ = ctx.run.load_model(ctx.run.universal_model_path(best))
     X, dom, y = union(ctx, "test")
     items = np.concatenate([split_data(ctx, a, "test")[2] for a in range(len(ctx.all_domains()))])

@@ -17,12 +17,13 @@ import fcntl
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from core.fsio import open_plain
 
 __all__ = ["RunLock", "LockedError", "lock_holder", "process_identity", "same_process"]
 
@@ -35,16 +36,7 @@ class LockedError(ValueError):
 
 def _open_lock(path: Path, flags: int) -> int:
     """Open the lock file without following a symbolic link; refuse anything but a plain file."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValueError(f"{path} is a symbolic link, not the tool's lock file: refusing to open it") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ValueError(f"{path} is not a plain file: refusing to use it as the run's lock")
-    return fd
+    return open_plain(path, flags, 0o644, "the run's lock")
 
 
 def process_identity(pid: int | None) -> str | None:

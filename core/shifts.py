@@ -1,27 +1,54 @@
-"""Domain shifts, seeded per image: the same (seed, key) always gives the same pixels.
+"""Domain shifts A, B, C as the thesis defines them (torchvision.transforms.v2), in two ways.
 
-    SHIFTS: dict[str, str]                                     name -> description (core.registry)
+    SHIFTS: dict[str, str]                                  name -> description (core.registry)
+    thesis_shift_transform(name) -> v2.Transform            redrawn on every call (fine-tuning)
+    redraw_shift(x (B,3,H,W) float, *, shift) -> (B,3,H,W)  the same, one draw per image of a batch
     apply_shift(images (B,H,W,3) uint8, keys (B,), *, shift, seed=0) -> (B,H,W,3) uint8
+                                                            fixed per image (cached features)
 
-"none" returns the input; "A" noisy greyscale; "B" rotation + Gaussian blur; "C" random erasing +
-colour jitter + perspective (the three shifts of the thesis). Every random draw comes from
-``core.procedural.hash_uniform(seed, key, j)``, so one image's result never depends on its batch,
-and cached features stay reproducible. Strengths scale with image size (blur sigma in pixels is
-relative to 64 px). Vectorised over the batch with torch (grid_sample, grouped convolution).
+The shifts, with the parameters the thesis gives them (its code applies one as the
+``domain_shift_transform`` of its ``*DomainShiftedDataModule``; the order within a shift is the
+order listed here, which could not be checked against the cell that builds them):
+
+    A  Grayscale(3 channels), then GaussianNoise(sigma 0.1): independent noise per channel
+    B  RandomRotation(30), RandomPhotometricDistort() (torchvision's defaults), GaussianBlur(3, sigma 0.1-2)
+    C  ColorJitter(0.4, 0.4, 0.4, 0.1), RandomErasing(p 0.5, scale 0.02-0.33, value 0 = black),
+       RandomPerspective(0.3, p 0.5)
+
+Each acts on one float image (3,H,W) in [0, 1], as in the thesis, where the shift comes right
+after ``ToImage, ToDtype(float32, scale=True), RGB, Resize`` and before the augmentation and
+``Normalize``. A v2 transform draws one set of parameters per call, so a batch must be shifted
+image by image (:func:`redraw_shift` does).
+
+**Per pass** (:func:`thesis_shift_transform`, :func:`redraw_shift`): every call draws anew from
+torch's global RNG, so each epoch sees a new corruption of every image, as in the thesis. This is
+what the fine-tuning path uses (core.finetune redraws the shift of every training image with
+:func:`redraw_shift`; a torch-Dataset pipeline would put ``thesis_shift_transform(domain.shift)``
+right after its resize).
+
+**Fixed per image** (:func:`apply_shift`): the same transforms, but torch's RNG is seeded from
+(seed, key) before each image, so one image always gets the same corruption, whatever its batch:
+the frozen-feature path needs that to cache features. Only the CPU generator is seeded, its state
+is restored afterwards, and a lock serialises the seeded section (feature extraction shifts in
+producer threads); another thread drawing from torch's CPU RNG meanwhile would disturb a draw.
 
 Imports torch: never import this module from ``core/__init__.py`` or numpy-only modules.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torchvision.transforms import v2
 
-from core.procedural import _NOISE_BANK, _noise_tile, hash_uniform
+from core.procedural import hash_uniform
 from core.registry import SHIFTS
 
-__all__ = ["SHIFTS", "apply_shift", "check_shift"]
+__all__ = ["SHIFTS", "apply_shift", "check_shift", "redraw_shift", "thesis_shift_transform"]
+
+_SEED_LOCK = threading.Lock()
 
 
 def check_shift(shift: str) -> str:
@@ -33,8 +60,61 @@ def check_shift(shift: str) -> str:
     return shift
 
 
+def thesis_shift_transform(name: str) -> v2.Transform:
+    """The thesis's shift ``name`` as a fresh v2 transform on one float image (3,H,W) in [0, 1].
+
+    Every call of the returned transform draws new parameters ("none": the identity). The
+    fine-tuning path applies it per image, after resizing and before augmentation/normalisation.
+    """
+    check_shift(name)
+    if name == "A":
+        return v2.Compose([v2.Grayscale(num_output_channels=3), v2.GaussianNoise(mean=0.0, sigma=0.1, clip=True)])
+    if name == "B":
+        return v2.Compose(
+            [v2.RandomRotation(degrees=30), v2.RandomPhotometricDistort(), v2.GaussianBlur(3, sigma=(0.1, 2.0))]
+        )
+    if name == "C":
+        return v2.Compose(
+            [
+                v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+                v2.RandomErasing(p=0.5, scale=(0.02, 0.33), value=0),
+                v2.RandomPerspective(distortion_scale=0.3, p=0.5),
+            ]
+        )
+    return v2.Identity()
+
+
+def _check_float_batch(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a float tensor (B,3,H,W) in [0, 1], got {shape}")
+
+
+def redraw_shift(x: torch.Tensor, *, shift: str) -> torch.Tensor:
+    """x (B,3,H,W) float in [0, 1] -> the shift drawn anew for every image (torch's global RNG).
+
+    The per-pass shift of the fine-tuning path for a batch already on its device.
+    """
+    check_shift(shift)
+    _check_float_batch(x)
+    if shift == "none" or x.shape[0] == 0:
+        return x
+    t = thesis_shift_transform(shift)
+    return torch.stack([t(img) for img in x])
+
+
+def _image_seeds(seed: int, keys: np.ndarray) -> list[int]:
+    """One 53-bit torch seed per key: a pure function of (seed, key)."""
+    u = hash_uniform(int(seed), np.asarray(keys).astype(np.uint64), 1)[:, 0]
+    return [int(v) for v in (u * float(1 << 53)).astype(np.int64)]
+
+
 def apply_shift(images: np.ndarray, keys: np.ndarray, *, shift: str, seed: int = 0) -> np.ndarray:
-    """images (B,H,W,3) uint8, keys (B,) int (one per image, e.g. its index) -> shifted (B,H,W,3) uint8."""
+    """images (B,H,W,3) uint8, keys (B,) int (one per image, e.g. its index) -> shifted (B,H,W,3) uint8.
+
+    Fixed per image: the thesis's transform with torch's RNG seeded by (seed, key), so the same
+    image and key give the same pixels in any batch and on every call.
+    """
     check_shift(shift)
     images = np.asarray(images)
     keys = np.asarray(keys)
@@ -44,152 +124,19 @@ def apply_shift(images: np.ndarray, keys: np.ndarray, *, shift: str, seed: int =
         raise ValueError(f"keys must have shape ({images.shape[0]},), got {keys.shape}")
     if shift == "none" or images.shape[0] == 0:
         return images
-    r = hash_uniform(seed, keys.astype(np.uint64), 24).astype(np.float32)
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
-        x = _SHIFT_FUNCS[shift](x, torch.from_numpy(r), r)
-        x = x.clamp(0, 1).mul_(255).add_(0.5)
-        return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def _noise(r: np.ndarray, b: int, h: int, w: int) -> torch.Tensor:
-    """Unit Gaussian noise (B,1,H,W): crops of the shared bank at hashed offsets and channel; r (B,2)."""
-    tile = _noise_tile(max(h, w))
-    oy = (r[:, 0] * _NOISE_BANK).astype(np.int64)
-    ox = (r[:, 1] * _NOISE_BANK).astype(np.int64)
-    ch = (r[:, 0] * _NOISE_BANK * 3).astype(np.int64) % 3
-    out = np.stack([tile[oy[n] : oy[n] + h, ox[n] : ox[n] + w, ch[n]] for n in range(b)])
-    return torch.from_numpy(out).unsqueeze(1)
-
-
-def _shift_a(x: torch.Tensor, r: torch.Tensor, rn: np.ndarray) -> torch.Tensor:
-    """Noisy greyscale: luma, then additive Gaussian noise with std in [0.03, 0.08]."""
-    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-    sigma = (0.03 + 0.05 * r[:, 2]).view(-1, 1, 1, 1)
-    grey = grey + sigma * _noise(rn[:, :2], x.shape[0], x.shape[2], x.shape[3])
-    return grey.expand(-1, 3, -1, -1)
-
-
-def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Affine warp of (B,3,H,W) by theta (B,2,3), reflection-padded so no black corners appear."""
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def _blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
-    """Per-image Gaussian blur: sigma (B,) <= max_sigma pixels; separable grouped convolution.
-
-    The kernel width comes from max_sigma, not the batch, so an image's result is batch-independent.
-    """
-    b, c, h, w = x.shape
-    radius = max(1, min(int(np.ceil(3 * max_sigma)), h - 1, w - 1))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.view(-1, 1)) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, 2r+1)
-    y = x.reshape(1, b * c, h, w)
-    y = F.pad(y, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
-    return y.view(b, c, h, w)
-
-
-def _shift_b(x: torch.Tensor, r: torch.Tensor, rn: np.ndarray) -> torch.Tensor:
-    """Rotation by +-(10..40) degrees, then Gaussian blur with sigma 0.6..1.6 px at 64 px."""
-    sign = torch.where(r[:, 0] < 0.5, -1.0, 1.0)
-    angle = sign * torch.deg2rad(10 + 30 * r[:, 1])
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    x = _warp(x, theta)
-    unit = x.shape[-1] / 64
-    return _blur(x, (0.6 + 1.0 * r[:, 2]) * unit, max_sigma=1.6 * unit)
-
-
-def _perspective(x: torch.Tensor, r: np.ndarray, distortion: float = 0.25) -> torch.Tensor:
-    """Random perspective: each corner moves inward by up to distortion/2 of the side; r (B,8).
-
-    The homography mapping output to input coordinates is solved per image in numpy (8x8
-    systems), then applied elementwise to build the sampling grid.
-    """
-    b, _, h, w = x.shape
-    src = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
-    dst = src[None] - np.sign(src)[None] * distortion * r.reshape(b, 4, 2).astype(np.float64)
-    a = np.zeros((b, 8, 8))
-    rhs = np.zeros((b, 8))
-    for i in range(4):
-        xd, yd = dst[:, i, 0], dst[:, i, 1]
-        xs, ys = src[i]
-        a[:, 2 * i, 0], a[:, 2 * i, 1], a[:, 2 * i, 2] = xd, yd, 1
-        a[:, 2 * i, 6], a[:, 2 * i, 7] = -xd * xs, -yd * xs
-        a[:, 2 * i + 1, 3], a[:, 2 * i + 1, 4], a[:, 2 * i + 1, 5] = xd, yd, 1
-        a[:, 2 * i + 1, 6], a[:, 2 * i + 1, 7] = -xd * ys, -yd * ys
-        rhs[:, 2 * i], rhs[:, 2 * i + 1] = xs, ys
-    hc = torch.from_numpy(np.linalg.solve(a, rhs[..., None])[..., 0].astype(np.float32)).view(b, 8, 1, 1)
-    gy = ((torch.arange(h, dtype=x.dtype) + 0.5) / h * 2 - 1).view(1, h, 1)
-    gx = ((torch.arange(w, dtype=x.dtype) + 0.5) / w * 2 - 1).view(1, 1, w)
-    den = hc[:, 6] * gx + hc[:, 7] * gy + 1
-    grid = torch.stack(
-        [(hc[:, 0] * gx + hc[:, 1] * gy + hc[:, 2]) / den, (hc[:, 3] * gx + hc[:, 4] * gy + hc[:, 5]) / den], dim=-1
-    )
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
-_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def _colour_jitter(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Brightness, contrast, saturation in [0.65, 1.35] and hue rotation +-0.06 turns; r (B,4).
-
-    Applied in that order, the four are one affine colour map per image, x -> A x + o with
-    A = contrast * brightness * Hue * Sat (3x3) and o = (1 - contrast) * brightness * mean luma
-    (Sat and Hue keep grey fixed), so it costs one batched matmul.
-    """
-    b, c, h, w = x.shape
-    bright, contrast, sat = (0.65 + 0.7 * r[:, k] for k in range(3))
-    angle = (r[:, 3] - 0.5) * 0.12 * 2 * np.pi
-    eye = torch.eye(3).expand(b, 3, 3)
-    grey_proj = torch.ones(3, 1) @ _LUMA.view(1, 3)  # every channel := luma
-    sat_m = sat.view(-1, 1, 1) * eye + (1 - sat).view(-1, 1, 1) * grey_proj
-    rot = torch.zeros(b, 3, 3)
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = (
-        torch.cos(angle),
-        -torch.sin(angle),
-        torch.sin(angle),
-        torch.cos(angle),
-    )
-    hue_m = torch.linalg.inv(_TO_YIQ) @ rot @ _TO_YIQ
-    a = (contrast * bright).view(-1, 1, 1) * (hue_m @ sat_m)
-    mean_luma = x.mean((2, 3)) @ _LUMA  # luma is linear: mean of luma = luma of the mean
-    offset = ((1 - contrast) * bright * mean_luma).view(-1, 1, 1)
-    return (torch.bmm(a, x.reshape(b, c, h * w)) + offset).view(b, c, h, w)
-
-
-def _erase(x: torch.Tensor, r: torch.Tensor, rn: np.ndarray) -> torch.Tensor:
-    """One rectangle of 4-14 % of the area, aspect 0.3-3.3, filled with random colour noise."""
-    b, _, h, w = x.shape
-    area = (0.04 + 0.10 * r[:, 0]) * h * w
-    aspect = torch.exp(np.log(0.3) + (np.log(3.3) - np.log(0.3)) * r[:, 1])
-    eh = torch.sqrt(area * aspect).clamp(1, h)
-    ew = torch.sqrt(area / aspect).clamp(1, w)
-    top = (r[:, 2] * (h - eh)).floor()
-    left = (r[:, 3] * (w - ew)).floor()
-    rows = torch.arange(h, dtype=x.dtype).view(1, h, 1)
-    cols = torch.arange(w, dtype=x.dtype).view(1, 1, w)
-    inside = (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
-    inside = inside & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
-    fill = 0.5 + 0.25 * _noise(rn[:, 4:6], b, h, w).expand(-1, 3, -1, -1)
-    fill = fill * (0.5 + r[:, 6:9]).view(b, 3, 1, 1)
-    return torch.where(inside.unsqueeze(1), fill, x)
-
-
-def _shift_c(x: torch.Tensor, r: torch.Tensor, rn: np.ndarray) -> torch.Tensor:
-    """Perspective, colour jitter, then random erasing."""
-    x = _perspective(x, rn[:, 10:18])
-    x = _colour_jitter(x, r[:, 18:22])
-    return _erase(x, r, rn)
-
-
-# one implementation per shift of core.registry.SHIFTS but "none" (tests/test_shifts.py checks)
-_SHIFT_FUNCS = {"A": _shift_a, "B": _shift_b, "C": _shift_c}
+    t = thesis_shift_transform(shift)
+    seeds = _image_seeds(seed, keys)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    out = torch.empty_like(x)
+    with _SEED_LOCK, torch.no_grad():
+        state, threads = torch.get_rng_state(), torch.get_num_threads()
+        torch.set_num_threads(1)  # one small image at a time: intra-op threads only add overhead
+        try:
+            for n, s in enumerate(seeds):
+                torch.default_generator.manual_seed(s)  # the CPU generator only: CUDA's is left alone
+                out[n] = t(x[n])
+        finally:
+            torch.set_rng_state(state)
+            torch.set_num_threads(threads)
+    out = out.clamp_(0, 1).mul_(255).add_(0.5)
+    return out.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -49,7 +49,11 @@ def step_domains(ctx: RunContext) -> None:
 
 def step_features(ctx: RunContext) -> None:
     """Backbone features of every domain's train/val/test images. Writes only the feature cache
-    (outside the run folder): one backbone pass per image in total."""
+    (outside the run folder): one backbone pass per image in total. Fine-tuning: nothing."""
+    if ctx.cfg.finetune:
+        from core import finetune_steps
+
+        return finetune_steps.features(ctx)
     domains = ctx.all_domains()
     jobs = [(a, s) for a in range(len(domains)) for s in ("train", "val", "test")]
     for i, (a, s) in enumerate(jobs):
@@ -84,7 +88,12 @@ def _epoch_reporter(ctx: RunContext, label: str, index: int, count: int):
 
 def step_baselines(ctx: RunContext) -> None:
     """One head per domain on its training features. Writes baselines/domain_<a>.pt and
-    baselines/metrics.json (validation and test accuracy, history per domain)."""
+    baselines/metrics.json (validation and test accuracy, history per domain). Fine-tuning: one
+    network per domain (core.finetune_steps)."""
+    if ctx.cfg.finetune:
+        from core import finetune_steps
+
+        return finetune_steps.baselines(ctx)
     import torch
 
     from core.heads import build_head
@@ -144,7 +153,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def step_crossdomain(ctx: RunContext) -> None:
     """Every baseline on every other domain's test features. Reads the baselines; writes
-    crossdomain/matrices.npz (hard, soft, count per ordered pair) and predictions.npz."""
+    crossdomain/matrices.npz (hard, soft, count per ordered pair) and predictions.npz.
+    Fine-tuning: the networks on the test images (core.finetune_steps)."""
+    if ctx.cfg.finetune:
+        from core import finetune_steps
+
+        return finetune_steps.crossdomain(ctx)
     from core.crossdomain import count_matrix, empty_classes, normalize_rows
     from core.training import predict_logits
 
@@ -235,7 +249,12 @@ def _taxonomy(ctx: RunContext, key: str):
 
 def step_universal(ctx: RunContext) -> None:
     """One universal head per method on the union of the domains, with soft targets from the
-    taxonomy's mappings. Writes universal/<key>/model.pt, history.json, metrics.json."""
+    taxonomy's mappings. Writes universal/<key>/model.pt, history.json, metrics.json.
+    Fine-tuning: one network per method (core.finetune_steps)."""
+    if ctx.cfg.finetune:
+        from core import finetune_steps
+
+        return finetune_steps.universal(ctx)
     from core.universal import evaluate_universal
 
     cfg = ctx.cfg
@@ -246,7 +265,7 @@ def step_universal(ctx: RunContext) -> None:
         mappings = [np.asarray(M) for M in tax.mappings]
         res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed,
                                    progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))  # fmt: skip
-        acc = evaluate_universal(res.model, *test, mappings, device=ctx.device)
+        acc = evaluate_universal(res.model, *test, mappings, device=ctx.device, inference=cfg.universal.inference)
         ctx.run.write_model(
             ctx.run.universal_model_path(m.key),
             res.model,
@@ -271,13 +290,23 @@ def step_results(ctx: RunContext) -> None:
     trained: core.curated) with intervals (and the spread over seeds when configured), and a 2-D
     embedding of the best universal model's features. Writes results.csv, results.json,
     test_correct.npz, embedding.npz."""
-    from core.results import accuracy_intervals, embedding, results_table, seed_accuracies, test_correctness
+    from core.results import (
+        accuracy_intervals,
+        embedding,
+        inference_summary,
+        results_table,
+        seed_accuracies,
+        test_correctness_by_rule,
+    )
     from core.runs import CURATED
 
+    if ctx.cfg.finetune:  # the fine-tuned networks read the test images, not cached features
+        from core.finetune_steps import embedding, test_correctness_by_rule
     keys, ev = [m.key for m in ctx.cfg.selection.methods], ctx.cfg.evaluation
     keys += [CURATED] if ctx.run.has_curated_model() else []
     df, mean = results_table(ctx.run, keys)
-    correct = test_correctness(ctx, keys)
+    by_rule = test_correctness_by_rule(ctx, keys)  # both inference rules from one forward pass
+    correct = by_rule[ctx.cfg.universal.inference]
     ctx.run.write_test_correct(correct)
     ctx.progress(0.2, message=f"intervals: {ev.bootstrap} bootstrap resamples")
     intervals = accuracy_intervals(correct, ctx.run.domain_names(), n_boot=ev.bootstrap, level=ev.level,
@@ -298,6 +327,8 @@ def step_results(ctx: RunContext) -> None:
             "timings_s": ctx.run.timings(),
             "intervals": intervals,
             "seeds": seeds,
+            "protocol": ctx.cfg.features.mode,  # frozen (cached features) | finetune (end to end)
+            "inference": inference_summary(by_rule, ctx.run.domain_names(), ctx.cfg.universal.inference),
         },
     )
     ctx.log("results: " + ", ".join(f"{k}={v:.3f}" for k, v in headline.items() if v is not None))

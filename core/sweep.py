@@ -206,13 +206,25 @@ def check_sweep(
     if not is_run_dir(run.path):
         raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to sweep it")
     check_no_links(run.path)  # the sweep writes into RUN/sweep/: never through a link
+    from core.importer import is_imported
+
+    if is_imported(run):
+        raise ValueError(f"run {run.id!r} was imported from predictions: it has no images to train a sweep on")
     if not run.config:
         raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to sweep")
     if not run.has("crossdomain"):
         raise ValueError(f"run {run.id!r} has no finished crossdomain step: nothing to sweep")
     cfg = config_from_dict(run.config)
+    if cfg.features.mode == "finetune":
+        raise ValueError(
+            f"run {run.id!r} fine-tunes its models (features.mode: finetune): a sweep trains heads on frozen "
+            "features, which this run does not have"
+        )
     if run.step_hashes().get("crossdomain") != step_dependencies(cfg)["crossdomain"]:
-        raise ValueError(f"run {run.id!r}: its config changed since its crossdomain step ran; resume the run first")
+        raise ValueError(
+            f"run {run.id!r}: its config (or the tool's shift definitions) changed since its "
+            "crossdomain step ran; resume the run first"
+        )
     if any(d.get("n_train", 0) == 0 or d.get("n_val", 0) == 0 for d in run.domains()):
         raise ValueError(f"run {run.id!r} has domains without training or validation images: a sweep trains on them")
     epochs = cfg.universal_train.epochs if epochs is None else int(epochs)

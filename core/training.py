@@ -1,5 +1,6 @@
 """Training loop for heads on in-memory features: seeded mini-batches, AdamW/SGD + schedule,
-validation every epoch, checkpoint on validation accuracy, early stopping, progress callback.
+validation every epoch, checkpoint on validation accuracy or loss (TrainConfig.checkpoint), early
+stopping, progress callback.
 
 The loop is objective-agnostic: ``loss_fn(logits, *extras) -> scalar`` and
 ``correct_fn(logits, *extras) -> bool (B,)`` receive the batch's extra tensors (labels for a
@@ -43,7 +44,7 @@ class EpochProgress:
     train_acc: float
     val_loss: float
     val_acc: float
-    best_val_acc: float
+    best_val_acc: float  # validation accuracy of the kept epoch so far
     lr: float
     samples_per_s: float
     epoch_s: float  # wall time of this epoch (training + validation)
@@ -52,10 +53,10 @@ class EpochProgress:
 
 @dataclass
 class TrainResult:
-    model: nn.Module  # with the best-validation-accuracy weights loaded
+    model: nn.Module  # with the kept epoch's weights loaded (TrainConfig.checkpoint)
     history: list[dict] = field(default_factory=list)  # one dict per epoch (EpochProgress fields)
     best_epoch: int = 0
-    best_val_acc: float = 0.0
+    best_val_acc: float = 0.0  # validation accuracy of the kept epoch
     stopped_early: bool = False
     samples_per_s: float = 0.0  # mean training throughput
 
@@ -81,23 +82,28 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
             lr=config.lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
-            nesterov=config.momentum > 0,
+            nesterov=config.nesterov and config.momentum > 0,
         )
     raise ValueError(f"optimizer {config.optimizer!r} is not 'adamw' or 'sgd'")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-epoch multiplier: linear warmup, then cosine to 0, steps of 0.1 at 50%/75%, or flat."""
+    """Per-epoch multiplier: linear warmup, then cosine to ``min_lr`` (torch's CosineAnnealingLR
+    with T_max = the epochs after warmup), steps of 0.1 at 50%/75%, ``gamma`` at each of
+    ``milestones`` (torch's MultiStepLR), or flat."""
     warm, total = config.warmup_epochs, config.epochs
+    floor = config.min_lr / config.lr
 
     def factor(epoch: int) -> float:
         if epoch < warm:
             return (epoch + 1) / (warm + 1)
         frac = (epoch - warm) / max(1, total - warm)
         if config.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * frac))
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
         if config.schedule == "step":
             return 0.1 ** (int(frac >= 0.5) + int(frac >= 0.75))
+        if config.schedule == "multistep":
+            return config.gamma ** sum(epoch >= m for m in config.milestones)
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -180,14 +186,28 @@ def _train_epoch(
 
 
 class _Checkpoint:
-    """Keeps the weights of the best epoch (by validation accuracy, else training accuracy)."""
+    """Keeps the weights of the best epoch by the rule (TrainConfig.checkpoint): the highest
+    validation accuracy ("val_acc") or the lowest validation loss ("val_loss"); first on ties.
+    :meth:`offer` takes the epoch's score as "higher is better" (the negated loss for val_loss)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rule: str = "val_acc") -> None:
+        if rule not in ("val_acc", "val_loss"):
+            raise ValueError(f"checkpoint rule must be 'val_acc' or 'val_loss', got {rule!r}")
+        self.rule = rule
         self.state: dict | None = None
-        self.score, self.epoch, self.since = -1.0, 0, 0
+        self.score, self.epoch, self.since = -math.inf, 0, 0
+        self.val_acc = float("nan")  # validation accuracy of the kept epoch
 
-    def offer(self, model: nn.Module, score: float, epoch: int) -> None:
+    def score_of(self, *, val_loss: float, val_acc: float, train_loss: float, train_acc: float) -> float:
+        """The epoch's score under the rule (higher is better); an empty validation split (NaN)
+        falls back to the training accuracy / loss."""
+        if self.rule == "val_loss":
+            return -(train_loss if math.isnan(val_loss) else val_loss)
+        return train_acc if math.isnan(val_acc) else val_acc
+
+    def offer(self, model: nn.Module, score: float, epoch: int, *, val_acc: float | None = None) -> None:
         if score > self.score:
+            self.val_acc = score if val_acc is None else val_acc
             self.score, self.since, self.epoch = score, 0, epoch
             self.state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
         else:
@@ -222,7 +242,7 @@ def _fit(
     sched = make_scheduler(opt, config)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
-    result, best, total_time = TrainResult(model=model), _Checkpoint(), 0.0
+    result, best, total_time = TrainResult(model=model), _Checkpoint(config.checkpoint), 0.0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen).to(device)
@@ -244,7 +264,8 @@ def _fit(
         total_time += dt
         val_loss, val_acc = _evaluate(model, va, loss_fn, correct_fn, max(1024, config.batch_size), device)
         train_acc = correct / n
-        best.offer(model, train_acc if math.isnan(val_acc) else val_acc, epoch)
+        score = best.score_of(val_loss=val_loss, val_acc=val_acc, train_loss=loss_sum / n, train_acc=train_acc)
+        best.offer(model, score, epoch, val_acc=train_acc if math.isnan(val_acc) else val_acc)
         epoch_s = time.perf_counter() - t0
         info = EpochProgress(
             epoch,
@@ -253,7 +274,7 @@ def _fit(
             train_acc,
             val_loss,
             val_acc,
-            best.score,
+            best.val_acc,
             lr,
             n / max(dt, 1e-9),
             epoch_s,
@@ -267,7 +288,7 @@ def _fit(
             break
     best.restore(model)
     model.eval()
-    result.best_epoch, result.best_val_acc = best.epoch, best.score
+    result.best_epoch, result.best_val_acc = best.epoch, best.val_acc
     result.samples_per_s = n * len(result.history) / max(total_time, 1e-9)
     return result
 
@@ -306,10 +327,11 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` on ``train = (X (N, D), *extras)``; validate on ``val`` each epoch.
 
-    Keeps the weights of the epoch with the best validation accuracy (first one on ties) and
-    stops after ``config.patience`` epochs without improvement (0 = never). An empty ``val``
-    falls back to training accuracy. ``threads`` caps torch's CPU threads meanwhile (see
-    :func:`cpu_threads`). Returns a :class:`TrainResult` with the best model.
+    Keeps the weights of the best epoch by ``config.checkpoint`` (highest validation accuracy or
+    lowest validation loss, first one on ties) and stops after ``config.patience`` epochs without
+    improvement (0 = never). An empty ``val`` falls back to training accuracy / loss.
+    ``threads`` caps torch's CPU threads meanwhile (see :func:`cpu_threads`). Returns a
+    :class:`TrainResult` with the best model.
     """
     device = torch.device(device)
     with cpu_threads(device, threads):

@@ -4,7 +4,11 @@ A sample is (features x, domain a, label i). With the taxonomy's mapping ``M_a``
   target      t = M_a[i, :] / sum(M_a[i, :])                          (U,), sums to 1
   loss soft   cross-entropy with t (optionally label-smoothed: (1 - eps) t + eps / U)
   loss partial -log sum_{u: M_a[i, u] > 0} p_u                         (Bevandić et al.)
-  prediction  d_a = M_a p  (p = softmax of the universal logits), class argmax over K_a
+  prediction  d_a = M_a p  (p = softmax of the universal logits z; inference "probs", the default)
+              d_a = M_a z  (the raw logits; inference "logits", as the thesis's code does)
+              class argmax over K_a. The two rules can disagree: the logits rule adds scores that
+              may be negative, so a class mapped to several universal classes is not favoured
+              the way summed probabilities favour it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ __all__ = [
     "train_universal",
     "evaluate_universal",
     "universal_probs",
+    "INFERENCE_RULES",
+    "check_inference",
+    "domain_scores",
+    "rule_accuracies",
 ]
+
+INFERENCE_RULES = ("probs", "logits")  # the choices of config universal.inference
 
 
 def _check_mapping(M: np.ndarray, name: str = "M_a") -> np.ndarray:
@@ -63,6 +73,27 @@ def domain_predictions(p: np.ndarray, M_a: np.ndarray) -> np.ndarray:
     return p @ M.T
 
 
+def check_inference(rule: object) -> str:
+    """``rule`` if it is one of INFERENCE_RULES, else ValueError naming it."""
+    if rule not in INFERENCE_RULES:
+        raise ValueError(f"inference must be one of {', '.join(INFERENCE_RULES)}; got {rule!r}")
+    return rule
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def domain_scores(logits: np.ndarray, M_a: np.ndarray, *, inference: str = "probs") -> np.ndarray:
+    """Domain-a class scores d (N, K_a) from universal logits z (N, U): ``softmax(z) M_a^T``
+    (``inference="probs"``) or ``z M_a^T`` (``"logits"``)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"logits must be (N, U), got shape {z.shape}")
+    return domain_predictions(_softmax(z) if check_inference(inference) == "probs" else z, M_a)
+
+
 def soft_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy of logits (B, U) against soft targets (B, U)."""
     if label_smoothing:
@@ -93,8 +124,10 @@ class UniversalObjective:
         *,
         loss: str = "soft",
         label_smoothing: float = 0.0,
+        inference: str = "probs",
         device: torch.device | str = "cpu",
     ):
+        self.inference = check_inference(inference)
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of {sorted(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -123,8 +156,10 @@ class UniversalObjective:
         return partial_loss(logits, self.M[rows])
 
     def domain_scores(self, logits: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        """(B, sum K) scores d = M p, -inf outside each sample's own domain."""
-        d = torch.softmax(logits.float(), dim=1) @ self.M.T
+        """(B, sum K) scores d = M p (or M z with inference "logits"), -inf outside each sample's
+        own domain."""
+        z = logits.float()
+        d = (torch.softmax(z, dim=1) if self.inference == "probs" else z) @ self.M.T
         return d.masked_fill(self.owner[None, :] != domain.long()[:, None], float("-inf"))
 
     def correct_fn(self, logits: torch.Tensor, domain: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -144,16 +179,18 @@ def train_universal(
     train: TrainConfig | None = None,
     loss: str = "soft",
     label_smoothing: float = 0.0,
+    inference: str = "probs",
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[EpochProgress], None] | None = None,
 ) -> TrainResult:
     """Train a universal head on the union of all domains (X (N, D), domain (N,), label (N,)).
 
-    Validation accuracy (used for the checkpoint) is the domain accuracy of ``d_a = M_a p``.
+    Validation accuracy (used for the checkpoint) is the domain accuracy of ``d_a = M_a p``
+    (``M_a z`` with ``inference="logits"``).
     """
     device = torch.device(device)
-    obj = UniversalObjective(mappings, loss=loss, label_smoothing=label_smoothing, device=device)
+    obj = UniversalObjective(mappings, loss=loss, label_smoothing=label_smoothing, inference=inference, device=device)
     for name, dom, y in (("train", domain_train, y_train), ("val", domain_val, y_val)):
         dom, y = np.asarray(dom), np.asarray(y)
         if dom.size and (dom.min() < 0 or dom.max() >= len(mappings)):
@@ -182,6 +219,28 @@ def universal_probs(model: nn.Module, X: np.ndarray, *, device: torch.device | s
     return torch.softmax(logits, dim=1).numpy()
 
 
+def rule_accuracies(
+    logits: np.ndarray,
+    domain: np.ndarray,
+    y: np.ndarray,
+    mappings: Sequence[np.ndarray],
+    *,
+    inference: str = "probs",
+) -> dict[int, float]:
+    """Per-domain accuracy ``{a: acc}`` of argmax_i d_a (``domain_scores`` under ``inference``)
+    from universal logits (N, U), domain (N,) and labels (N,) (NaN for a domain without images)."""
+    domain, y = np.asarray(domain), np.asarray(y)
+    out = {}
+    for a, M in enumerate(mappings):
+        sel = domain == a
+        if not sel.any():
+            out[a] = float("nan")
+            continue
+        pred = domain_scores(logits[sel], M, inference=inference).argmax(axis=1)
+        out[a] = float((pred == y[sel]).mean())
+    return out
+
+
 def evaluate_universal(
     model: nn.Module,
     X: np.ndarray,
@@ -190,16 +249,9 @@ def evaluate_universal(
     mappings: Sequence[np.ndarray],
     *,
     device: torch.device | str = "cpu",
+    inference: str = "probs",
 ) -> dict[int, float]:
-    """Per-domain accuracy ``{a: acc}`` of argmax_i (M_a p)_i against the labels (NaN if no images)."""
-    p = universal_probs(model, X, device=device)
-    domain, y = np.asarray(domain), np.asarray(y)
-    out = {}
-    for a, M in enumerate(mappings):
-        sel = domain == a
-        if not sel.any():
-            out[a] = float("nan")
-            continue
-        pred = domain_predictions(p[sel], M).argmax(axis=1)
-        out[a] = float((pred == y[sel]).mean())
-    return out
+    """Per-domain accuracy ``{a: acc}`` of argmax_i (M_a p)_i (or (M_a z)_i with
+    ``inference="logits"``) against the labels (NaN if no images)."""
+    check_inference(inference)
+    return rule_accuracies(predict_logits(model, X, device=device), domain, y, mappings, inference=inference)

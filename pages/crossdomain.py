@@ -3,8 +3,9 @@ accuracies and every P_ab as a heatmap (sortable, class names on hover) with a r
 
 import streamlit as st
 
+from core.importer import is_imported
 from ui import data
-from ui.common import current_run, ensure_navigation, guard
+from ui.common import current_run, ensure_navigation, guard, no_images_note
 from ui.jobs import job_panel
 from ui.launchers import config_launcher
 from ui.plots import SORTS, heatmap, row_bars
@@ -24,6 +25,8 @@ job_panel(run.id)
 if not run.has("baselines"):
     st.stop()
 st.subheader("Per-domain baselines")
+if is_imported(run):
+    st.info(no_images_note(run, "its baselines' accuracies are unknown: only their predictions were imported"))
 with guard("Reading the baseline metrics"):
     base = run.baseline_metrics() or {}
     cols = st.columns(max(1, len(base)))

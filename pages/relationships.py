@@ -73,8 +73,16 @@ if sc is not None and tabs["📈 Sweep"].open:
         st.caption(f"Now: {setting.describe()} → {metric} = {sc[metric]:.3f}")
 if sc is not None and tabs["🏆 Best parameters"].open:
     with tabs["🏆 Best parameters"], guard("The best-parameter table"):
-        st.caption("Each method at its best F1 on this run (the thesis's table, per run).")
-        st.dataframe(data.best_table(rd, kind, stamp), hide_index=True, width="stretch")
+        by_col, grid_col = st.columns(2)
+        by = by_col.segmented_control("Select by", ["edr", "f1"], default="edr", key="rel_best_by") or "edr"
+        grid = grid_col.segmented_control("Grid", ["thesis", "fine"], default="thesis", key="rel_best_grid") or "thesis"
+        st.caption(
+            f"Each method at its {'lowest EDR' if by == 'edr' else 'highest F1'} on this run (the thesis's table, "
+            "per run; ties: the smallest value). Thesis grid: threshold 0–1 and density 0.05–1 in steps of 0.05, "
+            "k_max 1–9 (the thesis's upper bound is k_max + 1); fine: each slider's sweep grid. Over several "
+            "runs: `python -m core evaluate --runs …`."
+        )
+        st.dataframe(data.best_table(rd, kind, stamp, by, grid), hide_index=True, width="stretch")
 if tabs["🎯 Accuracy sweep"].open:
     with tabs["🎯 Accuracy sweep"], guard("The accuracy sweep", "Read the sweep log; a resume keeps finished rows."):
         sweep_tab(run, setting)

@@ -4,9 +4,11 @@ Figures are built once per file version (ui.evidence_data) and drawn under spinn
 
 import streamlit as st
 
+from core.importer import is_imported
+from core.results import inference_lines
 from core.runs import F
 from ui import data, evidence_data
-from ui.common import ensure_navigation, guard, require_run, run_config
+from ui.common import ensure_navigation, guard, no_images_note, require_run, run_config
 from ui.intervalview import show_intervals
 from ui.jobs import ACTIVE, job_panel
 from ui.launchers import method_trainer
@@ -14,9 +16,16 @@ from ui.launchers import method_trainer
 ensure_navigation()
 st.title("🎯 Universal model")
 run = require_run("crossdomain")
+if is_imported(run):
+    st.info(no_images_note(run, "no universal model can be trained on it (it trains on image features)"))
+    st.stop()
 rd = str(run.path)
 cfg = run_config(run)
 status = run.status()
+if (cfg.get("features") or {}).get("mode") == "finetune":
+    st.caption("Protocol: **fine-tuning** (backbone + head trained end to end on images, the thesis's protocol).")
+else:
+    st.caption("Protocol: **frozen features** (cached backbone features; only the heads train).")
 
 busy = status["state"] in ACTIVE
 with st.expander("🏋️ Train for other selection methods", expanded=not run.has("universal")):
@@ -47,7 +56,7 @@ with guard("Reading the results table"), st.spinner("Reading the results…"):
         hide_index=True,
         width="stretch",
     )
-    st.caption("Best model per domain highlighted. Baselines and universal heads share one training recipe.")
+    st.caption("Best model per domain highlighted. Training recipes: the run's config (baselines, universal).")
     fig = evidence_data.results_figure(rd, data.stamp_of(rd, F.RESULTS_CSV), (first, *acc))
     st.plotly_chart(fig, key="uni_bars")
 with guard(
@@ -55,6 +64,8 @@ with guard(
     "The run's results.json may be damaged: rerun its results step (python -m core run ... --from results).",
 ):
     show_intervals(run.results_json(), run.domain_names())
+    if lines := inference_lines((run.results_json() or {}).get("inference")):
+        st.caption("Inference rule (d = Mᵀp on probabilities, or Mᵀz on logits): " + " · ".join(lines))
 
 emb_stamp = data.stamp_of(rd, F.EMBEDDING)
 if emb_stamp:

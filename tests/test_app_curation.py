@@ -68,7 +68,7 @@ def test_a_run_without_decisions_opens_on_the_review_table_with_nothing_to_undo(
     make_run(root)
     at = open_page()
     assert metric(at, "Decisions in force") == "0"
-    assert metric(at, "Precision vs. your decisions") == "—"
+    assert metric(at, "Precision vs. decisions") == "—"
     assert button(at, "↩️ Undo").disabled and button(at, "↪️ Redo").disabled
     table = at.dataframe[0].value
     assert {"decision", "in taxonomy", "class a", "class b", "relation", "confidence"} <= set(table.columns)
@@ -100,7 +100,7 @@ def test_adding_an_edge_on_the_page_is_logged_and_changes_the_scores_and_the_tax
     assert set(state.applied[0].edges) == {C.EdgeRef(0, x[1], 1, y[1]), C.EdgeRef(1, y[1], 0, x[1])}
     assert state.applied[0].note == "same thing, says Ada" and state.applied[0].author == "ada"
     assert metric(at, "Decisions in force") == "1"
-    assert metric(at, "Recall vs. your decisions") == "0.00"  # the setting selects neither added edge
+    assert metric(at, "Recall vs. decisions") == "0.000"  # the setting selects neither added edge
     # 🌳 Taxonomy offers the curated taxonomy, in which the two classes share one universal class
     tax_page = open_page("taxonomy")
     options = tax_page.selectbox(key="tax_source").options
@@ -129,7 +129,7 @@ def test_bulk_accept_then_undo_and_redo_from_the_page(root):
     assert n > 0
     go.click().run()
     assert metric(at, "Decisions in force") == "1"
-    assert metric(at, "Precision vs. your decisions") == "1.00"  # every judged selected edge was accepted
+    assert metric(at, "Precision vs. decisions") == "1.000"  # every judged selected edge was accepted
     assert len(C.load_state(run).accepted) == n
     button(at, "↩️ Undo").click().run()
     assert metric(at, "Decisions in force") == "0"
@@ -153,13 +153,13 @@ def test_the_history_lists_decisions_newest_first_with_their_notes(root):
 def test_relationships_shows_the_decision_scores_only_once_decisions_exist(root):
     run = make_run(root, truth=False)
     at = open_page("relationships")
-    assert not any(m.label == "Precision vs. your decisions" for m in at.metric)
+    assert not any(m.label == "Precision vs. decisions" for m in at.metric)
     selected = sorted(C.selected_set(C.setting_edges(run.matrices("hard"), "mcfp", None)))
     C.decide(run, "accept", selected[:3])
     C.decide(run, "reject", selected[3:4])
     at = open_page("relationships")
-    assert metric(at, "Precision vs. your decisions") == "0.750"
-    assert metric(at, "Recall vs. your decisions") == "1.000"
+    assert metric(at, "Precision vs. decisions") == "0.750"
+    assert metric(at, "Recall vs. decisions") == "1.000"
     assert metric(at, "Judged edges") == f"4 of {len(selected)}"
 
 
@@ -271,3 +271,51 @@ def test_graph_tab_draws_the_curated_taxonomy_and_a_click_opens_review(root):
     at.toggle(key="cur_graph_edge_both").set_value(False).run()
     button(at, "❌ Reject (1)").click().run()
     assert C.load_state(run).rejected == {e}
+
+
+def test_after_a_decision_its_note_and_the_add_pickers_are_emptied(root):
+    run = make_run(root)
+    at = open_page(tab=ADD)
+    at.selectbox(key="cur_add_a").set_value((0, 0)).run()
+    at.selectbox(key="cur_add_b").set_value((1, 0)).run()
+    at.text_input(key="cur_add_note").set_value("first note").run()
+    button(at, "➕ Add").click().run()
+    assert C.load_state(run).applied[-1].note == "first note"
+    assert at.text_input(key="cur_add_note").value == ""  # the next decision does not reuse it
+    assert at.selectbox(key="cur_add_a").value is None and at.selectbox(key="cur_add_b").value is None
+
+
+def test_class_b_is_offered_only_from_the_other_domains(root):
+    names = make_run(root).domain_names()
+    at = open_page(tab=ADD)
+    at.selectbox(key="cur_add_a").set_value((1, 2)).run()
+    options = at.selectbox(key="cur_add_b").options
+    assert options and not any(o.startswith(f"{names[1]}: ") for o in options)
+    assert any(o.startswith(f"{names[0]}: ") for o in options)
+
+
+def test_name_suggestions_with_nothing_above_the_slider_say_so(root, monkeypatch):
+    import numpy as np
+
+    import core.names
+    import ui.curateview
+
+    run = make_run(root)
+    counts = run.class_counts()
+    basis = np.eye(sum(counts))  # every class its own direction: no two names alike
+    emb = [basis[sum(counts[:a]) : sum(counts[: a + 1])] for a in range(len(counts))]
+    monkeypatch.setattr(core.names, "names_unavailable", lambda: None)
+    monkeypatch.setattr(ui.curateview, "name_embeddings", lambda rd: emb)
+    at = open_page(tab="💡 Name suggestions")
+    at.session_state["cur_names_on"] = True
+    at.run()
+    at.slider(key="cur_names_min").set_value(0.99).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "left unlinked" in texts(at)
+
+
+def test_graph_tab_lists_the_curated_classes(root):
+    make_run(root)
+    at = open_page(tab="🕸️ Graph")
+    assert not at.error, [e.value for e in at.error]
+    assert any("universal" in "".join(map(str, d.value.columns)).lower() or len(d.value) for d in at.dataframe)

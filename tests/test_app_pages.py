@@ -408,3 +408,22 @@ def test_runs_delete_refuses_a_folder_unitax_did_not_make(tmp_path, monkeypatch)
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "NotARunFolderError" in errors[0] and "not made by unitax" in errors[0], errors
     assert (run_dir / "status.json").exists() and (run_dir / "config.yaml").exists()
+
+
+def test_universal_page_gives_each_difference_its_verdict(tmp_path, monkeypatch):
+    from core.runs import Run
+
+    tax = make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3)
+    run = Run(write_synthetic_run(tmp_path, "r-iv", tax, noise=0.1, seed=2, methods=("mcfp",)))
+    names = run.domain_names()
+    summary = run.results_json()
+    acc = {n: [0.8, 0.7, 0.9] for n in [*names, "mean"]}
+    diff = {n: {"diff": 0.01, "lo": -0.01, "hi": 0.03, "within_noise": True, "p_value": 0.5} for n in names}
+    diff["mean"] = {"diff": 0.05, "lo": 0.02, "hi": 0.08, "within_noise": False, "p_value": 0.001}
+    summary["intervals"] = {"level": 0.95, "n_boot": 100, "accuracy": {"baseline": acc, "universal/mcfp": acc},
+                            "vs_baseline": {"universal/mcfp": diff}}  # fmt: skip
+    run.write_results(run.results(), summary)
+    at = page_opener(tmp_path, monkeypatch)("universal", run="r-iv")
+    verdicts = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(verdicts["verdict"]) == ["better", *(["within noise"] * len(names))]
+    assert any("McNemar" in c.value for c in at.caption)

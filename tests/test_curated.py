@@ -227,7 +227,7 @@ def test_a_changed_config_is_refused(tiny, trained, tmp_path):
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["universal"]["head"]["width"] = 32
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(ValueError, match="config changed since its universal step ran"):
+    with pytest.raises(ValueError, match=r"shift definitions\) changed since its universal step ran"):
         curated_job(run, method="mcfp", value=None)
     assert read_status(run)["state"] == "done"
 

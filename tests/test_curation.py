@@ -306,3 +306,22 @@ def test_setting_edges_and_selected_set():
         setting_edges(P, "threshold", None)
     with pytest.raises(ValueError, match="method 'magic'"):
         setting_edges(P, "magic", None)
+
+
+def test_undone_count_keeps_decisions_a_new_decision_made_unredoable():
+    names, classes = ["A", "B"], [["x", "y"], ["u", "v"]]
+    xu = {"a": "A", "i": 0, "class_a": "x", "b": "B", "j": 0, "class_b": "u"}
+    yv = {"a": "A", "i": 1, "class_a": "y", "b": "B", "j": 1, "class_b": "v"}
+    recs = [
+        {"id": "1", "action": "accept", "edges": [xu]},
+        {"id": "2", "action": "reject", "edges": [yv]},
+        {"id": "3", "action": "undo", "target": "2"},
+        {"id": "4", "action": "undo", "target": "1"},
+        {"id": "5", "action": "redo", "target": "1"},
+        {"id": "6", "action": "add", "edges": [{"a": "B", "i": 0, "class_a": "u", "b": "A", "j": 1, "class_b": "y"}]},
+    ]
+    from core.curation import replay
+
+    state = replay(recs, names, classes)
+    assert [d.id for d in state.applied] == ["1", "6"]
+    assert state.undone == [] and state.n_undone == 1  # "2" stays undone though it can no longer be redone

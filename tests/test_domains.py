@@ -54,11 +54,12 @@ def test_synthetic_over_digits_deals_images_disjointly(seed):
 
 def test_shift_is_applied_and_seeded_per_domain(world, seed):
     a = build_synthetic_domains(world, shifts=("A",), seed=seed, per_concept=(2, 1, 1))[0]
-    img = a.splits["train"].image(0)
-    assert (img[..., 0] == img[..., 1]).all()  # greyscale
+    img = a.splits["train"].image(0).astype(float)
+    # greyscale, then independent noise per channel (sigma 0.1): channels agree up to the noise
+    assert abs((img[..., 0] - img[..., 1]).mean()) < 4 and 15 < (img[..., 0] - img[..., 1]).std() < 45
     grid, rows = preview_grid(a, per_class=3, max_classes=2, size=32)
     assert grid.shape == (64, 96, 3) and rows == a.class_names[:2]
-    assert (grid[..., 0] == grid[..., 2]).all()
+    assert abs((grid[..., 0].astype(float) - grid[..., 2]).mean()) < 4
 
 
 def test_plain_sources_with_caps(seed):

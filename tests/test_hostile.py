@@ -551,6 +551,29 @@ def test_a_deleted_status_with_outputs_left_is_corrupt_not_a_fresh_start(tmp_pat
     assert _tree(run) == before
 
 
+def test_open_plain_refuses_a_link_and_what_is_not_a_plain_file_and_opens_no_target(tmp_path):
+    """fsio.open_plain (the decision log, the run's lock): never through a link, only a plain file."""
+    target = tmp_path / "users_file"
+    target.write_text("theirs")
+    (tmp_path / "link").symlink_to(target)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+    with pytest.raises(ValueError, match=r"link is a symbolic link: refusing to open it as the decision log"):
+        fsio.open_plain(tmp_path / "link", flags, 0o666, "the decision log")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match=r"fifo is not a plain file: refusing to use it as the run's lock"):
+        fsio.open_plain(tmp_path / "fifo", os.O_RDWR, 0o644, "the run's lock")
+    with pytest.raises(FileNotFoundError):
+        fsio.open_plain(tmp_path / "missing", os.O_RDWR, 0o644, "the run's lock")
+    assert target.read_text() == "theirs"
+    fd = fsio.open_plain(tmp_path / "log", flags, 0o666, "the decision log")
+    try:
+        os.write(fd, b"line\n")
+        assert os.get_inheritable(fd) is False  # close-on-exec
+    finally:
+        os.close(fd)
+    assert (tmp_path / "log").read_text() == "line\n"
+
+
 def test_files_are_readable_like_any_file_the_user_writes(tmp_path):
     """Atomic writes keep the usual permissions (umask), not mkstemp's private 0600."""
     fsio.write_json(tmp_path / "x.json", {})

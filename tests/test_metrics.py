@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.metrics import best_parameters, per_pair_scores, relationship_scores, score_selection, sweep
@@ -125,3 +126,60 @@ def test_bad_sweep_arguments(noisy_world):
         sweep(mats, tax.true_relationships(), tax.class_counts, methods=["best"])
     with pytest.raises(ValueError, match="by must be one of"):
         best_parameters(sweep(mats, tax.true_relationships(), tax.class_counts, methods=["mcfp"]), by="auc")
+
+
+def test_parameter_grids():
+    from core.metrics import parameter_grid
+
+    thesis = parameter_grid("thesis")
+    assert thesis["threshold"] == tuple(round(0.05 * k, 2) for k in range(21))  # 0, 0.05, .., 1
+    assert thesis["density"] == tuple(round(0.05 * k, 2) for k in range(1, 21))  # p = 0 is refused here
+    assert thesis["hypothesis"] == tuple(range(1, 10))  # the thesis's upper bounds 2..10
+    assert set(thesis) == {m for m, s in METHODS.items() if s.param}
+    fine = parameter_grid("fine")
+    assert {m: tuple(v) for m, v in fine.items()} == {m: tuple(s.grid) for m, s in METHODS.items() if s.param}
+    with pytest.raises(ValueError, match="grid must be one of thesis, fine; got 'coarse'"):
+        parameter_grid("coarse")
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["method", "param", "value", "edr", "precision", "recall", "f1"])
+
+
+def test_best_parameters_ties_go_to_the_smallest_value():
+    t = _table(
+        [
+            ("threshold", "t", 0.3, 0.4, 0.5, 0.5, 0.5),
+            ("threshold", "t", 0.1, 0.4 + 1e-15, 0.5, 0.5, 0.5),  # float noise: a tie
+            ("threshold", "t", 0.2, 0.4, 0.6, 0.6, 0.6),
+            ("mcfp", "", np.nan, 0.7, 0.9, 0.1, 0.18),
+        ]
+    )
+    assert best_parameters(t, by="edr").set_index("method").loc["threshold"].value == 0.1
+    assert best_parameters(t, by="f1").set_index("method").loc["threshold"].value == 0.2
+    assert list(best_parameters(t, by="edr").method) == ["threshold", "mcfp"]  # METHODS order
+    with pytest.raises(ValueError, match="the sweep table is empty"):
+        best_parameters(t.iloc[:0])
+
+
+def test_best_on_average_reports_mean_f1_and_f1_of_means():
+    from core.metrics import best_on_average, best_per_run
+
+    # t = 0.2 is best on average by EDR although each run prefers another value
+    r1 = _table([("threshold", "t", 0.1, 0.2, 1.0, 0.2, 1 / 3), ("threshold", "t", 0.2, 0.3, 1.0, 0.2, 1 / 3)])
+    r2 = _table([("threshold", "t", 0.1, 0.6, 0.2, 1.0, 1 / 3), ("threshold", "t", 0.2, 0.25, 0.2, 1.0, 1 / 3)])
+    per_run = best_per_run({"r1": r1, "r2": r2}, by="edr")
+    assert per_run[["run", "value"]].values.tolist() == [["r1", 0.1], ["r2", 0.2]]
+    avg = best_on_average({"r1": r1, "r2": r2}, by="edr").iloc[0]
+    assert avg.value == 0.2 and avg.edr == pytest.approx(0.275) and avg.n_runs == 2
+    assert (avg.precision, avg.recall) == pytest.approx((0.6, 0.6))
+    assert avg.f1_mean == pytest.approx(1 / 3)  # mean of the runs' F1
+    assert avg.f1_of_mean == pytest.approx(0.6)  # F1 of mean P = mean R = 0.6
+    by_f1 = best_on_average({"r1": r1, "r2": r2}, by="f1").iloc[0]
+    assert by_f1.value == 0.1  # equal mean F1: the smallest value
+    with pytest.raises(ValueError, match="run 'r2' was swept on another grid"):
+        best_on_average({"r1": r1, "r2": r2.iloc[:1]})
+    with pytest.raises(ValueError, match="by must be one of edr, f1; got 'precision'"):
+        best_on_average({"r1": r1}, by="precision")
+    with pytest.raises(ValueError, match="no runs to compare"):
+        best_on_average({})

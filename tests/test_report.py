@@ -298,6 +298,18 @@ def test_report_module_imports_no_torch_nor_streamlit():
     from tests.conftest import heavy_imports
 
     assert heavy_imports("core.report, core.cli_report") == []
+    assert heavy_imports("core.report", heavy=("ui", "ui.graph")) == []  # core never imports ui
+
+
+def test_the_palette_has_one_owner_shared_by_the_report_and_the_dashboard(full_run):
+    import core.palette as palette
+    import core.report as report
+    from ui import graph
+
+    assert report.DOMAIN_COLOURS is palette.DOMAIN_COLOURS is graph.DOMAIN_COLOURS
+    assert graph.RELATION_COLOURS is palette.RELATION_COLOURS and graph.UNIVERSAL_COLOUR is palette.UNIVERSAL_COLOUR
+    svg, _ = graph_svg(full_run.taxonomy("threshold"))
+    assert f'fill="{palette.UNIVERSAL_COLOUR}"' in svg and f'fill="{palette.DOMAIN_COLOURS[0]}"' in svg
 
 
 # ----------------------------------------------------------------------------- the command

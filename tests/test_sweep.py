@@ -232,5 +232,5 @@ def test_sweep_attacks_are_refused_before_anything_is_written(tiny, tmp_path, ca
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["features"]["image_size"] = 48
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(ValueError, match="config changed since its crossdomain step"):
+    with pytest.raises(ValueError, match=r"shift definitions\) changed since its crossdomain step"):
         check_sweep(run)

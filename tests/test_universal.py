@@ -113,3 +113,97 @@ def test_embedding_2d_pca_tsne_and_errors():
         embed_2d(X, method="umap")
     with pytest.raises(ValueError, match="NaN"):
         embed_2d(np.full((5, 2), np.nan))
+
+
+# ---------------------------------------------------------------------------- inference rule
+
+M_RULE = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # class 0 -> u0 + u1, class 1 -> u2
+Z_RULE = np.array([[2.0, -3.0, 1.0]])  # logits (1, U)
+
+
+def test_probs_and_logits_rules_pick_different_classes():
+    from core.universal import domain_scores
+
+    p = np.exp(Z_RULE) / np.exp(Z_RULE).sum()
+    d_probs = domain_scores(Z_RULE, M_RULE, inference="probs")
+    assert np.allclose(d_probs, [[p[0, 0] + p[0, 1], p[0, 2]]])  # softmax mass: class 0 (0.73 vs 0.27)
+    assert d_probs.argmax() == 0
+    d_logits = domain_scores(Z_RULE, M_RULE, inference="logits")
+    assert np.allclose(d_logits, [[2.0 - 3.0, 1.0]])  # summed logits: class 1
+    assert d_logits.argmax() == 1
+    with pytest.raises(ValueError, match="inference must be one of probs, logits; got 'softmax'"):
+        domain_scores(Z_RULE, M_RULE, inference="softmax")
+    with pytest.raises(ValueError, match=r"logits must be \(N, U\)"):
+        domain_scores(Z_RULE[0], M_RULE)
+
+
+def test_evaluate_universal_and_objective_follow_the_rule():
+    # an identity "model": the features are the logits
+    X, dom, y = Z_RULE.astype(np.float32), np.array([0]), np.array([1])
+    assert evaluate_universal(torch.nn.Identity(), X, dom, y, [M_RULE]) == {0: 0.0}
+    assert evaluate_universal(torch.nn.Identity(), X, dom, y, [M_RULE], inference="logits") == {0: 1.0}
+    z, d, lab = torch.tensor(Z_RULE, dtype=torch.float32), torch.tensor([0]), torch.tensor([1])
+    assert UniversalObjective([M_RULE]).correct_fn(z, d, lab).tolist() == [False]
+    assert UniversalObjective([M_RULE], inference="logits").correct_fn(z, d, lab).tolist() == [True]
+    with pytest.raises(ValueError, match="inference must be one of probs, logits; got 'raw'"):
+        UniversalObjective([M_RULE], inference="raw")
+
+
+def test_inference_config_is_validated():
+    import dataclasses
+
+    from core.config import UniversalConfig, config_from_dict
+    from core.universal import INFERENCE_RULES
+
+    assert config_from_dict({}).universal.inference == "probs"  # today's rule stays the default
+    assert config_from_dict({"universal": {"inference": "logits"}}).universal.inference == "logits"
+    with pytest.raises(ValueError, match=r"^universal\.inference: must be one of \['probs', 'logits'\], got 'soft'"):
+        config_from_dict({"universal": {"inference": "soft"}})
+    rule = next(f for f in dataclasses.fields(UniversalConfig) if f.name == "inference").metadata["rule"]
+    assert tuple(rule.choices) == INFERENCE_RULES
+
+
+def test_inference_summary_and_lines():
+    from core.results import inference_lines, inference_summary
+
+    by_rule = {
+        "probs": {"baseline": [np.array([True])], "universal/m": [np.array([True, False]), np.array([], bool)]},
+        "logits": {"baseline": [np.array([True])], "universal/m": [np.array([True, True]), np.array([], bool)]},
+    }
+    s = inference_summary(by_rule, ["A", "B"], "logits")
+    assert s == {
+        "configured": "logits",
+        "probs": {"universal/m": {"A": 0.5, "B": None, "mean": 0.5}},
+        "logits": {"universal/m": {"A": 1.0, "B": None, "mean": 1.0}},
+    }
+    assert inference_lines(s) == ["universal/m mean test accuracy: logits (configured) 1.000; probs 0.500"]
+    assert inference_lines(None) == [] and inference_lines({"configured": "probs"}) == []
+    assert inference_lines({"configured": "probs", "probs": "damaged"}) == []
+
+
+@pytest.mark.slow
+def test_a_run_reports_both_rules_with_the_configured_one_as_headline(tmp_path, monkeypatch):
+    """The tiny pipeline with universal.inference = logits: metrics.json (the results table's
+    numbers) follow the logits rule, results.json holds both rules' accuracies."""
+    from pathlib import Path
+
+    import yaml
+
+    from core import pipeline
+    from core.runs import open_run
+
+    monkeypatch.setenv("UNITAX_CACHE", str(tmp_path / "cache"))
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "assets" / "configs" / "tiny.yaml").read_text())
+    cfg["selection"] = {"methods": [{"name": "mcfp"}]}
+    cfg["universal"]["inference"] = "logits"
+    status = pipeline.run_pipeline(cfg, tmp_path / "run")
+    assert status["state"] == "done", status
+    run = open_run(tmp_path / "run")
+    inference = run.results_json()["inference"]
+    assert inference["configured"] == "logits" and set(inference) == {"configured", "probs", "logits"}
+    metrics = run.universal_metrics("mcfp")
+    for name in run.domain_names():
+        assert inference["logits"]["universal/mcfp"][name] == pytest.approx(metrics[name])
+        assert 0.0 <= inference["probs"]["universal/mcfp"][name] <= 1.0
+    mean = inference["logits"]["universal/mcfp"]["mean"]
+    assert run.results_json()["headline"]["universal_mean/mcfp"] == pytest.approx(mean)

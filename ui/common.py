@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.importer import is_imported
 from core.runs import (
     STATE_ICONS,
     STEPS,
@@ -40,6 +41,7 @@ __all__ = [
     "select_run",
     "current_run",
     "require_run",
+    "no_images_note",
     "show_error",
     "locked_text",
     "guard",
@@ -226,6 +228,9 @@ def require_run(step: str | None = None) -> Run:
         st.info("📭 No run yet. Start one from **🏠 Home** (“Run the demo”) or **🧪 Cross-domain**.")
         st.stop()
     if step is not None and step in STEPS and not run.has(step):
+        if is_imported(run):  # its image steps never run: say so, not "not finished yet"
+            st.info(no_images_note(run, f"its **{step}** step cannot run: it needs the images"))
+            st.stop()
         state = run.status()
         st.info(
             f"⏳ Run `{run.id}` has not finished the **{step}** step yet "
@@ -234,6 +239,15 @@ def require_run(step: str | None = None) -> Run:
         )
         st.stop()
     return run
+
+
+def no_images_note(run: Run, what: str) -> str:
+    """The plain sentence a page shows for a run imported from prediction files (core.importer),
+    which has no images: ``what`` says what that rules out."""
+    return (
+        f"🖼️ Run `{run.id}` was imported from prediction files (`python -m core import`): it has **no images**, "
+        f"so {what}. Its 🔗 Relationships, 🌳 Taxonomy and ✍️ Curation work from the imported predictions."
+    )
 
 
 def show_error(exc: BaseException, what: str, todo: str) -> None:

@@ -4,6 +4,7 @@ job that trains the universal model on the curated taxonomy."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +14,7 @@ from core.runs import CURATED, STATE_ICONS, F, Run
 from ui import curation_data as cd
 from ui import data
 from ui.common import show_error
-from ui.jobs import format_eta
+from ui.jobs import cancel_button, format_eta, rerun_when_done
 from ui.setting import Setting
 
 __all__ = ["decisions_tab", "decision_rows", "train_tab", "export_tab", "suggestions_tab", "graph_tab"]
@@ -144,19 +145,16 @@ def _train_live(run: Run, every: float) -> None:
             text=f"{STATE_ICONS.get(state, '•')} **training {state}** · ETA {format_eta(status.get('eta_s'))} · "
             f"{status.get('message') or ''}",
         )
-        key = f"_curated_state_{run.id}"
-        prev, st.session_state[key] = st.session_state.get(key), state
-        if prev in ("running", "pending") and state not in ("running", "pending"):
-            st.rerun(scope="app")
+        rerun_when_done(f"_curated_state_{run.id}", state)
 
     _panel()
-    if st.button("⏹️ Cancel the training", key="cur_cancel", help="Stop it; the previous curated model stays"):
-        try:
-            jobs.cancel_curated(run.id, root=str(run.path.parent))
-        except Exception as exc:  # noqa: BLE001
-            show_error(exc, "Cancelling the training", "The process may already be gone; reload the page.")
-            return
-        st.rerun()
+    cancel_button(
+        "⏹️ Cancel the training",
+        key="cur_cancel",
+        help="Stop it; the previous curated model stays",
+        cancel=lambda: jobs.cancel_curated(run.id, root=str(run.path.parent)),
+        doing="Cancelling the training",
+    )
 
 
 # ----------------------------------------------------------------------------- export / import
@@ -274,11 +272,20 @@ def suggestions_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp:
     state = cd.curation_state(rd, cstamp)
     df = missing_links(emb, linked, min_similarity=min_sim, limit=None)
     decided = {(e.a, e.i, e.b, e.j) for e in state.verdicts}
-    keep = [
-        (a, i, b, j) not in decided and (b, j, a, i) not in decided
-        for a, i, b, j in zip(df["a"], df["i"], df["b"], df["j"])
-    ]
-    df = df[keep].head(500).reset_index(drop=True)
+    keep = np.array(
+        [
+            (a, i, b, j) not in decided and (b, j, a, i) not in decided
+            for a, i, b, j in df[["a", "i", "b", "j"]].itertuples(index=False)
+        ],
+        dtype=bool,
+    )
+    df = df[keep].head(500).reset_index(drop=True) if len(df) else df
+    if not len(df):
+        st.info(
+            f"No pair of classes with names at least {min_sim:.2f} alike is left unlinked; lower the slider "
+            "to see more."
+        )
+        return
     names, classes = data.domain_info(rd)
     P = data.load_matrices(rd, kind, stamp)
     view = pd.DataFrame(
@@ -364,4 +371,5 @@ def graph_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float
         review_table_for(run, setting, kind, stamp, cstamp, author, cls=(a, i))
     with st.expander("📋 The curated taxonomy's classes"):
         table = universal_table(tax, classes, names)
-        st.dataframe(table.iloc[matching_classes(tax, None, search)], hide_index=True, width="stretch")
+        every = tuple(range(len(names)))
+        st.dataframe(table.iloc[matching_classes(tax, every, search)], hide_index=True, width="stretch")

@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.curation import EdgeRef, class_label, decide, redo, undo
 from core.evidence import RELATIONS
+from core.importer import is_imported
 from core.runs import F, Run
 from ui import curation_data as cd
 from ui import data
@@ -69,13 +70,28 @@ def author_box(col) -> str:
     return col.text_input("Your name", key=AUTHOR_KEY, max_chars=100, help="Recorded with each decision.").strip()
 
 
-def act(run: Run, action: str, edges: list[EdgeRef], *, author: str, note: str = "", relation: str | None = None):
-    """Append one decision, say so in a toast, and rerun (the table's selection starts afresh)."""
+CLEAR_KEY = "_cur_clear"  # widget keys to reset at the next run (a note, the add-an-edge pickers)
+
+
+def act(
+    run: Run,
+    action: str,
+    edges: list[EdgeRef],
+    *,
+    author: str,
+    note: str = "",
+    relation: str | None = None,
+    clear: tuple[str, ...] = (),
+):
+    """Append one decision, say so, and rerun: the table's selection starts afresh and the widgets
+    named in ``clear`` (the note that went with it) are emptied, so the next decision does not
+    silently reuse them."""
     if not edges:
         st.toast("Nothing to decide: no edge picked.")
         return
     d = decide(run, action, edges, note=note, author=author or None, relation=relation)
     st.session_state[TABLE_KEY] = st.session_state.get(TABLE_KEY, 0) + 1
+    st.session_state[CLEAR_KEY] = clear
     st.session_state["cur_flash"] = f"{ICONS.get(action, '➕')} {action} · {len(d.edges)} edge(s) recorded"
     st.rerun()
 
@@ -83,22 +99,27 @@ def act(run: Run, action: str, edges: list[EdgeRef], *, author: str, note: str =
 def header(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float, author: str) -> None:
     """Headline numbers (decisions, precision and recall against them, the synthetic F1 before and
     after curation when a ground truth exists) and the undo / redo buttons."""
+    for key in st.session_state.pop(CLEAR_KEY, ()):  # before those widgets exist in this run
+        st.session_state.pop(key, None)
     rd = str(run.path)
     state = cd.curation_state(rd, cstamp)
     sc = cd.curation_scores(rd, kind, setting.method, setting.value, stamp, cstamp)
-    c = st.columns([1, 1, 1.2, 1.2, 1.3])
-    c[0].metric("Decisions in force", len(state.applied), help="Undone decisions are not counted.")
-    c[1].metric("Accepted / rejected", f"{sc['n_accepted']} / {sc['n_rejected']}")
+    c = st.columns(5)
+    c[0].metric("Decisions in force", len(state.applied), help="Undone decisions are not counted. One decision "
+                "may cover many edges (a bulk action, or both directions of a pair).")  # fmt: skip
+    c[1].metric(
+        "Edges ✅ / ❌", f"{sc['n_accepted']} / {sc['n_rejected']}", help="Edges accepted (or added) / rejected."
+    )
     judged = sc["n_judged"]
     c[2].metric(
-        "Precision vs. your decisions",
-        "—" if not judged else f"{sc['precision']:.2f}",
+        "Precision vs. decisions",
+        "—" if not judged else f"{sc['precision']:.3f}",
         help=f"Of the {sc['n_selected']} edges {setting.describe()} selects, {judged} are judged (accepted or "
         "rejected): the share of them you accepted.",
     )
     c[3].metric(
-        "Recall vs. your decisions",
-        "—" if not sc["n_accepted"] else f"{sc['recall']:.2f}",
+        "Recall vs. decisions",
+        "—" if not sc["n_accepted"] else f"{sc['recall']:.3f}",
         help="The share of the edges you accepted (or added) that the setting selects.",
     )
     truth = data.scores(rd, kind, setting.method, setting.value, stamp)
@@ -107,7 +128,7 @@ def header(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float, a
         c[4].metric(
             "F1 vs. ground truth",
             f"{cur['f1']:.3f}",
-            delta=f"{cur['f1'] - truth['f1']:+.3f} from curation" if len(state.applied) else None,
+            delta=f"{round(cur['f1'], 3) - round(truth['f1'], 3):+.3f} from curation" if len(state.applied) else None,
             help="The curated edge set scored against the run's ground truth; the delta is what your "
             f"decisions changed from {setting.describe()} alone ({truth['f1']:.3f}).",
         )
@@ -138,7 +159,7 @@ def _describe(d, run: Run) -> str:
         else ""
     )
     more = f" and {len(d.edges) - 1} more" if len(d.edges) > 1 else ""
-    return f"{d.action} {what}{more} ({d.author}, {d.time})"
+    return f"{d.action} `{what}`{more} ({d.author}, {d.time})"  # code: class names never read as markup
 
 
 def decisions_row(run_dir: str, setting: Setting, kind: str, stamp: float) -> None:
@@ -150,18 +171,18 @@ def decisions_row(run_dir: str, setting: Setting, kind: str, stamp: float) -> No
     sc = cd.curation_scores(run_dir, kind, setting.method, setting.value, stamp, cstamp)
     c = st.columns(4)
     c[0].metric(
-        "Precision vs. your decisions",
+        "Precision vs. decisions",
         "—" if not sc["n_judged"] else f"{sc['precision']:.3f}",
         help="Among the edges this setting selects, the judged ones are those you accepted or rejected on "
         "✍️ Curation: the share of them you accepted.",
     )
     c[1].metric(
-        "Recall vs. your decisions",
+        "Recall vs. decisions",
         "—" if not sc["n_accepted"] else f"{sc['recall']:.3f}",
         help="The share of the edges you accepted (or added) that this setting selects.",
     )
     c[2].metric("Judged edges", f"{sc['n_judged']} of {sc['n_selected']}")
-    c[3].metric("Accepted / rejected", f"{sc['n_accepted']} / {sc['n_rejected']}")
+    c[3].metric("Edges ✅ / ❌", f"{sc['n_accepted']} / {sc['n_rejected']}")
 
 
 # ----------------------------------------------------------------------------- review
@@ -329,9 +350,9 @@ def actions(run: Run, edges: list[EdgeRef], author: str, *, key: str) -> None:
     todo = sorted({*edges, *(e.reverse() for e in edges)}) if both else edges
     n = len(todo)
     if c3.button(f"✅ Accept ({n})", key=f"{key}_acc", disabled=not n, type="primary"):
-        act(run, "accept", todo, author=author, note=note)
+        act(run, "accept", todo, author=author, note=note, clear=(f"{key}_note",))
     if c4.button(f"❌ Reject ({n})", key=f"{key}_rej", disabled=not n):
-        act(run, "reject", todo, author=author, note=note)
+        act(run, "reject", todo, author=author, note=note, clear=(f"{key}_note",))
 
 
 def _bulk(run: Run, table: pd.DataFrame, author: str) -> None:
@@ -340,7 +361,10 @@ def _bulk(run: Run, table: pd.DataFrame, author: str) -> None:
         relation = c1.selectbox("Relation", RELATIONS, key="cur_bulk_rel")
         threshold = c2.slider("Confidence ≥", 0.0, 1.0, 0.9, 0.05, key="cur_bulk_conf")
         action = c3.radio("Action", ["accept", "reject"], horizontal=True, key="cur_bulk_action")
-        hit = table[(table["relation"] == relation) & (table["confidence"] >= threshold)]
+        done = ICONS[action] if action == "reject" else (ICONS["accept"], "➕")
+        hit = table[
+            (table["relation"] == relation) & (table["confidence"] >= threshold) & ~table["decision"].isin(done)
+        ]
         edges = [EdgeRef(*map(int, r)) for r in hit[["a", "i", "b", "j"]].itertuples(index=False)]
         label = (
             f"{ICONS[action]} {action.capitalize()} these {len(edges)} {relation} edges (confidence ≥ {threshold:.2f})"
@@ -373,7 +397,11 @@ def edge_panel(run: Run, edge: EdgeRef, stamp: float) -> None:
         if imgs:
             col.image(imgs, width=88)
         else:
-            col.caption("No images to show: this run has none (synthetic counts) or its data is not reachable here.")
+            col.caption(
+                "No images to show: this run was imported from prediction files and has none."
+                if is_imported(run)
+                else "No images to show: this run has none (synthetic counts) or its data is not reachable here."
+            )
 
 
 def _class_images(preds: dict | None, a: int, i: int, *, exclude: np.ndarray) -> np.ndarray:
@@ -400,12 +428,13 @@ def add_tab(run: Run, author: str, kind: str, stamp: float) -> None:
 
     c1, c2 = st.columns(2)
     x = c1.selectbox("Class A", options, index=None, format_func=label, key="cur_add_a", placeholder="Type to search…")
-    y = c2.selectbox("Class B", options, index=None, format_func=label, key="cur_add_b", placeholder="Type to search…")
-    readings = {None: "not stated: related both ways", **{r: RELATION_READING[r] for r in RELATIONS}}
+    others = [o for o in options if x is None or o[0] != x[0]]  # B is in another domain
+    y = c2.selectbox("Class B", others, index=None, format_func=label, key="cur_add_b", placeholder="Type to search…")
+    readings = {None: "related both ways, type not stated", **{r: RELATION_READING[r] for r in RELATIONS}}
     relation = st.radio(
         "Relation",
         list(readings),
-        format_func=lambda r: f"{r or '(not stated)'} — {readings[r].format(x='A', y='B')}",
+        format_func=lambda r: readings[r].format(x="A", y="B") + (f" ({r})" if r else ""),
         horizontal=False,
         key="cur_add_rel",
     )
@@ -425,4 +454,5 @@ def add_tab(run: Run, author: str, kind: str, stamp: float) -> None:
         f"Adds {' and '.join(f'{label((e.a, e.i))} → {label((e.b, e.j))}' for e in edges)}."
     )
     if st.button("➕ Add", key="cur_add_go", type="primary"):
-        act(run, "add", edges, author=author, note=note, relation=relation)
+        act(run, "add", edges, author=author, note=note, relation=relation,
+            clear=("cur_add_a", "cur_add_b", "cur_add_note", "cur_add_rel"))  # fmt: skip

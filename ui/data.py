@@ -168,12 +168,19 @@ def sweep_figure(run_dir: str, kind: str, stamp: float, metric: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def best_table(run_dir: str, kind: str, stamp: float) -> pd.DataFrame | None:
-    """The thesis-style table: each method at its best parameter."""
-    from core.metrics import best_parameters
+def best_table(run_dir: str, kind: str, stamp: float, by: str = "edr", grid: str = "thesis") -> pd.DataFrame | None:
+    """Each method at its best setting on this run (the thesis's per-run table): lowest EDR or
+    highest F1 (``by``) on the ``grid`` of ``core.metrics.parameter_grid`` (thesis | fine)."""
+    from core.metrics import best_parameters, parameter_grid, sweep
 
-    df = sweep_table(run_dir, kind, stamp)
-    return None if df is None else best_parameters(df)
+    if grid == "fine":
+        df = sweep_table(run_dir, kind, stamp)
+    else:
+        truth = load_truth(run_dir, stamp)
+        df = None if truth is None else sweep(
+            _ranked(run_dir, kind, stamp), truth["true"], truth["class_counts"], grid=parameter_grid(grid)
+        )  # fmt: skip
+    return None if df is None else best_parameters(df, by=by)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

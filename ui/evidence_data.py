@@ -127,7 +127,7 @@ def training_figure(run_dir: str, keys: tuple[str, ...], stamps: tuple[float, ..
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from ui.graph import DOMAIN_COLOURS
+    from core.palette import DOMAIN_COLOURS
 
     run = open_run(run_dir)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "accuracy"], horizontal_spacing=0.08)

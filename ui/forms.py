@@ -136,7 +136,11 @@ def model_section() -> dict:
     )
     epochs = c[2].number_input("Epochs", 1, 500, _DEFAULTS.baselines.train.epochs, key="dom_epochs")
     preset = c[3].selectbox(
-        "Heads", ["default", "thesis", "linear"], key="dom_head", help="thesis: 6-layer FC baselines as published"
+        "Heads",
+        ["default", "thesis_baseline_head", "linear_6x512", "linear"],
+        key="dom_head",
+        help="thesis_baseline_head: the thesis's baseline head (D-1024-512-256-128-C, dropout 0.5 then 0.2, "
+        "no activations); linear_6x512: six 512-wide Linear layers without activations; linear: a linear probe",
     )
     head = {} if preset == "default" else {"preset": preset}
     return {

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the palette is core.palette's (shared with the HTML report); DOMAIN_COLOURS and RELATION_COLOURS
+# stay importable from here
+from core.palette import DOMAIN_COLOURS, RELATION_COLOURS, UNIVERSAL_COLOUR
+
 __all__ = [
     "DOMAIN_COLOURS",
     "RELATION_COLOURS",
@@ -31,12 +35,7 @@ __all__ = [
     "graph_options",
 ]
 
-# Colour-blind friendly palette (Okabe-Ito); universal classes get a neutral dark grey.
-DOMAIN_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
-UNIVERSAL_COLOUR = "#3d3d5c"
-# Domain-to-domain relationship edges, by relation type (core.evidence.RELATIONS); dashed, so
-# they never read as a mapping edge (solid, in the colour of its domain).
-RELATION_COLOURS = {"equivalent": "#9467bd", "narrower": "#e31a1c", "broader": "#b07a3b", "overlap": "#8c8c8c"}
+# how an edge of each relation type reads, with its two classes for x and y
 RELATION_READING = {
     "equivalent": "{x} and {y} are the same class",
     "narrower": "{x} is a part of {y}",

@@ -67,10 +67,14 @@ def show_intervals(summary: dict | None, domains: list[str]) -> None:
         return
     st.subheader("Is the difference real?")
     st.dataframe(interval_table(iv, domains), hide_index=True, width="stretch")
+    diffs = difference_table(iv, domains)
+    if len(diffs):
+        st.dataframe(diffs, hide_index=True, width="stretch")
     st.caption(
         f"{iv['level']:.0%} bootstrap intervals over the test images ({iv['n_boot']} resamples; the mean resamples "
-        'within each domain). Differences are paired: the same images judged by both models. "within noise": '
-        "the interval contains 0, so these test images cannot tell the two models apart."
+        "within each domain). Differences are paired: the same images judged by both models. A difference is "
+        f'"better" or "worse" only when its interval excludes 0 and the exact McNemar test rejects at '
+        f'{1 - iv["level"]:.2g}; otherwise it is "within noise": these test images cannot tell the two models apart.'
     )
     if summary.get("seeds"):
         st.dataframe(seed_table(summary["seeds"]), hide_index=True, width="stretch")

@@ -1,8 +1,12 @@
-"""Job widgets: a polling status panel (progress per step, ETA, log tail, cancel / resume) and
-the launch helper. The job itself is a detached ``python -m core run`` process (core.jobs), so it
-survives page reloads and browser restarts; the panel only reads status.json every second."""
+"""Job widgets: a polling status panel (progress per step, ETA, log tail, cancel / resume), the
+launch helper, and the two pieces the sweep's and the curated model's panels share
+(:func:`rerun_when_done`, :func:`cancel_button`). The job itself is a detached
+``python -m core run`` process (core.jobs), so it survives page reloads and browser restarts;
+the panel only reads status.json every second."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -10,7 +14,17 @@ from core.jobs import cancel_job, is_alive, start_job
 from core.runs import STATE_ICONS, STEPS, LockedError, open_run
 from ui.common import locked_text, select_run, show_error
 
-__all__ = ["ACTIVE", "overall_progress", "launch", "job_panel", "status_text", "step_chain", "format_eta"]
+__all__ = [
+    "ACTIVE",
+    "overall_progress",
+    "launch",
+    "job_panel",
+    "status_text",
+    "step_chain",
+    "format_eta",
+    "rerun_when_done",
+    "cancel_button",
+]
 
 ACTIVE = ("running", "pending")  # states of a run whose process works (or is about to)
 
@@ -104,6 +118,28 @@ def _rerun_when_finished(run_id: str, state: str) -> None:
     st.session_state[f"_job_state_{run_id}"] = state
     if prev in ACTIVE and state != prev:
         st.rerun(scope="app")
+
+
+def rerun_when_done(key: str, state: str) -> None:
+    """Rerun the whole page once a background job (a sweep, the curated model) leaves
+    running/pending, so its results are drawn; ``key`` names the session-state slot that keeps
+    the job's last state."""
+    prev = st.session_state.get(key)
+    st.session_state[key] = state
+    if prev in ACTIVE and state not in ACTIVE:
+        st.rerun(scope="app")
+
+
+def cancel_button(label: str, *, key: str, help: str, cancel: Callable[[], object], doing: str) -> None:
+    """A button that stops a background job with ``cancel()``, then reruns the page; an error is
+    shown as ``doing`` failing (the process may already be gone)."""
+    if st.button(label, key=key, help=help):
+        try:
+            cancel()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, with what to do
+            show_error(exc, doing, "The process may already be gone; reload the page.")
+            return
+        st.rerun()
 
 
 def _buttons(run_id: str) -> None:

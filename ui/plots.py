@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from ui.graph import DOMAIN_COLOURS
+from core.palette import DOMAIN_COLOURS
 
 __all__ = [
     "SORTS",

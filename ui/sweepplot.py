@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ui.graph import DOMAIN_COLOURS
+from core.palette import DOMAIN_COLOURS
 
 __all__ = ["accuracy_curves"]
 

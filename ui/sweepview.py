@@ -15,10 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
+from core.importer import IMPORTED
 from core.runs import STATE_ICONS, Run
 from ui import data
 from ui.common import matrix_kind, run_config, show_error
-from ui.jobs import format_eta
+from ui.jobs import ACTIVE, cancel_button, format_eta, rerun_when_done
 from ui.setting import Setting, apply_setting
 from ui.urlstate import coerce
 
@@ -33,7 +34,6 @@ __all__ = [
     "sweep_tab",
 ]
 
-ACTIVE = ("running", "pending")
 GRID_HELP = "coarse: parameter steps of 0.05; fine: steps of 0.01 (k_max: every integer in both)."
 EXPLANATION = (
     "**What a sweep does.** For every setting of every selection method (each value of the "
@@ -58,6 +58,11 @@ def default_epochs(run_cfg: dict) -> int:
 def blocker(domains: list[dict]) -> str | None:
     """Why a sweep cannot run on a run with these domains (domains.json), or None. A sweep trains
     on the training split's cached features and scores on the validation split."""
+    if any(d.get("source") == IMPORTED for d in domains):
+        return (
+            "This run was imported from prediction files (`python -m core import`): it has **no images**, so no "
+            "universal head can be trained on it (the sweep and the curated model train on cached image features)."
+        )
     n_train = sum(int(d.get("n_train") or 0) for d in domains)
     n_val = sum(int(d.get("n_val") or 0) for d in domains)
     if n_train and n_val:
@@ -252,19 +257,16 @@ def _live(run: Run, setting: Setting, every: float) -> None:
         else:
             _chart(run, setting, stamp, "sw_chart_live")
             st.caption(f"{len(table)} settings so far.")
-        prev = st.session_state.get(f"_sweep_state_{run.id}")
-        st.session_state[f"_sweep_state_{run.id}"] = state
-        if prev in ACTIVE and state not in ACTIVE:
-            st.rerun(scope="app")
+        rerun_when_done(f"_sweep_state_{run.id}", state)
 
     _panel()
-    if st.button("⏹️ Cancel the sweep", key="sw_cancel", help="Stop it; finished rows are kept"):
-        try:
-            jobs.cancel_sweep(run.id, root=str(run.path.parent))
-        except Exception as exc:  # noqa: BLE001
-            show_error(exc, "Cancelling the sweep", "The process may already be gone; reload the page.")
-            return
-        st.rerun()
+    cancel_button(
+        "⏹️ Cancel the sweep",
+        key="sw_cancel",
+        help="Stop it; finished rows are kept",
+        cancel=lambda: jobs.cancel_sweep(run.id, root=str(run.path.parent)),
+        doing="Cancelling the sweep",
+    )
 
 
 def _stopped(run: Run, status: dict, table: pd.DataFrame | None, blocked: str | None) -> None:

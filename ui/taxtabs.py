@@ -8,6 +8,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
+from core.importer import is_imported
 from core.runs import F, Run
 from ui import data
 from ui.common import guard
@@ -219,6 +220,8 @@ def _pair_images(rd: str, stamp: float, pairs, names: list[str], class_names: li
     imgs = data.test_images(rd, a, tuple(idx[:24].tolist()))
     if imgs:
         st.image(imgs, width=96)
+    elif is_imported(Run(rd)):
+        st.caption("No images to show: this run was imported from prediction files and has none.")
 
 
 def downloads(tax, relations: pd.DataFrame | None = None) -> None:

@@ -17,7 +17,9 @@ method's folder key)::
     live_history.json  epochs so far of the model being trained
     domains.json       [{"name", "source", "shift", "class_names", "n_train", "n_val", "n_test"}]
     ground_truth.json  the synthetic taxonomy behind synthetic domains
-    baselines/         domain_<a>.pt + metrics.json {name: {"test_acc", "val_acc", "history"}}
+    baselines/         domain_<a>.pt + metrics.json {name: {"test_acc", "val_acc", "history"}}; a model
+                       file holds a head on cached features, or, when the run fine-tunes
+                       (features.mode finetune), the whole network (backbone + head)
     crossdomain/       matrices.npz ("hard/a-b", "soft/a-b", "count/a-b"),
                        predictions.npz ("true/a", "item/a", "pred/a-b", "conf/a-b")
     taxonomy/KEY/      relationships.npz ("a-b"), selection.json, taxonomy.json, taxonomy.graphml,

@@ -372,15 +372,25 @@ class Run(ResultsMixin):
     def sweep_status(self) -> dict | None:
         """``{"state", "done", "total", "eta_s", "message", "pid", "pid_identity", "error"}`` of
         the last sweep (a running one whose process is gone reads as failed), or None."""
-        status = read_json(self.path / F.SWEEP_STATUS)
+        return self._job_status(F.SWEEP_STATUS)
+
+    def write_sweep_status(self, **fields: Any) -> dict:
+        return self._write_job_status(F.SWEEP_STATUS, fields)
+
+    def _job_status(self, name: str) -> dict | None:
+        """The status file ``name`` of a job beside the pipeline (the sweep, the curated model),
+        read as its state is in effect (a running job whose process is gone reads as failed);
+        None when missing, unreadable or without a known state."""
+        status = read_json(self.path / name)
         if not isinstance(status, dict) or status.get("state") not in STATES:
             return None
         return effective_status(self.path, status, self.environment().get("hostname"))
 
-    def write_sweep_status(self, **fields: Any) -> dict:
-        status = read_json(self.path / F.SWEEP_STATUS, default={})
+    def _write_job_status(self, name: str, fields: dict[str, Any]) -> dict:
+        """Merge ``fields`` into the job's status file ``name`` (an unreadable one starts empty)."""
+        status = read_json(self.path / name, default={})
         status = {**(status if isinstance(status, dict) else {}), **fields}
-        write_json(self.path / F.SWEEP_STATUS, status)
+        write_json(self.path / name, status)
         return status
 
     def set_sweep_aside(self) -> Path | None:
@@ -401,16 +411,10 @@ class Run(ResultsMixin):
     def curated_status(self) -> dict | None:
         """``{"state", "progress", "eta_s", "message", "error", "pid", "pid_identity", "base", ...}``
         of the last curated-model job (a running one whose process is gone reads as failed), or None."""
-        status = read_json(self.path / F.CURATED_STATUS)
-        if not isinstance(status, dict) or status.get("state") not in STATES:
-            return None
-        return effective_status(self.path, status, self.environment().get("hostname"))
+        return self._job_status(F.CURATED_STATUS)
 
     def write_curated_status(self, **fields: Any) -> dict:
-        status = read_json(self.path / F.CURATED_STATUS, default={})
-        status = {**(status if isinstance(status, dict) else {}), **fields}
-        write_json(self.path / F.CURATED_STATUS, status)
-        return status
+        return self._write_job_status(F.CURATED_STATUS, fields)
 
     def curated_log_path(self) -> Path:
         return self.path / F.CURATED_LOG
