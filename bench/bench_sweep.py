@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_sweep.py [--run RUN] [--skip-demo] [--epochs-thesis 2]
 
-1. Random features of thesis size (45,000 training images x 1,280 features, 3 domains of
-   257/101/100 classes, random taxonomies) and of demo size (2,500 images, 8/6/6 classes):
+1. Random features with the thesis's class counts (3 domains of 257/101/100 classes, random
+   taxonomies; 45,000 training images x 1,280 features, fewer than the about 71,000 training
+   images of its split) and of demo size (2,500 images, 8/6/6 classes):
    seconds per epoch of 8 universal heads trained together against one head trained alone
    (core.universal.train_universal), and the settings per minute this gives at 30 epochs.
 2. The full default sweep (coarse grid, every method) of demo.yaml: wall time, settings and

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from core.evidence import RELATIONS
 from core.registry import DEVICES
@@ -59,7 +58,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     ex.add_argument("--matrix", choices=MATRIX_KINDS, help="cross-domain matrices (default: the run's)")
     ex.add_argument("--out", help="file to write (default: standard output)")
     ex.add_argument("--force", action="store_true", help="replace an existing --out file")
-    im = acts.add_parser("import", help="relationships from a CSV (domain_a,class_a,domain_b,class_b[,relation])")
+    im = acts.add_parser(
+        "import", help="relationships from a CSV (domain_a,class_a,domain_b,class_b[,relation][,direction])"
+    )
     im.add_argument("file", help="CSV file with a header")
     im.add_argument(
         "--as",
@@ -114,8 +115,19 @@ def _edge_text(e, names, classes) -> str:
     return f"{class_label(e.a, e.i, names, classes)} -> {class_label(e.b, e.j, names, classes)}"
 
 
+def _clean(text: str) -> str:
+    """``text`` safe for one terminal line: control characters (line breaks, escape sequences,
+    bells) shown as escapes, never acted on."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _summary(d, names, classes) -> str:
-    """One line for a decision: action, edges (the first few), relation, note."""
+    """One line for a decision: action, edges (the first few), relation, note (control characters
+    escaped: names and notes are user data)."""
+    return _clean(_summary_text(d, names, classes))
+
+
+def _summary_text(d, names, classes) -> str:
     edges = ", ".join(_edge_text(e, names, classes) for e in d.edges[:SHOWN_EDGES])
     if len(d.edges) > SHOWN_EDGES:
         edges += f", … (+{len(d.edges) - SHOWN_EDGES} more; {len(d.edges)} edges)"
@@ -146,7 +158,7 @@ def _decide(run, args) -> int:
         raise _usage(f"--author is longer than {MAX_AUTHOR} characters")
     edges = [edge, edge.reverse()] if args.both else [edge]
     d = decide(run, args.action, edges, note=args.note or "", author=args.author, relation=args.relation)
-    print(f"{_summary(d, names, classes)}  (by {d.author}, decision {d.id})")
+    print(f"{_summary(d, names, classes)}  (by {_clean(d.author)}, decision {d.id})")
     return 0
 
 
@@ -158,11 +170,11 @@ def _list(run, args) -> int:
     if not state.applied:
         print("no decisions in force")
     for d in state.applied:
-        print(f"{d.time}  {d.author}  {_summary(d, names, classes)}")
+        print(f"{_clean(d.time)}  {_clean(d.author)}  {_summary(d, names, classes)}")
     if state.undone:
         print(f"({len(state.undone)} undone decision(s) can be redone)")
     for p in state.problems:
-        print(f"skipped: {p}")
+        print(f"skipped: {_clean(p)}")
     return 0
 
 
@@ -175,7 +187,7 @@ def _step(run, args) -> int:
         print(f"error: nothing to {args.action}: {what}", file=sys.stderr)
         return 1
     done = "undid" if args.action == "undo" else "redid"
-    print(f"{done}: {_summary(d, run.domain_names(), run.class_names())}  (by {d.author} at {d.time})")
+    print(f"{done}: {_summary(d, run.domain_names(), run.class_names())}  (by {_clean(d.author)} at {d.time})")
     return 0
 
 
@@ -214,14 +226,12 @@ def _export(run, args) -> int:
     from core.mapping_io import csv_text, mapping_csv, sssom_table, sssom_text
 
     method, value = _resolve_setting(run, args)
-    out = Path(args.out) if args.out else None
-    if out is not None and (out.exists() or out.is_symlink()):
-        if out.is_dir():
-            raise _usage(f"--out {out} is a folder; give a file name")
-        if not args.force:
-            raise _usage(f"--out {out} exists; choose another name, or add --force to replace it")
-        if out.is_symlink():
-            raise _usage(f"--out {out} is a symbolic link; give a plain file name")
+    from core.runs import check_out_file
+
+    try:
+        out = check_out_file(args.out, force=args.force) if args.out is not None else None
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
     try:
         if args.format == "sssom":
             df = sssom_table(run, method, value, args.matrix)

@@ -38,17 +38,12 @@ def _target(run, out: str | None, force: bool) -> Path:
                 f"{run.path} was not created by unitax (no {MARKER} marker): write the report elsewhere with --out FILE"
             )
         return run.file(F.REPORT)
-    path = Path(out)
-    if path.is_dir():
-        raise UsageError(f"--out {out} is a folder; name a file, e.g. {path / F.REPORT}")
-    if path.exists() or path.is_symlink():
-        if not force:
-            raise UsageError(f"--out {out} exists; add --force to replace it")
-        if path.is_symlink() or not path.is_file():
-            raise UsageError(f"--out {out} is not a plain file; it is never replaced")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {out}: the folder {path.parent} does not exist")
-    return path
+    from core.runs import check_out_file
+
+    try:
+        return check_out_file(out, force=force, allow=(run.file(F.REPORT),))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def command(args) -> int:

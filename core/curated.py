@@ -244,7 +244,16 @@ def _train_locked(run: Run, cfg: RunConfig, method: str, value, device, report) 
 
         report(total - 1, total, None, "rewriting the results")
         ctx.step, ctx.on_progress = "results", results_progress
-        step_results(ctx)
+        from core.signals import Cancelled
+
+        try:
+            step_results(ctx)
+        except Cancelled:
+            raise Cancelled(
+                "cancelled while rewriting the results: the curated model is saved, but the results table does not "
+                f"show it yet; rerun that step: python -m core run --config {run.file(F.CONFIG)} --out {run.path} "
+                "--from results"
+            ) from None
     else:
         run.curated_log("the run's results step has not finished: it will include the curated model when it runs")
     run.log(

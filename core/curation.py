@@ -59,6 +59,7 @@ __all__ = [
     "CurationState",
     "class_label",
     "parse_class",
+    "class_in_domain",
     "parse_edge",
     "read_records",
     "replay",
@@ -66,6 +67,7 @@ __all__ = [
     "decide",
     "undo",
     "redo",
+    "StaleError",
     "setting_edges",
     "selected_set",
     "curated_edge_set",
@@ -83,6 +85,7 @@ VERSION = 1
 MAX_EDGES = 200_000  # edges in one decision (a bulk action)
 MAX_NOTE = 2_000  # characters of a note
 MAX_AUTHOR = 100  # characters of an author name
+MAX_LINE = 32 << 20  # bytes of one log line (a bulk decision of MAX_EDGES edges stays below it)
 CURATED_WEIGHT = 1.0  # weight of an accepted edge in the curated edge set
 
 
@@ -185,25 +188,34 @@ def parse_class(text: str, domain_names: Sequence[str], class_names: Sequence[Se
     if not isinstance(text, str):
         raise TypeError(f"a class is written DOMAIN:CLASS, got {type(text).__name__}")
     a, rest = _domain_of(text.strip(), domain_names)
+    return a, class_in_domain(a, rest, domain_names, class_names, shown=text)
+
+
+def class_in_domain(
+    a: int, name: str, domain_names: Sequence[str], class_names: Sequence[Sequence[str]], *, shown: str | None = None
+) -> int:
+    """The index of class ``name`` (a name or ``#index``) in domain ``a`` (the rules of
+    :func:`parse_class`, the domain already known: a file's domain column needs no parsing)."""
+    text = f"{domain_names[a]}:{name}" if shown is None else shown
     names = list(class_names[a])
-    if rest.startswith("#") and rest[1:].isdigit():
-        i = int(rest[1:])
+    if name.startswith("#") and name[1:].isascii() and name[1:].isdigit() and len(name) <= 12:
+        i = int(name[1:])
         if not 0 <= i < len(names):
             raise ValueError(f"class {text!r}: domain {domain_names[a]!r} has classes #0 to #{len(names) - 1}")
-        return a, i
-    exact = [i for i, n in enumerate(names) if n == rest]
+        return i
+    exact = [i for i, n in enumerate(names) if n == name]
     if not exact:
-        exact = [i for i, n in enumerate(names) if n.lower() == rest.lower()]
+        exact = [i for i, n in enumerate(names) if n.lower() == name.lower()]
     if len(exact) == 1:
-        return a, exact[0]
+        return exact[0]
     if len(exact) > 1:
         raise ValueError(
             f"class {text!r} is ambiguous in domain {domain_names[a]!r}: "
             f"write {domain_names[a]}:#i with i one of {exact}"
         )
-    close = difflib.get_close_matches(rest, names, n=3)
+    close = difflib.get_close_matches(name, names, n=3)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"class {text!r}: domain {domain_names[a]!r} has no class {rest!r}{hint}")
+    raise ValueError(f"class {text!r}: domain {domain_names[a]!r} has no class {name!r}{hint}")
 
 
 def parse_edge(source: str, target: str, domain_names: Sequence[str], class_names: Sequence[Sequence[str]]) -> EdgeRef:
@@ -244,11 +256,14 @@ def _parse(raw: bytes) -> tuple[list[dict], list[str]]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE:
+            problems.append(f"line {n}: {len(line):,} bytes, more than any decision holds, skipped")
+            continue
         try:
             rec = json.loads(line)
             if not isinstance(rec, dict):
                 raise ValueError("not an object")
-        except ValueError:
+        except (ValueError, RecursionError):
             cut = n == len(lines)  # the last line, without its newline: a write cut short
             problems.append(f"line {n}: {'cut short' if cut else 'not a JSON object'}, skipped")
             continue
@@ -302,7 +317,8 @@ def _decision(rec: dict, domain_names: Sequence[str], class_names: Sequence[Sequ
     rid = rec.get("id")
     if not isinstance(rid, str) or not rid:
         raise ValueError("no id")
-    text = {k: rec.get(k) if isinstance(rec.get(k), str) else "" for k in ("time", "author", "note")}
+    limits = {"time": 40, "author": MAX_AUTHOR, "note": MAX_NOTE}  # a hand-edited log cannot swell the pages
+    text = {k: rec[k][:cap] if isinstance(rec.get(k), str) else "" for k, cap in limits.items()}
     if action in ("undo", "redo"):
         if not isinstance(rec.get("target"), str):
             raise ValueError(f"{action} without a target")
@@ -388,7 +404,7 @@ def _append(run_dir: str | os.PathLike, make_record) -> dict | None:
         rec = make_record(raw)
         if rec is None:
             return None
-        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = json.dumps(rec, separators=(",", ":")) + "\n"  # ASCII: any name (even unpaired surrogates) fits
         if raw and not raw.endswith(b"\n"):
             line = "\n" + line  # the previous write was cut short: start a fresh line
         data = line.encode()
@@ -458,7 +474,12 @@ def decide(
     return Decision(rec["id"], action, tuple(edges), rec["time"], rec["author"], note, relation)
 
 
-def _step(run, action: str, author: str | None) -> Decision | None:
+class StaleError(ValueError):
+    """An undo / redo aimed at a decision that is no longer the latest (another tab or a terminal
+    decided since the page was drawn)."""
+
+
+def _step(run, action: str, author: str | None, expected: str | None = None) -> Decision | None:
     names, classes = run.domain_names(), run.class_names()
     who = _author(author)
     found: list[Decision] = []
@@ -466,6 +487,10 @@ def _step(run, action: str, author: str | None) -> Decision | None:
     def make(raw: bytes) -> dict | None:
         state = replay(_parse(raw)[0], names, classes)
         stack = state.applied if action == "undo" else state.undone
+        if expected is not None and (not stack or stack[-1].id != expected):
+            latest = f"{stack[-1].action} by {stack[-1].author} at {stack[-1].time}" if stack else "nothing"
+            raise StaleError(f"nothing was {action}ne: the latest decision to {action} is now {latest}, not the one "
+                             "shown (another tab or a terminal changed the log); look again and retry")  # fmt: skip
         if not stack:
             return None
         found.append(stack[-1])
@@ -476,14 +501,17 @@ def _step(run, action: str, author: str | None) -> Decision | None:
     return found[0] if found else None
 
 
-def undo(run, *, author: str | None = None) -> Decision | None:
-    """Take back the latest decision in force; returns it (None: nothing to undo)."""
-    return _step(run, "undo", author)
+def undo(run, *, author: str | None = None, expected: str | None = None) -> Decision | None:
+    """Take back the latest decision in force; returns it (None: nothing to undo). With
+    ``expected`` (a decision id: the one a page showed), :class:`StaleError` unless that is still
+    the latest, so a stale tab never undoes someone else's decision."""
+    return _step(run, "undo", author, expected)
 
 
-def redo(run, *, author: str | None = None) -> Decision | None:
-    """Apply again the latest undone decision (only until a new decision is made); returns it."""
-    return _step(run, "redo", author)
+def redo(run, *, author: str | None = None, expected: str | None = None) -> Decision | None:
+    """Apply again the latest undone decision (only until a new decision is made); returns it.
+    ``expected`` as for :func:`undo`."""
+    return _step(run, "redo", author, expected)
 
 
 # ----------------------------------------------------------------------------- edge sets

@@ -14,7 +14,8 @@ Two sources of cross-domain matrices:
   it is not the thesis's experiment, which scored four variants built from trained models.
 
 ``--select-by edr`` (the thesis's choice: lowest EDR) or ``f1`` (highest F1); ties, equal to 12
-decimals, go to the smallest parameter value (as the thesis's ``min`` over its ascending grid).
+decimals, go to the smallest parameter value (as the thesis's per-variant search over its ascending
+grid; its averaged table scans the values as an unordered set, so its ties are not resolved that way).
 ``--grid thesis`` (threshold 0..1 and density 0.05..1 in steps of 0.05, k_max 1..9) or ``fine``
 (each method's own sweep grid); ``core.metrics.parameter_grid`` says what each value means here.
 ``--out DIR`` writes the tables as CSV and JSON. No images, no GPU.

@@ -24,7 +24,10 @@ missing) and channels_last; a DataLoader with worker processes decodes ahead of 
 
 Differences from the thesis's code, on purpose: its loaders did not shuffle the Caltech training
 sets and applied the random crop, flip and shift to validation and test images too; here training
-batches are shuffled and evaluation is deterministic. Shifted training images travel from the
+batches are shuffled and evaluation is deterministic. For CIFAR-100 its loaders augmented
+differently: RandomCrop(32, padding 4), flip, ColorJitter(0.2, 0.2, 0.2, 0.1) (plus RandomErasing
+p 0.1 in the synthetic variants) and CIFAR-100's own mean/std; here every source gets the crop
+and flip above and the backbone's normalisation. Shifted training images travel from the
 workers as uint8 (a 1/255 rounding of the shifted pixels).
 
 Imports torch: never import this module from ``core/__init__.py`` or numpy-only modules.
@@ -49,7 +52,17 @@ from core.config import HeadConfig, TrainConfig
 from core.device import autocast, default_batch_size
 from core.heads import MLPHead, build_head
 from core.imagesets import ImageSet
-from core.training import EpochProgress, TrainResult, _Checkpoint, make_optimizer, make_scheduler, seed_everything
+from core.training import (
+    EpochProgress,
+    TrainResult,
+    _Checkpoint,
+    _end_epoch,
+    _finish,
+    _train_batch,
+    make_optimizer,
+    make_scheduler,
+    seed_everything,
+)
 
 __all__ = [
     "FinetunedNet",
@@ -509,18 +522,7 @@ def finetune(
                     )
                     if device.type == "cuda":
                         x = x.contiguous(memory_format=torch.channels_last)
-                    with autocast(device) if use_amp else contextlib.nullcontext():
-                        logits = model(x)
-                    logits = logits.float()
-                    loss = objective.loss(logits, dom, y)
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        opt.step()
+                    logits, loss = _train_batch(model, x, (dom, y), objective.loss, opt, scaler, device, use_amp)
                     loss_sum += float(loss.detach()) * len(y)
                     with torch.no_grad():
                         correct += int(objective.correct(logits.detach(), dom, y).sum())
@@ -539,15 +541,9 @@ def finetune(
             epoch_s = time.perf_counter() - t0
             info = EpochProgress(epoch, config.epochs, train_loss, train_acc, val_loss, val_acc, best.val_acc, lr,
                                  n / max(dt, 1e-9), epoch_s, epoch_s * (config.epochs - epoch))  # fmt: skip
-            result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
-            if progress is not None:
-                progress(info)
-            if config.patience and best.since >= config.patience:
-                result.stopped_early = True
+            if _end_epoch(result, info, best, config.patience, progress):
                 break
-    best.restore(model)
-    model.eval()
-    result.best_epoch, result.best_val_acc = best.epoch, best.val_acc
+    _finish(model, best, result)
     result.samples_per_s = seen / max(train_time, 1e-9)
     return result
 

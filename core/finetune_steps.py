@@ -133,7 +133,8 @@ def crossdomain(ctx) -> None:
     at a time). Writes crossdomain/matrices.npz and predictions.npz, as the frozen step does."""
     import torch
 
-    from core.crossdomain import count_matrix, empty_classes, normalize_rows
+    from core.crossdomain import empty_classes
+    from core.steps import _add_pair
 
     domains = ctx.all_domains()
     n, K = len(domains), [len(d.class_names) for d in domains]
@@ -145,13 +146,7 @@ def crossdomain(ctx) -> None:
             logits, item[a] = _test_logits(ctx, model, a)
             y = true[a] = domains[a].splits["test"].labels[item[a]]
             probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy() if len(logits) else logits
-            hard = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-            pred[a, b] = hard.astype(np.int64)
-            conf[a, b] = probs.max(axis=1).astype(np.float16) if len(probs) else np.zeros(0, np.float16)
-            counts = count_matrix(y, hard, K[a], K[b])
-            mats["count"][a, b] = counts
-            mats["hard"][a, b] = normalize_rows(counts)
-            mats["soft"][a, b] = normalize_rows(count_matrix(y, probs, K[a], K[b])) if len(probs) else counts
+            counts = _add_pair(mats, pred, conf, a, b, y, probs, K)
             if b == (1 if a == 0 else 0):  # once per domain a: its rows are its true classes
                 empty = empty_classes(counts)
                 if empty.size:

@@ -71,19 +71,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """Open a temporary file next to ``path`` for writing (``mode`` "wb" or "w"); when the block
-    succeeds it replaces ``path`` (same failure rules as :func:`atomic_path`)."""
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", encoding: str | None = None, errors: str | None = None
+) -> Iterator[IO]:
+    """Open a temporary file next to ``path`` for writing (``mode`` "wb" or "w"; ``encoding`` and
+    ``errors`` for text); when the block succeeds it replaces ``path`` (same failure rules as
+    :func:`atomic_path`)."""
     if mode not in ("wb", "w"):
         raise ValueError(f"mode {mode!r} must be 'wb' or 'w'")
     with atomic_path(path) as tmp:
-        with open(tmp, mode, encoding=encoding if mode == "w" else None) as fh:
+        text = mode == "w"
+        with open(tmp, mode, encoding=encoding if text else None, errors=errors if text else None) as fh:
             yield fh
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) atomically."""
-    with atomic_write(path, "w", encoding="utf-8") as fh:
+    """Write ``text`` (UTF-8) atomically; a character UTF-8 cannot hold (an unpaired surrogate, as
+    Python reads a non-UTF-8 byte of a folder name) is written as its backslash escape."""
+    with atomic_write(path, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(text)
 
 

@@ -149,9 +149,11 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
 
     A head file gives an :class:`MLPHead` (input: features (N, D)); a network file gives a
     :class:`core.finetune.FinetunedNet` (input: images (N, 3, H, W) in [0, 1])."""
+    from core.signals import Cancelled
+
     try:
         payload = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except FileNotFoundError:
+    except (FileNotFoundError, Cancelled):  # a cancel while loading is a cancel, not a damaged file
         raise
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
         raise ValueError(f"{os.fspath(path)!r} is unreadable ({str(exc).splitlines()[0][:120]})") from None

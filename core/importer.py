@@ -129,35 +129,12 @@ class Imported:
 
 
 def _read_text(path: Path, max_bytes: int | None = None) -> str:
-    """The file as text; ValueError naming it (and the line) when it cannot be read, is too
-    large (default cap MAX_BYTES), is binary (a NUL byte) or is not UTF-8 (a BOM is allowed)."""
-    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not path.is_file():
-        raise ValueError(f"{path}: not a file")
-    if size > max_bytes:
-        raise ValueError(f"{path}: {size} bytes is too large to import (at most {max_bytes / 2**20:g} MB)")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > max_bytes:
-        raise ValueError(f"{path}: too large to import (at most {max_bytes / 2**20:g} MB)")
-    nul = raw.find(b"\0")
-    if nul >= 0:
-        line = raw.count(b"\n", 0, nul) + 1
-        raise ValueError(f"{path}: line {line}: a binary file (NUL byte), not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ValueError(
-            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
-        ) from None
+    """The file as text (:func:`core.mapping_io.read_text_file`, default cap MAX_BYTES);
+    ValueError naming the file (and the line) when it cannot be read, is too large, binary or
+    not UTF-8."""
+    from core.mapping_io import read_text_file
+
+    return read_text_file(path, MAX_BYTES if max_bytes is None else max_bytes)
 
 
 def _check_name(name: str, what: str, where: str) -> str:

@@ -37,16 +37,22 @@ for Sharing Ontological Mappings): a YAML metadata block, every line prefixed wi
   decided it, when, and the note.
 
 **CSV** (:func:`mapping_csv`): the columns :data:`CSV_COLUMNS`, one row per directed edge, the
-class as its name or ``#i``. Its ``relation`` is what the curated edge *set* says about the two
-classes, so that the file imports back to the same set (:func:`read_mapping_csv` reads a
-relation as a direction): ``narrower`` for a one-way edge (the taxonomy's rule engine reads a
-one-way edge ``a:i -> b:j`` as a:i inside b:j), and for a pair related both ways the stated
-relation (the decision's, else the evidence's) when it is ``equivalent`` or ``overlap``, else
-empty. The evidence's own reading is in ``p_ab``, ``p_ba`` and ``confidence`` (and in the SSSOM
-predicate).
+class as its name or ``#i``. ``relation`` is the relation of that row's edge, the same one the
+SSSOM predicate states (the decision's when the researcher recorded one, else the evidence's;
+empty when unknown), ``direction`` what the curated edge *set* holds of the pair: ``a->b`` when
+only this edge is in it, ``both`` when the reverse edge is too, so that the file imports back to
+the same set (:func:`read_mapping_csv`). ``source`` is :func:`core.curation.curated_table`'s:
+``selected`` (chosen by the setting, undecided), ``accepted`` (selected and accepted), ``added``
+(in the set by a decision only: the setting did not select it); ``action`` is the deciding
+decision's (``accept`` or ``add``, empty when undecided), so an ``added`` row with action
+``accept`` is an edge accepted, e.g. as the reverse of a "both directions" accept, that the
+setting did not select. The SSSOM ``comment`` says the same in words: "accepted by <author>",
+"accepted by <author> (not selected by the setting)" or "added by <author>" (an ``add``).
 
 **Imports** (:func:`read_mapping_csv`): a UTF-8 CSV with a header naming ``domain_a, class_a,
-domain_b, class_b`` and optionally ``relation`` (other columns are ignored). Direction:
+domain_b, class_b`` and optionally ``relation`` and ``direction`` (other columns are ignored).
+Direction: with a ``direction`` cell, ``a->b`` gives ``a:i -> b:j`` only and ``both`` both
+edges; without one (a file made by hand has no such column) the relation decides:
 ``narrower`` -> ``a:i -> b:j`` only, ``broader`` -> ``b:j -> a:i`` only, ``equivalent``,
 ``overlap`` or empty -> both. :func:`import_decisions` records the edges as one ``add``
 decision (one undo takes it back), :func:`import_truth` writes the related pairs to the run's
@@ -73,12 +79,12 @@ import pandas as pd
 from core.curation import (
     Decision,
     EdgeRef,
+    class_in_domain,
     class_label,
     curated_edges,
     curated_table,
     decide,
     load_state,
-    parse_class,
     setting_edges,
 )
 from core.evidence import MIN_P, RELATIONS, edge_table
@@ -100,6 +106,7 @@ __all__ = [
     "mapping_csv",
     "csv_text",
     "read_mapping_csv",
+    "read_text_file",
     "import_decisions",
     "import_truth",
     "truth_text",
@@ -117,8 +124,10 @@ AUTOMATIC = "semapv:InstanceBasedMatching"
 UNSPECIFIED_LICENSE = "https://w3id.org/sssom/license/unspecified"
 SSSOM_COLUMNS = ["subject_id", "subject_label", "predicate_id", "object_id", "object_label",
                  "mapping_justification", "confidence", "comment"]  # fmt: skip
-CSV_COLUMNS = ["domain_a", "class_a", "domain_b", "class_b", "relation", "weight", "source", "confidence",
-               "p_ab", "p_ba", "author", "time", "note"]  # fmt: skip
+CSV_COLUMNS = ["domain_a", "class_a", "domain_b", "class_b", "relation", "direction", "weight", "source", "action",
+               "confidence", "p_ab", "p_ba", "author", "time", "note"]  # fmt: skip
+DIRECTIONS = ("a->b", "both")  # the CSV's direction column: this edge only, or both edges of the pair
+INVERSE = {"narrower": "broader", "broader": "narrower"}  # a relation seen from the reverse edge
 REQUIRED = ("domain_a", "class_a", "domain_b", "class_b")
 MAX_BYTES = 50 * 1024 * 1024  # an import file
 MAX_ROWS = 1_000_000  # rows of an import file
@@ -199,7 +208,8 @@ def _evidence(run, final: dict, counts: list[int]) -> dict[tuple[int, int, int, 
 
 def _curated_rows(run, method: str | None, value, kind: str | None) -> tuple[pd.DataFrame, dict]:
     """core.curation.curated_table of the setting with each edge's evidence, its stated relation
-    (decision > evidence > None) and whether its reverse is in the set; plus the setting."""
+    (decision > evidence > None), the deciding decision's ``action`` (None when undecided) and
+    whether its reverse is in the set; plus the setting."""
     if method is None:
         method, value = default_setting(run)
     kind = _kind(run, kind)
@@ -222,6 +232,8 @@ def _curated_rows(run, method: str | None, value, kind: str | None) -> tuple[pd.
     table["evidence_confidence"] = [np.nan if e[3] is None else e[3] for e in ev]
     table["stated"] = [d if isinstance(d, str) else e[2] for d, e in zip(table["relation"], ev)]
     table["two_way"] = [(b, j, a, i) in keys for a, i, b, j in _keys(table)]
+    verdicts = state.verdicts
+    table["action"] = [verdicts[e][1].action if e in verdicts else None for e in (EdgeRef(*k) for k in _keys(table))]
     table["class_text_a"] = [_class_text(a, i, names, classes) for a, i in zip(table["a"], table["i"])]
     table["class_text_b"] = [_class_text(b, j, names, classes) for b, j in zip(table["b"], table["j"])]
     info = {"method": method, "value": value, "kind": kind, "setting": setting_text(method, value)}
@@ -232,10 +244,21 @@ def _keys(table: pd.DataFrame) -> list[tuple[int, int, int, int]]:
     return [(int(a), int(i), int(b), int(j)) for a, i, b, j in zip(table["a"], table["i"], table["b"], table["j"])]
 
 
+def _provenance(source: str, action: str | None, author: str | None) -> str:
+    """Who put a decided edge in the set, in words: "added by X" for an ``add`` decision,
+    "accepted by X" for an accept of a selected edge, "accepted by X (not selected by the
+    setting)" for an accept of an edge the setting did not select (curated_table's ``added``,
+    e.g. the reverse edge of a "both directions" accept)."""
+    who = author or "unknown"
+    if action == "add":
+        return f"added by {who}"
+    return f"accepted by {who}" + (" (not selected by the setting)" if source == "added" else "")
+
+
 def _comment(row, info: dict) -> str:
     parts = [f"setting {info['setting']} ({info['kind']} matrices)"]
     if row.source != "selected":
-        parts.append(f"{row.source} by {row.author or 'unknown'} at {row.time or '?'}")
+        parts.append(f"{_provenance(row.source, row.action, row.author)} at {row.time or '?'}")
         if row.note:
             parts.append(f"note: {row.note}")
     return "; ".join(parts)
@@ -318,7 +341,7 @@ def sssom_text(df: pd.DataFrame) -> str:
         raise ValueError("the table has no SSSOM metadata (df.attrs['sssom']): make it with sssom_table")
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
     block = "".join(f"#{line}\n" for line in head.splitlines())
-    body = df.to_csv(sep="\t", index=False, lineterminator="\n", na_rep="")
+    body = defuse(df).to_csv(sep="\t", index=False, lineterminator="\n", na_rep="")
     return block + body
 
 
@@ -331,19 +354,16 @@ def write_sssom(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- CSV
 
 
-def _csv_relation(stated: str | None, two_way: bool) -> str:
-    if not two_way:
-        return "narrower"
-    return stated if stated in ("equivalent", "overlap") else ""
-
-
 def mapping_csv(run, method: str | None, value: float | int | None, kind: str | None = None) -> pd.DataFrame:
     """The curated edge set of one setting as a plain table, columns :data:`CSV_COLUMNS`, one row
     per directed edge ``a:i -> b:j`` sorted by (a, i, b, j): class as name or ``#i``,
-    ``relation`` as the set states it (module docstring: it imports back to the same set),
-    ``weight`` (accepted edges 1), ``source`` (selected / accepted / added), ``confidence`` (1.0
-    curated, else the evidence's), the evidence ``p_ab``, ``p_ba`` (empty without count
-    matrices) and the decision's author, time and note."""
+    ``relation`` the edge's (the SSSOM predicate's: decision > evidence; empty when unknown),
+    ``direction`` (``a->b``: only this edge is in the set, ``both``: its reverse is too; the
+    file imports back to the same set), ``weight`` (accepted edges 1), ``source`` (selected /
+    accepted / added, as :func:`core.curation.curated_table`), ``action`` (the deciding
+    decision's: accept / add, empty when undecided), ``confidence`` (1.0 curated, else the
+    evidence's), the evidence ``p_ab``, ``p_ba`` (empty without count matrices) and the
+    decision's author, time and note."""
     table, _info = _curated_rows(run, method, value, kind)
     out = pd.DataFrame(
         {
@@ -351,9 +371,11 @@ def mapping_csv(run, method: str | None, value: float | int | None, kind: str | 
             "class_a": table["class_text_a"],
             "domain_b": table["domain_b"],
             "class_b": table["class_text_b"],
-            "relation": [_csv_relation(s, t) for s, t in zip(table["stated"], table["two_way"])],
+            "relation": [s if isinstance(s, str) else "" for s in table["stated"]],
+            "direction": [DIRECTIONS[1] if t else DIRECTIONS[0] for t in table["two_way"]],
             "weight": _num(table["weight"]),
             "source": table["source"],
+            "action": table["action"],
             "confidence": [
                 1.0 if s != "selected" else _round(c) for s, c in zip(table["source"], table["evidence_confidence"])
             ],
@@ -372,17 +394,30 @@ def _num(col: pd.Series) -> pd.Series:
     return pd.to_numeric(col, errors="coerce").astype(np.float64).round(DIGITS)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with these
+
+
+def defuse(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``,
+    ``+1``, ``@SUM(...)``: class names and notes are user data) prefixed with ``'``, the
+    spreadsheets' own "this is text" mark; :func:`read_mapping_csv` takes it off again."""
+    return df.map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+
+
 def csv_text(df: pd.DataFrame) -> str:
-    """CSV text (UTF-8, ``\\n`` line ends, empty cells for missing values) of a table."""
-    return df.to_csv(index=False, lineterminator="\n", na_rep="")
+    """CSV text (UTF-8, ``\\n`` line ends, empty cells for missing values) of a table, formula
+    cells defused (:func:`defuse`)."""
+    return defuse(df).to_csv(index=False, lineterminator="\n", na_rep="")
 
 
 # ----------------------------------------------------------------------------- import
 
 
-def _read_text(path: Path) -> str:
-    """The file as text; ValueError naming it (and the line) when it is missing, not a plain
-    file, too large, binary or not UTF-8."""
+def read_text_file(path: str | os.PathLike, max_bytes: int) -> str:
+    """The text of a file to import (shared with core.importer); ValueError naming it (and the
+    line) when it is missing, not a plain file, unreadable, over ``max_bytes``, binary (a NUL
+    byte) or not UTF-8 (a BOM is allowed)."""
+    path = Path(path)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -391,16 +426,19 @@ def _read_text(path: Path) -> str:
         raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not path.is_file():
         raise ValueError(f"{path}: not a file")
-    if size > MAX_BYTES:
-        raise ValueError(f"{path}: {size} bytes is too large for an import (at most {MAX_BYTES / 2**20:g} MB)")
-    with open(path, "rb") as fh:
-        raw = fh.read(MAX_BYTES + 1)
-    if len(raw) > MAX_BYTES:
-        raise ValueError(f"{path}: too large for an import (at most {MAX_BYTES / 2**20:g} MB)")
+    if size > max_bytes:
+        raise ValueError(f"{path}: {size} bytes is too large to import (at most {max_bytes / 2**20:g} MB)")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise ValueError(f"{path}: too large to import (at most {max_bytes / 2**20:g} MB)")
     nul = raw.find(b"\0")
     if nul >= 0:
         line = raw.count(b"\n", 0, nul) + 1
-        raise ValueError(f"{path}: line {line}: a binary file (NUL byte), not a CSV")
+        raise ValueError(f"{path}: line {line}: a binary file (NUL byte), not text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -425,17 +463,21 @@ def read_mapping_csv(
     row states none), in file order without repeats.
 
     The file: UTF-8 (a BOM is allowed), at most :data:`MAX_BYTES` and :data:`MAX_ROWS` rows, a
-    header naming ``domain_a, class_a, domain_b, class_b`` and optionally ``relation`` (any
-    order, any case; other columns ignored), blank lines skipped. A class is its name or
-    ``#index`` (:func:`core.curation.parse_class`), a domain its name (case-insensitive when
-    unique). Direction: ``narrower`` -> a->b, ``broader`` -> b->a, ``equivalent`` / ``overlap``
-    / empty -> both. ValueError ``"<file>: line N, column C: <what>"`` for the first bad row.
+    header naming ``domain_a, class_a, domain_b, class_b`` and optionally ``relation`` and
+    ``direction`` (any order, any case; other columns ignored), blank lines skipped. A class is
+    its name or ``#index`` (:func:`core.curation.parse_class`), a domain its name
+    (case-insensitive when unique). Direction: a ``direction`` cell ``a->b`` gives a->b only,
+    ``both`` a->b and b->a (the relation of b->a is the row's seen from b: narrower and broader
+    swap); an empty cell or no ``direction`` column: ``narrower`` -> a->b, ``broader`` -> b->a,
+    ``equivalent`` / ``overlap`` / empty -> both. An edge a row names itself wins over the same
+    edge implied as the reverse of another row (the first such row wins). ValueError
+    ``"<file>: line N, column C: <what>"`` for the first bad row.
     """
     path = Path(path)
-    text = _read_text(path)
+    text = read_text_file(path, MAX_BYTES)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: dict[str, int] | None = None
-    out: dict[EdgeRef, str | None] = {}
+    out: dict[EdgeRef, tuple[str | None, bool]] = {}  # edge -> (relation, named by a row itself)
     start, n_rows = 1, 0
     try:
         for row in reader:
@@ -449,7 +491,7 @@ def read_mapping_csv(
                         raise ValueError(
                             f"{path}: line {line}, column {name}: missing from the header (found "
                             f"{', '.join(repr(c) for c in cols[:8])}); the header must name "
-                            f"{', '.join(REQUIRED)} and optionally relation"
+                            f"{', '.join(REQUIRED)} and optionally relation and direction"
                         )
                 header = {}
                 for k, name in enumerate(cols):
@@ -458,13 +500,14 @@ def read_mapping_csv(
             n_rows += 1
             if n_rows > MAX_ROWS:
                 raise ValueError(f"{path}: line {line}: more than {MAX_ROWS} rows; split the file")
-            for edge, relation in _row_edges(row, header, path, line, domain_names, class_names):
-                out.setdefault(edge, relation)
+            for edge, relation, own in _row_edges(row, header, path, line, domain_names, class_names):
+                if edge not in out or (own and not out[edge][1]):
+                    out[edge] = (relation, own)
     except csv.Error as exc:
         raise ValueError(f"{path}: line {start}: not a readable CSV row ({exc})") from None
     if header is None:
         raise ValueError(f"{path}: line 1: empty file; the header must name {', '.join(REQUIRED)}")
-    return list(out.items())
+    return [(edge, relation) for edge, (relation, _own) in out.items()]
 
 
 def _row_edges(
@@ -474,11 +517,15 @@ def _row_edges(
     line: int,
     domain_names: Sequence[str],
     class_names: Sequence[Sequence[str]],
-) -> list[tuple[EdgeRef, str | None]]:
+) -> list[tuple[EdgeRef, str | None, bool]]:
+    """The edges of one row: ``(edge, relation seen from it, whether the row names it itself)``."""
+
     def cell(name: str) -> str:
         k = header[name]
         value = row[k].strip() if k < len(row) else ""
-        if not value and name != "relation":
+        if value[:1] == "'" and value[1:2] and value[1:].startswith(FORMULA_START):
+            value = value[1:]  # defused on export
+        if not value and name not in ("relation", "direction"):
             raise ValueError(f"{path}: line {line}, column {name}: empty")
         return value
 
@@ -491,7 +538,7 @@ def _row_edges(
                 f"{list(domain_names)}"
             )
         try:
-            ends.append(parse_class(f"{domain_names[a]}:{cell(ccol)}", domain_names, class_names))
+            ends.append((a, class_in_domain(a, cell(ccol), domain_names, class_names)))
         except ValueError as exc:
             raise ValueError(f"{path}: line {line}, column {ccol}: {exc}") from None
     (a, i), (b, j) = ends
@@ -505,12 +552,17 @@ def _row_edges(
         raise ValueError(
             f"{path}: line {line}, column relation: {relation!r} is not one of {', '.join(RELATIONS)} (or empty)"
         )
-    edge = EdgeRef(a, i, b, j)
-    if relation == "narrower":
-        return [(edge, "narrower")]
-    if relation == "broader":
-        return [(edge.reverse(), "narrower")]
-    return [(edge, relation or None), (edge.reverse(), relation or None)]
+    direction = cell("direction").lower().replace(" ", "") if "direction" in header else ""
+    if direction and direction not in DIRECTIONS:
+        raise ValueError(
+            f"{path}: line {line}, column direction: {direction!r} is not one of {', '.join(DIRECTIONS)} (or empty)"
+        )
+    edge, stated = EdgeRef(a, i, b, j), relation or None
+    if direction == "a->b" or (not direction and relation == "narrower"):
+        return [(edge, stated, True)]
+    if not direction and relation == "broader":
+        return [(edge.reverse(), "narrower", True)]
+    return [(edge, stated, True), (edge.reverse(), INVERSE.get(relation, stated), False)]
 
 
 def import_decisions(run, path: str | os.PathLike, *, author: str | None = None, note: str | None = None) -> Decision:

@@ -153,7 +153,7 @@ def sweep(
     methods: Iterable[str] | None = None,
     grid: Mapping[str, Sequence[float]] | None = None,
 ) -> pd.DataFrame:
-    """Scores over a grid of each method's parameter (the thesis's proposed grid search).
+    """Scores over a grid of each method's parameter (as the thesis's evaluation notebooks sweep them).
 
     Returns a tidy DataFrame with columns method, param, value, edr, precision, recall, f1
     (param/value are "" / NaN for parameter-free methods). ``grid`` overrides the default grid
@@ -245,7 +245,7 @@ def _method_order(df: pd.DataFrame) -> pd.DataFrame:
 def best_parameters(table: pd.DataFrame, *, by: str = "f1") -> pd.DataFrame:
     """The best row per method of a ``sweep`` table: lowest EDR (``by="edr"``) or highest F1,
     precision or recall. Ties (equal to 12 decimals) go to the smallest parameter value, as the
-    thesis's ``min``/``max`` over its ascending grid does. Rows in ``METHODS`` order."""
+    thesis's per-variant search (strict ``<`` over its ascending grid) does. Rows in ``METHODS`` order."""
     _check_by(by)
     if table.empty:
         raise ValueError("the sweep table is empty")

@@ -11,7 +11,9 @@ without a sweep or without decisions):
 3. the selection: every saved method's edges, scores against the ground truth, universal classes;
 4. the accuracy sweep: validation accuracy over each method's parameter (line plots);
 5. the taxonomy of one method (default: the run's best, as the dashboard picks it): statistics
-   and a picture of the universal classes that join two or more domains;
+   and a picture of the universal classes that join two or more domains; when the run saved a
+   curated taxonomy (method key ``curated``, :mod:`core.curated`) and it is not that method, its
+   statistics and picture too, labelled as curated, after the chosen method's;
 6. the researcher's decisions (:mod:`core.curation`) and how the method's edges score against them.
 
 Every string read from the run (class and domain names, notes, authors) is escaped. The page
@@ -257,7 +259,7 @@ def _section_results(ctx: _Ctx) -> str:
                                 f"{esc(verdict)}</span>"))  # fmt: skip
             drows.append(row)
         out.append(table(["model", "mean", *domains], drows))
-        out.append(note("'within noise': the interval holds 0, so these test images cannot tell the two apart."))
+        out.append(note(_noise_note(intervals)))
     seeds = summary.get("seeds")
     if isinstance(seeds, dict) and seeds:
         srows = []
@@ -272,6 +274,18 @@ def _section_results(ctx: _Ctx) -> str:
             out.append("<h3>Spread over training seeds (mean over domains)</h3>")
             out.append(table(["model", "mean ± std", "seeds"], srows))
     return "\n".join(out)
+
+
+def _noise_note(intervals: Mapping | None) -> str:
+    """The footnote of the paired differences: the rule of core.intervals.paired_difference."""
+    level = (intervals or {}).get("level", 0.95)
+    level = float(level) if is_number(level) else 0.95
+    return (
+        f"'within noise': the {num(level * 100, 0)}% interval contains 0 OR the exact McNemar test on the images "
+        f"only one of the two got right does not reject (p ≥ {num(1 - level, 2)}); only when neither holds is the "
+        "difference called better or worse. The mean over domains has the interval only (McNemar pools images, "
+        "not domains)."
+    )
 
 
 def _truth(run: Run):
@@ -404,17 +418,16 @@ def _section_sweep(ctx: _Ctx) -> str:
     return "\n".join(out)
 
 
-def _section_taxonomy(ctx: _Ctx) -> str:
-    if ctx.method is None:
-        return note("No taxonomy saved yet: the run has not finished its taxonomy step.")
-    tax = ctx.run.taxonomy(ctx.method)
+def _taxonomy_block(run: Run, key: str, title: str) -> list[str]:
+    """The statistics, the per-domain table and the picture of method ``key``'s taxonomy under
+    the heading ``title`` (a note when the run saved none)."""
+    tax = run.taxonomy(key)
+    out = [f"<h3>{esc(title)}</h3>"]
     if tax is None:
-        return note(f"Method {ctx.method} has no saved taxonomy.")
+        return [*out, note(f"Method {key} has no saved taxonomy.")]
     s = taxonomy_stats(tax)
     sizes = " · ".join(f"{k}: {v}" for k, v in s["size_counts"].items())
-    how = "chosen on the command line" if ctx.explicit else "the run's best universal model, else the first saved"
-    out = [
-        note(f"Method {ctx.method} ({how})."),
+    out += [
         meta(
             [
                 ("universal classes", s["n_universal"]),
@@ -439,6 +452,34 @@ def _section_taxonomy(ctx: _Ctx) -> str:
         out.append(f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>")
     else:
         out.append(note(caption))
+    return out
+
+
+def _curated_base(run: Run) -> str:
+    """The setting the curated taxonomy corrects (its selection.json ``base``), in words."""
+    sel = run.selection(CURATED)
+    base = sel.get("base") if isinstance(sel, dict) else None
+    if not isinstance(base, dict):
+        return "a selection setting"
+    value = f" {base.get('param')}={base.get('value')}" if base.get("param") else ""
+    matrix = f" ({base.get('matrix')} matrices)" if base.get("matrix") else ""
+    return f"{base.get('method')}{value}{matrix}"
+
+
+def _section_taxonomy(ctx: _Ctx) -> str:
+    if ctx.method is None:
+        return note("No taxonomy saved yet: the run has not finished its taxonomy step.")
+    if ctx.run.taxonomy(ctx.method) is None:
+        return note(f"Method {ctx.method} has no saved taxonomy.")
+    how = "chosen on the command line" if ctx.explicit else "the run's best universal model, else the first saved"
+    if ctx.method == CURATED:
+        how = f"the curated taxonomy: decisions on {_curated_base(ctx.run)}; {how}"
+    out = _taxonomy_block(ctx.run, ctx.method, f"Method {ctx.method} ({how})")
+    if ctx.method != CURATED and CURATED in ctx.run.methods():
+        out += _taxonomy_block(
+            ctx.run, CURATED, f"Curated taxonomy (method {CURATED}: the researcher's decisions on "
+                              f"{_curated_base(ctx.run)}), beside method {ctx.method}"
+        )  # fmt: skip
     return "\n".join(out)
 
 

@@ -1,7 +1,8 @@
 """The report's figures as inline SVG (no plotting library, no script): :func:`line_plot_svg`
 (a line plot with axes, round ticks from :func:`nice_ticks`, a legend) and the taxonomy picture
 :func:`graph_svg` (the universal classes joining two or more domains and their members, in two
-columns), with the counts the report shows beside it (:func:`taxonomy_stats`).
+columns, each universal class labelled by :func:`universal_labels`), with the counts the report
+shows beside it (:func:`taxonomy_stats`).
 
 Every text read from the run is escaped (:func:`core.report_html.esc`); colours are
 :mod:`core.palette`'s, as in the dashboard.
@@ -10,6 +11,7 @@ Every text read from the run is escaped (:func:`core.report_html.esc`); colours 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +19,15 @@ import numpy as np
 from core.palette import DOMAIN_COLOURS, UNIVERSAL_COLOUR
 from core.report_html import LABEL_CHARS, cut, esc, num
 
-__all__ = ["MAX_GRAPH_NODES", "nice_ticks", "axis_range", "line_plot_svg", "taxonomy_stats", "graph_svg"]
+__all__ = [
+    "MAX_GRAPH_NODES",
+    "nice_ticks",
+    "axis_range",
+    "line_plot_svg",
+    "taxonomy_stats",
+    "universal_labels",
+    "graph_svg",
+]
 
 MAX_GRAPH_NODES = 60  # nodes in the taxonomy picture (universal classes + their members)
 
@@ -214,6 +224,37 @@ def _pick_classes(tax, max_nodes: int) -> tuple[list[int], list[int]]:
 
 
 ROW = 17  # pixels between two nodes of a column
+SEPARATORS = " +_-/:.,;|"  # where a common prefix of labels may end
+
+
+def _strip_common_prefix(names: Sequence[str]) -> list[str]:
+    """``names`` without the prefix all of them share (cut back to a separator, so no word is
+    split; marked ``…``); unchanged when they share none, are fewer than two, or one would be empty."""
+    prefix = os.path.commonprefix(list(names)) if len(names) > 1 else ""
+    while prefix and prefix[-1] not in SEPARATORS:
+        prefix = prefix[:-1]
+    if not prefix or any(len(n) <= len(prefix) for n in names):
+        return list(names)
+    return ["…" + n[len(prefix) :] for n in names]
+
+
+def universal_labels(tax, drawn: Sequence[int]) -> dict[int, str]:
+    """A label per drawn universal class that tells it from the others: ``U<u> (<members>)`` and
+    the class name of its most distinctive member (the one fewest drawn universal classes hold;
+    ties: a name no earlier label shows, then the first by domain and index), without the
+    prefix those names all share. Universal names (``dom:class / dom:class ...``) start alike
+    when classes share their first member, so they are only the tooltips."""
+    held: dict[tuple[int, int], int] = {}
+    for u in drawn:
+        for c in tax.classes[u]:
+            held[c] = held.get(c, 0) + 1
+    picks, used = [], set()
+    for u in drawn:
+        a, i = min(sorted(tax.classes[u]), key=lambda c: (held[c], tax.class_names[c[0]][c[1]] in used))
+        picks.append((a, i))
+        used.add(tax.class_names[a][i])
+    short = _strip_common_prefix([tax.class_names[a][i] for a, i in picks])
+    return {u: f"U{u} ({len(tax.classes[u])}) {name}" for u, name in zip(drawn, short)}
 
 
 def _two_column_layout(
@@ -271,7 +312,8 @@ def graph_svg(tax, *, max_nodes: int = MAX_GRAPH_NODES, label_chars: int = LABEL
     Drawn: the universal classes joining >= 2 domains (most domains, then most members first,
     while at most ``max_nodes`` nodes) in the left column, their member classes in the right
     column, coloured by domain, a line per mapping (width: its weight); see
-    :func:`_two_column_layout`. Labels are cut to ``label_chars`` characters; the full names are the tooltips."""
+    :func:`_two_column_layout`. A universal class is labelled by :func:`universal_labels`. Labels
+    are cut to ``label_chars`` characters; the full names are the tooltips."""
     if max_nodes < 2:
         raise ValueError(f"max_nodes must be at least 2, got {max_nodes}")
     joining, drawn = _pick_classes(tax, max_nodes)
@@ -313,13 +355,14 @@ def graph_svg(tax, *, max_nodes: int = MAX_GRAPH_NODES, label_chars: int = LABEL
                 f'stroke-opacity="0.75" stroke-width="{0.8 + 2.2 * min(max(w, 0.0), 1.0):.2f}"><title>'
                 f"U{u} ← {esc(domain_names[a])}: {esc(tax.class_names[a][i])} (weight {w:.2f})</title></line>"
             )
+    labels = universal_labels(tax, order)
     for u in order:
-        name = f"U{u} {tax.names[u]}"
+        tip = f"U{u} {tax.names[u]} ({len(tax.classes[u])} members)"
         y = uni_y[u]
-        out.append(f'<circle cx="{xu}" cy="{y:.1f}" r="6" fill="{UNIVERSAL_COLOUR}"><title>{esc(name)} '
-                   f"({len(tax.classes[u])} members)</title></circle>")  # fmt: skip
+        out.append(f'<circle cx="{xu}" cy="{y:.1f}" r="6" fill="{UNIVERSAL_COLOUR}"><title>{esc(tip)}</title>'
+                   "</circle>")  # fmt: skip
         out.append(f'<text x="{xu - 10}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
-                   f"{esc(cut(name, label_chars))}<title>{esc(name)}</title></text>")  # fmt: skip
+                   f"{esc(cut(labels[u], label_chars))}<title>{esc(tip)}</title></text>")  # fmt: skip
     for (a, i), y in member_y.items():
         colour = DOMAIN_COLOURS[a % len(DOMAIN_COLOURS)]
         full = f"{domain_names[a]}: {tax.class_names[a][i]}"
@@ -329,7 +372,9 @@ def graph_svg(tax, *, max_nodes: int = MAX_GRAPH_NODES, label_chars: int = LABEL
     out.append("</svg>")
     left_out = len(joining) - len(drawn)
     caption = (
-        f"Universal classes (left, U index and name) joining two or more domains, with their member classes "
+        f"Universal classes (left: U index, members in brackets, and the member class that the fewest other "
+        f"classes shown hold, less the prefix all these names share) joining two or more domains, with their "
+        f"member classes "
         f"(right, coloured by domain; line width: the member's weight). Shown: {len(drawn)} of the "
         f"{len(joining)} such classes ({len(drawn) + len(member_y)} nodes)"
         + (

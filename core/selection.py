@@ -30,6 +30,7 @@ from core._validation import as_probability_matrix
 
 EPS = 1e-9  # float tolerance for "cumulative sum reaches p" and equal hypothesis costs
 N_CANDIDATES = 24  # top entries kept per dense row by rank_rows; enough for almost every row
+MAX_K = 100_000  # k_max beyond any class count: larger values mean the same and only swell files
 SPARSE_ROW = 128  # rows with at most this many non-zeros keep them all (no partial sort)
 
 
@@ -211,8 +212,8 @@ def _check_unit(value: object, *, name: str, low_open: bool) -> float:
 def _check_k_max(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"k_max must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"k_max must be >= 1, got {value!r}")
+    if not 1 <= value <= MAX_K:
+        raise ValueError(f"k_max must be in [1, {MAX_K}], got {value!r}")
     return int(value)
 
 

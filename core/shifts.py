@@ -1,4 +1,4 @@
-"""Domain shifts A, B, C as the thesis defines them (torchvision.transforms.v2), in two ways.
+"""Domain shifts A, B, C, the thesis's three kinds (torchvision.transforms.v2), in two ways.
 
     SHIFTS: dict[str, str]                                  name -> description (core.registry)
     thesis_shift_transform(name) -> v2.Transform            redrawn on every call (fine-tuning)
@@ -6,9 +6,11 @@
     apply_shift(images (B,H,W,3) uint8, keys (B,), *, shift, seed=0) -> (B,H,W,3) uint8
                                                             fixed per image (cached features)
 
-The shifts, with the parameters the thesis gives them (its code applies one as the
-``domain_shift_transform`` of its ``*DomainShiftedDataModule``; the order within a shift is the
-order listed here, which could not be checked against the cell that builds them):
+The shifts, with the parameters attributed to the thesis's code (it applies one as the
+``domain_shift_transform`` of its ``*DomainShiftedDataModule``). Its text and slides name only
+the kinds (A noisy greyscale; B rotated and blurred; C random erasing, perspective, colour
+jitter); the notebook cell that builds them, and so the parameters and the order within a
+shift, could not be checked against the copy of its repository read for this module:
 
     A  Grayscale(3 channels), then GaussianNoise(sigma 0.1): independent noise per channel
     B  RandomRotation(30), RandomPhotometricDistort() (torchvision's defaults), GaussianBlur(3, sigma 0.1-2)

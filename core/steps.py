@@ -151,6 +151,26 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _add_pair(
+    mats: dict[str, dict], pred: dict, conf: dict, a: int, b: int, y: np.ndarray, probs: np.ndarray, K: list[int]
+) -> np.ndarray:
+    """Model b's class probabilities ``probs`` (n, K_b) on domain a's test images (true labels
+    ``y`` (n,)) into the crossdomain step's outputs: ``pred[a, b]`` (n,) int64 argmax,
+    ``conf[a, b]`` (n,) float16 top probability and ``mats[kind][a, b]`` (K_a, K_b) for the kinds
+    count, hard (row-normalised counts) and soft (row-normalised probabilities). Returns the
+    count matrix. Shared by the frozen and the fine-tuned (core.finetune_steps) crossdomain steps."""
+    from core.crossdomain import count_matrix, normalize_rows
+
+    hard = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    pred[a, b] = hard.astype(np.int64)
+    conf[a, b] = probs.max(axis=1).astype(np.float16) if len(probs) else np.zeros(0, np.float16)
+    counts = count_matrix(y, hard, K[a], K[b])
+    mats["count"][a, b] = counts
+    mats["hard"][a, b] = normalize_rows(counts)
+    mats["soft"][a, b] = normalize_rows(count_matrix(y, probs, K[a], K[b])) if len(probs) else counts
+    return counts
+
+
 def step_crossdomain(ctx: RunContext) -> None:
     """Every baseline on every other domain's test features. Reads the baselines; writes
     crossdomain/matrices.npz (hard, soft, count per ordered pair) and predictions.npz.
@@ -159,7 +179,7 @@ def step_crossdomain(ctx: RunContext) -> None:
         from core import finetune_steps
 
         return finetune_steps.crossdomain(ctx)
-    from core.crossdomain import count_matrix, empty_classes, normalize_rows
+    from core.crossdomain import empty_classes
     from core.training import predict_logits
 
     domains = ctx.all_domains()
@@ -172,13 +192,7 @@ def step_crossdomain(ctx: RunContext) -> None:
         true[a] = y
         for b in (b for b in range(n) if b != a):
             probs = _softmax(predict_logits(models[b], Xt, device=ctx.device))
-            hard = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-            pred[a, b] = hard.astype(np.int64)
-            conf[a, b] = probs.max(axis=1).astype(np.float16) if len(probs) else np.zeros(0, np.float16)
-            counts = count_matrix(y, hard, K[a], K[b])
-            mats["count"][a, b] = counts
-            mats["hard"][a, b] = normalize_rows(counts)
-            mats["soft"][a, b] = normalize_rows(count_matrix(y, probs, K[a], K[b])) if len(probs) else counts
+            counts = _add_pair(mats, pred, conf, a, b, y, probs, K)
         empty = empty_classes(counts)  # rows are a's true classes: the same for every model b
         if empty.size:
             ctx.log(f"warning: domain {domains[a].name}: classes {empty.tolist()} have no test images (all-zero rows)")

@@ -2,7 +2,8 @@
 
 Relationships are directed edges (a,i) -> (b,j) between classes of different domains, with
 weights W_ab[i, j] > 0. The rules, applied one change at a time in this priority order until
-nothing changes, always to the first match in (domain, class) order:
+nothing changes, always to the first match in (domain, class) order (the thesis's code takes the
+first match in its graph's iteration order instead, which can differ under rule 3):
 
 1. an isolated domain class A (no edges) maps to U{A}, weight 1;
 2. a bidirectional pair A <-> B: both map to U{A, B}, weight = mean of the two weights, and

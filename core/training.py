@@ -146,6 +146,37 @@ def _evaluate(model, tensors, loss_fn, correct_fn, batch_size, device) -> tuple[
     return loss_sum / n, correct / n
 
 
+def _train_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    extras: Sequence[torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
+    opt,
+    scaler,
+    device: torch.device,
+    use_amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on one batch (shared by :func:`_fit` and core.finetune): the forward
+    pass (under autocast when ``use_amp``), ``loss_fn(logits, *extras)`` on float32 logits, the
+    backward pass and the step (through the GradScaler ``scaler`` when given). Returns
+    ``(logits (B, K) float32, loss)``."""
+    from core.device import autocast
+
+    with autocast(device) if use_amp else contextlib.nullcontext():
+        logits = model(x)
+    logits = logits.float()
+    loss = loss_fn(logits, *extras)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return logits, loss
+
+
 def _train_epoch(
     model: nn.Module,
     tr: list[torch.Tensor],
@@ -160,25 +191,12 @@ def _train_epoch(
     use_amp: bool,
 ) -> tuple[float, int]:
     """One pass over the training tensors in ``order``; (sum of losses, number correct)."""
-    from core.device import autocast
-
     model.train()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = [t[idx] for t in tr]
-        with autocast(device) if use_amp else contextlib.nullcontext():
-            logits = model(batch[0])
-        logits = logits.float()
-        loss = loss_fn(logits, *batch[1:])
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        logits, loss = _train_batch(model, batch[0], batch[1:], loss_fn, opt, scaler, device, use_amp)
         loss_sum += float(loss.detach()) * len(idx)
         with torch.no_grad():
             correct += int(correct_fn(logits.detach(), *batch[1:]).sum())
@@ -216,6 +234,26 @@ class _Checkpoint:
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+def _end_epoch(result: TrainResult, info: EpochProgress, best: _Checkpoint, patience: int, progress) -> bool:
+    """After an epoch (shared by :func:`_fit` and core.finetune): ``info`` joins the history and
+    goes to ``progress``; True (and ``result.stopped_early``) when ``patience`` epochs (> 0) have
+    passed without a better checkpoint."""
+    result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
+    if progress is not None:
+        progress(info)
+    if patience and best.since >= patience:
+        result.stopped_early = True
+        return True
+    return False
+
+
+def _finish(model: nn.Module, best: _Checkpoint, result: TrainResult) -> None:
+    """After the last epoch: the kept epoch's weights back in ``model`` (eval mode) and in ``result``."""
+    best.restore(model)
+    model.eval()
+    result.best_epoch, result.best_val_acc = best.epoch, best.val_acc
 
 
 def _fit(
@@ -280,15 +318,9 @@ def _fit(
             epoch_s,
             epoch_s * (config.epochs - epoch),
         )
-        result.history.append({k: getattr(info, k) for k in info.__dataclass_fields__})
-        if progress is not None:
-            progress(info)
-        if config.patience and best.since >= config.patience:
-            result.stopped_early = True
+        if _end_epoch(result, info, best, config.patience, progress):
             break
-    best.restore(model)
-    model.eval()
-    result.best_epoch, result.best_val_acc = best.epoch, best.val_acc
+    _finish(model, best, result)
     result.samples_per_s = n * len(result.history) / max(total_time, 1e-9)
     return result
 

@@ -14,7 +14,7 @@ from ui.edgeview import edge_tab
 from ui.relview import indicator_row, score_row
 from ui.setting import setting_picker
 from ui.sweepview import accuracy_at, sweep_tab
-from ui.urlstate import write_url
+from ui.urlstate import shown, write_url
 
 ensure_navigation()
 st.title("🔗 Relationships")
@@ -27,6 +27,8 @@ method, value = setting.method, setting.value
 c3.caption(f"Matrix: **{kind}** · pairs: {len(data.load_matrices(rd, kind, stamp))}")
 write_url(setting.query())
 
+if problem := data.truth_problem(rd):
+    st.warning(shown(problem, 500), icon="⚠️")
 with guard("Scoring the relationships", "Check that the run's cross-domain step finished."):
     sc = data.scores(rd, kind, method, value, stamp)
     n_edges = data.edge_count(rd, kind, method, value, stamp)
@@ -34,7 +36,7 @@ with guard("Scoring the relationships", "Check that the run's cross-domain step 
 score_row(setting, sc, n_edges)
 if sc is not None:
     st.caption(
-        "Scored as in the thesis: a class with no selected relationship counts as a self-loop in both graphs, so "
+        "Scored as in the thesis: a class without relationships gets a self-loop, in each graph separately, so "
         "even with 0 edges selected precision and recall are not 0: they count the classes correctly left alone."
     )
 try:  # a damaged sweep table must not hide the indicators; its tab names the problem

@@ -319,3 +319,30 @@ def test_graph_tab_lists_the_curated_classes(root):
     at = open_page(tab="🕸️ Graph")
     assert not at.error, [e.value for e in at.error]
     assert any("universal" in "".join(map(str, d.value.columns)).lower() or len(d.value) for d in at.dataframe)
+
+
+def test_an_imported_truth_that_no_longer_fits_the_classes_is_a_warning_not_a_dead_page(root, tmp_path):
+    from core.mapping_io import import_truth
+
+    run = make_run(root)
+    names, classes = run.domain_names(), run.class_names()
+    csv = tmp_path / "truth.csv"
+    csv.write_text(f"domain_a,class_a,domain_b,class_b\n{names[0]},{classes[0][0]},{names[1]},{classes[1][0]}\n")
+    import_truth(run, csv)
+    doms = run.domains()
+    doms[0]["class_names"] = [f"renamed {c}" for c in doms[0]["class_names"]]  # as after a rerun with other classes
+    run.write_domains(doms)
+    for page in ("curation", "relationships"):
+        at = open_page(page)
+        assert any("imported ground truth" in w.value for w in at.warning), page
+        assert not at.error, [e.value for e in at.error]
+
+
+def test_a_stale_undo_is_refused_and_said(root):
+    run = make_run(root)
+    C.decide(run, "reject", [C.EdgeRef(0, 0, 1, 1)], note="first")
+    at = open_page()
+    C.decide(run, "accept", [C.EdgeRef(0, 1, 1, 0)], note="from a terminal meanwhile")  # the page has not seen it
+    button(at, "↩️ Undo").click().run()
+    assert len(C.load_state(run).applied) == 2  # nothing undone: the page's latest was not the latest
+    assert any("not the one shown" in w.value for w in at.warning)

@@ -142,8 +142,8 @@ def test_export_to_stdout_and_files(run, capsys, tmp_path):
     assert "A:a2\ta2\tskos:exactMatch\tB:b0\tb0\tsemapv:ManualMappingCuration\t1.0\t" in out
     code, out, _ = cli(capsys, "curate", r, "export", "--format", "csv", "--method", "mcfp", "--matrix", "soft")
     rows = out.splitlines()
-    assert code == 0 and rows[0] == "domain_a,class_a,domain_b,class_b,relation,weight,source,confidence,p_ab,p_ba," \
-                                    "author,time,note"  # fmt: skip
+    assert code == 0 and rows[0] == "domain_a,class_a,domain_b,class_b,relation,direction,weight,source,action," \
+                                    "confidence,p_ab,p_ba,author,time,note"  # fmt: skip
     assert len(rows) == 1 + 6 + 1  # the header, mcfp's one edge per class, the accepted a2 -> b0
     target = tmp_path / "out.csv"
     code, out, _ = cli(capsys, "curate", r, "export", "--format", "csv", "--param", "0.5", "--out", str(target))
@@ -219,3 +219,34 @@ def test_train_refusals(run, capsys, monkeypatch):
     code, _, err = cli(capsys, "curate", str(run.path), "train")
     assert code == 1
     one_line_error(err, "locked by pid 1")
+
+
+def test_list_never_prints_control_characters_from_notes_or_authors(tmp_path, capsys):
+    from core import curation as C
+    from core.cli import main
+    from core.runs import Run
+    from core.synthetic import make_synthetic_taxonomy
+    from tests.sample_run import write_synthetic_run
+
+    run = Run(write_synthetic_run(tmp_path, "r", make_synthetic_taxonomy(12, 2, 6, 3, 1.5, 0.5, seed=1), full=False))
+    C.decide(run, "accept", [C.EdgeRef(0, 0, 1, 0)], note="l1\nl2\r\x1b[31mRED\x1b[0m\x07", author="evil\nauthor")
+    capsys.readouterr()
+    assert main(["curate", str(run.path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert out.count("\n") == 1 and "\\x1b[31mRED" in out and "evil\\nauthor" in out
+
+
+def test_exports_defuse_formula_cells_and_the_import_takes_the_mark_off(tmp_path):
+    import pandas as pd
+
+    from core.mapping_io import csv_text, read_mapping_csv
+
+    df = pd.DataFrame({"domain_a": ["A"], "class_a": ['=HYPERLINK("http://evil","x")'], "domain_b": ["B"],
+                       "class_b": ["-1"], "note": ["@SUM(1)"]})  # fmt: skip
+    text = csv_text(df)
+    assert "'=HYPERLINK" in text and "'-1" in text and "'@SUM(1)" in text
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    (edge, _), *_ = read_mapping_csv(path, ["A", "B"], [['=HYPERLINK("http://evil","x")', "y"], ["z", "-1"]])
+    assert (edge.a, edge.i, edge.b, edge.j) == (0, 0, 1, 1)

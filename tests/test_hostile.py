@@ -654,3 +654,31 @@ def test_a_run_without_a_config_cannot_be_resumed_and_says_why(tmp_path, capsys)
     (tmp_path / "afile").write_text("x")
     assert cli.main(["list", "--root", str(tmp_path / "afile")]) == 2
     assert "is not a folder of runs" in capsys.readouterr().err
+
+
+def test_an_export_or_report_never_replaces_a_device_a_pipe_or_a_run_folders_own_files(tmp_path):
+    from core.runs import F, check_out_file, init_run_dir
+
+    run = init_run_dir(tmp_path / "run")
+    (run / F.CURATION).write_text("{}\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a plain file"):
+        check_out_file("/dev/null", force=True)
+    with pytest.raises(ValueError, match="not a plain file"):
+        check_out_file(fifo, force=True)
+    with pytest.raises(ValueError, match="inside the run folder"):
+        check_out_file(run / F.CURATION, force=True)
+    (run / "sub").mkdir()
+    with pytest.raises(ValueError, match="inside the run folder"):
+        check_out_file(run / "sub" / ".." / "new.csv")  # a new file anywhere in it, however spelled
+    with pytest.raises(ValueError, match="does not exist"):
+        check_out_file(tmp_path / "nowhere" / "x.csv")
+    with pytest.raises(ValueError, match="is empty"):
+        check_out_file("")
+    assert check_out_file(run / F.REPORT, allow=(run / F.REPORT,)) == run / F.REPORT  # the run's own report
+    mine = tmp_path / "mine.csv"
+    mine.write_text("keep")
+    with pytest.raises(ValueError, match="add --force"):
+        check_out_file(mine)
+    assert check_out_file(mine, force=True) == mine and mine.read_text() == "keep"  # checked, not written

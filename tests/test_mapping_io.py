@@ -114,6 +114,31 @@ def test_a_decision_overrides_the_evidence_and_is_manual_with_confidence_one(run
     assert ("A:a2", "B:b1") not in rows  # rejected
 
 
+def test_provenance_says_accepted_unless_the_action_was_add(run):
+    # "both directions": a2 -> b0 is selected, b0 -> a2 is not (p 0.1 < 0.25)
+    decide(run, "accept", [EdgeRef(0, 2, 1, 0), EdgeRef(1, 0, 0, 2)], author="ann")
+    decide(run, "add", [EdgeRef(0, 0, 1, 2)], author="bob")  # no method selects it
+    decide(run, "add", [EdgeRef(0, 1, 1, 1)], author="cy")  # an add of a selected edge (an import does that)
+    rows = rows_by_edge(sssom_table(run, "threshold", 0.25))
+    assert "; accepted by ann at " in rows["A:a2", "B:b0"].comment
+    assert "; accepted by ann (not selected by the setting) at " in rows["B:b0", "A:a2"].comment
+    assert "; added by bob at " in rows["A:a0", "B:b2"].comment
+    assert "; added by cy at " in rows["A:a1", "B:b1"].comment
+    assert not any("added by ann" in c for c in rows_by_edge(sssom_table(run, "threshold", 0.25)).keys())
+    assert all("added by ann" not in r.comment for r in rows.values())
+    # the CSV: source as core.curation.curated_table says it, the action beside it
+    df = mapping_csv(run, "threshold", 0.25)
+    got = {(r.class_a, r.class_b): (r.source, r.action) for r in df.itertuples()}
+    assert got["a2", "b0"] == ("accepted", "accept")
+    assert got["b0", "a2"] == ("added", "accept")  # not selected, accepted: curated_table's "added"
+    assert got["a0", "b2"] == ("added", "add")
+    assert got["a1", "b1"] == ("accepted", "add")
+    assert got["b1", "a1"][0] == "selected" and pd.isna(got["b1", "a1"][1])
+    table = curated_table(setting_edges(run.matrices("hard"), "threshold", 0.25), load_state(run),
+                          run.domain_names(), run.class_names())  # fmt: skip
+    assert list(df.source) == list(table.source)
+
+
 def test_sssom_text_has_a_yaml_header_and_a_tsv_table(run, tmp_path):
     df = sssom_table(run, None, None)  # the config's first method: threshold 0.25
     text = sssom_text(df)
@@ -168,14 +193,33 @@ def test_mapping_csv_columns_and_values(run):
     df = mapping_csv(run, "threshold", 0.25)
     assert list(df.columns) == CSV_COLUMNS and len(df) == 10
     r = df[(df.class_a == "a1") & (df.class_b == "b1")].iloc[0]
-    assert (r.source, r.weight, r.confidence, r.author, r.note) == ("accepted", 1.0, 1.0, "ann", "yes")
-    assert (r.p_ab, r.p_ba) == (pytest.approx(0.8), pytest.approx(0.3))
+    assert (r.source, r.action, r.weight, r.confidence, r.author, r.note) == ("accepted", "accept", 1.0, 1.0, "ann",
+                                                                               "yes")  # fmt: skip
+    assert (r.p_ab, r.p_ba, r.relation, r.direction) == (pytest.approx(0.8), pytest.approx(0.3), "narrower", "both")
     r = df[(df.class_a == "a2") & (df.class_b == "b2")].iloc[0]
-    assert r.source == "selected" and r.weight == pytest.approx(0.4) and r.relation == ""  # selected both ways
+    assert (r.source, r.weight, r.relation, r.direction) == ("selected", pytest.approx(0.4), "broader", "both")
     r = df[(df.class_a == "a2") & (df.class_b == "b0")].iloc[0]
-    assert r.relation == "narrower"  # one way (b0 -> a2 is not selected): imports as a2 -> b0 only
+    assert (r.relation, r.direction) == ("overlap", "a->b")  # b0 -> a2 is not selected: imports as a2 -> b0 only
     r = df[(df.class_a == "a0") & (df.class_b == "b0")].iloc[0]
-    assert r.relation == "equivalent"
+    assert (r.relation, r.direction) == ("equivalent", "both")
+
+
+def test_csv_relation_is_the_sssom_predicates_relation(run):
+    decide(run, "accept", [EdgeRef(0, 2, 1, 0)], relation="equivalent")
+    decide(run, "add", [EdgeRef(0, 0, 1, 2)])  # no candidate, no relation: unknown
+    decide(run, "add", [EdgeRef(1, 2, 0, 0)], relation="broader")
+    csv = mapping_csv(run, "threshold", 0.25)
+    sssom = sssom_table(run, "threshold", 0.25)
+    assert len(csv) == len(sssom) == 12
+    relation_of = {p: r for r, p in mapping_io.PREDICATES.items() if r != "overlap"}
+    for c, s in zip(csv.itertuples(), sssom.itertuples()):
+        assert (c.class_a, c.class_b) == (s.subject_label, s.object_label)
+        expect = relation_of.get(s.predicate_id)
+        assert c.relation == expect if expect else c.relation in ("overlap", "")
+    got = {(r.class_a, r.class_b): (r.relation, r.direction) for r in csv.itertuples()}
+    assert got["a0", "b2"] == ("", "both") and got["b2", "a0"] == ("broader", "both")  # two adds: both ways
+    assert got["a2", "b0"] == ("equivalent", "a->b")  # the decision's relation, one way
+    assert sum(r == "narrower" for r, _ in got.values()) == 2  # a1 -> b1 and b2 -> a2: only the evidence's
 
 
 def test_csv_round_trip_gives_the_same_curated_edge_set(run, tmp_path):
@@ -184,13 +228,28 @@ def test_csv_round_trip_gives_the_same_curated_edge_set(run, tmp_path):
     decide(run, "accept", [EdgeRef(1, 2, 0, 2)], relation="broader")
     before = curated_set(run)
     path = tmp_path / "out.csv"
-    path.write_text(mapping_io.csv_text(mapping_csv(run, "threshold", 0.25)), encoding="utf-8")
+    df = mapping_csv(run, "threshold", 0.25)
+    assert {"broader", "narrower"} <= set(df.relation) and set(df.direction) == {"a->b", "both"}
+    path.write_text(mapping_io.csv_text(df), encoding="utf-8")
     edges = read_mapping_csv(path, run.domain_names(), run.class_names())
     assert {e for e, _ in edges} == before
+    stated = {EdgeRef(*k): r or None for k, r in zip(mapping_io._keys(_with_ids(run, df)), df.relation)}
+    assert dict(edges) == stated  # each edge keeps its own row's relation
     d = import_decisions(run, path)
     assert d.action == "add" and d.note == "imported from out.csv" and set(d.edges) == before
     assert curated_set(run) == before
     assert undo(run).id == d.id  # one decision: one undo
+
+
+def _with_ids(run, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the indices a, i, b, j of its rows (class names read back)."""
+    names, classes = run.domain_names(), run.class_names()
+    ends = [
+        (parse_class(f"{da}:{ca}", names, classes), parse_class(f"{db}:{cb}", names, classes))
+        for da, ca, db, cb in zip(df.domain_a, df.class_a, df.domain_b, df.class_b)
+    ]
+    return pd.DataFrame({"a": [x[0][0] for x in ends], "i": [x[0][1] for x in ends],
+                         "b": [x[1][0] for x in ends], "j": [x[1][1] for x in ends]})  # fmt: skip
 
 
 def test_csv_round_trip_with_duplicate_and_index_like_names(tmp_path):
@@ -278,8 +337,42 @@ def test_missing_folder_and_too_large_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"in.csv: line 5: more than 3 rows"):
         read_mapping_csv(path, NAMES, CLASSES)
     monkeypatch.setattr(mapping_io, "MAX_BYTES", 50)
-    with pytest.raises(ValueError, match=r"in.csv: \d+ bytes is too large for an import"):
+    with pytest.raises(ValueError, match=r"in.csv: \d+ bytes is too large to import"):
         read_mapping_csv(path, NAMES, CLASSES)
+
+
+def test_a_direction_column_decides_the_direction(tmp_path):
+    path = write(
+        tmp_path,
+        "domain_a,class_a,domain_b,class_b,relation,Direction\n"
+        "A,a0,B,b0,broader,a->b\n"  # one way, whatever the relation says
+        "A,a1,B,b1,narrower,both\n"  # both ways: b1 -> a1 is the broader side
+        "B,b1,A,a1,overlap,both\n"  # names b1 -> a1 itself: its own relation wins over the implied one
+        "A,a2,B,b2,narrower,\n"  # an empty cell: the relation decides (a2 -> b2 only)
+        "A,a0,B,b2,, A -> B\n",
+    )
+    edges = read_mapping_csv(path, ["A", "B"], [["a0", "a1", "a2"], ["b0", "b1", "b2"]])
+    assert edges == [
+        (EdgeRef(0, 0, 1, 0), "broader"),
+        (EdgeRef(0, 1, 1, 1), "narrower"),
+        (EdgeRef(1, 1, 0, 1), "overlap"),
+        (EdgeRef(0, 2, 1, 2), "narrower"),
+        (EdgeRef(0, 0, 1, 2), None),
+    ]
+    bad = write(tmp_path, "domain_a,class_a,domain_b,class_b,direction\nA,a0,B,b0,b->a\n", "bad.csv")
+    with pytest.raises(ValueError, match=r"bad.csv: line 2, column direction: 'b->a' is not one of a->b, both"):
+        read_mapping_csv(bad, ["A", "B"], [["a0"], ["b0"]])
+
+
+def test_a_pair_related_both_ways_imports_both_ways(run, tmp_path):
+    """The demo's complaint: a pair selected both ways with a narrower/broader evidence was
+    written "narrower" (a one-way edge) or empty; now it keeps its relation and its direction."""
+    path = tmp_path / "out.csv"
+    path.write_text(mapping_io.csv_text(mapping_csv(run, "threshold", 0.25)), encoding="utf-8")
+    edges = dict(read_mapping_csv(path, run.domain_names(), run.class_names()))
+    assert edges[EdgeRef(0, 1, 1, 1)] == "narrower" and edges[EdgeRef(1, 1, 0, 1)] == "broader"
+    assert EdgeRef(1, 0, 0, 2) not in edges  # a2 -> b0 is one way
+    assert set(edges) == curated_set(run)
 
 
 # ----------------------------------------------------------------------------- imports
@@ -379,3 +472,12 @@ def test_without_count_matrices_or_edges(tmp_path):
     assert list(mapping_csv(run, "threshold", 1.0).columns) == CSV_COLUMNS
     with pytest.raises(ValueError, match="has no count cross-domain matrices"):
         sssom_table(run, "mcfp", None, kind="count")
+
+
+def test_a_csv_row_reads_its_class_in_its_own_domain_even_when_domain_names_prefix_each_other(tmp_path):
+    from core.mapping_io import read_mapping_csv
+
+    path = tmp_path / "m.csv"
+    path.write_text("domain_a,class_a,domain_b,class_b,relation\nd,x:y,e,#0,narrower\n")
+    (edge, _), *_ = read_mapping_csv(path, ["d", "d:x", "e"], [["x:y", "q"], ["y"], ["z"]])
+    assert (edge.a, edge.i, edge.b, edge.j) == (0, 0, 2, 0)  # d's class "x:y", not d:x's class "y"

@@ -221,6 +221,38 @@ def test_curated_model_appears_as_method_curated(full_run):
     assert main(["status", str(full_run.path)]) == 0
 
 
+def test_a_curated_taxonomy_is_shown_beside_the_best_method(full_run):
+    counts, names, classes = full_run.class_counts(), full_run.domain_names(), full_run.class_names()
+    W = {ab: w.copy() for ab, w in full_run.relationships("mcfp").items()}
+    first = next(iter(W))
+    W[first][:] = 0.0  # a curated taxonomy unlike the chosen one
+    base = {"method": "mcfp", "param": None, "value": None, "matrix": "hard"}
+    full_run.write_selection(CURATED, W, {"method": CURATED, "params": {}, "base": base})
+    tax = build_universal_taxonomy(W, counts, class_names=classes, domain_names=names)
+    full_run.write_taxonomy(CURATED, tax)
+    assert chosen_method(full_run) == "threshold"  # the headline has no curated model
+    sec = _sections(build_report(full_run))["taxonomy"]
+    assert "Method threshold (the run&#x27;s best" in sec
+    assert "Curated taxonomy (method curated: the researcher&#x27;s decisions on mcfp (hard matrices))" in sec
+    assert sec.count("<svg") == 2 and sec.index("Method threshold") < sec.index("Curated taxonomy")
+    curated_part = sec[sec.index("Curated taxonomy") :]
+    stats = taxonomy_stats(tax)
+    assert f"{stats['n_joining']} of {stats['n_universal']}" in curated_part
+    # the curated taxonomy chosen on the command line: shown once
+    sec = _sections(build_report(full_run, method=CURATED))["taxonomy"]
+    assert sec.count("<svg") == 1 and "Curated taxonomy" not in sec and "decisions on mcfp" in sec
+    # no curated taxonomy: one picture
+    assert _sections(build_report(full_run, method="mcfp"))["taxonomy"].count("<svg") == 2
+    full_run.file(F.taxonomy(CURATED, "taxonomy.json")).unlink()
+    assert _sections(build_report(full_run, method="mcfp"))["taxonomy"].count("<svg") == 1
+
+
+def test_within_noise_footnote_states_the_rule_of_paired_difference(full_run):
+    sec = _sections(build_report(full_run))["results"]
+    assert "within noise&#x27;: the 95% interval contains 0 OR the exact McNemar test" in sec
+    assert "does not reject (p ≥ 0.05)" in sec
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -269,6 +301,34 @@ def test_graph_stays_within_the_node_limit_and_says_what_it_omits(full_run):
     assert f"the {stats['n_universal'] - stats['n_joining']} universal classes of a single domain" in caption
     with pytest.raises(ValueError, match="max_nodes must be at least 2, got 1"):
         graph_svg(tax, max_nodes=1)
+
+
+def test_universal_labels_tell_the_classes_apart(full_run):
+    from core.report_svg import _pick_classes, _strip_common_prefix, universal_labels
+
+    tax = full_run.taxonomy("threshold")
+    _, drawn = _pick_classes(tax, 60)
+    labels = universal_labels(tax, drawn)
+    assert len(drawn) > 3
+    cut_to = [lab.split(") ", 1)[1][:12] for lab in labels.values()]  # what is left after "U12 (3) "
+    old = [f"U{u} {tax.names[u]}"[:19] for u in drawn]  # the old labels, cut to 20 characters
+    assert len({o.split(" ", 1)[1] for o in old}) < len(set(cut_to))  # the new labels differ more
+    for u, lab in labels.items():
+        assert lab.startswith(f"U{u} ({len(tax.classes[u])}) ")
+        assert any(lab.endswith(tax.class_names[a][i]) for a, i in tax.classes[u])
+    svg, _ = graph_svg(tax)
+    u = drawn[0]
+    assert f"<title>U{u} {tax.names[u]} ({len(tax.classes[u])} members)</title>" in svg  # the full name as tooltip
+    # a hand-made case: two classes sharing their first member get different labels
+    W = {(0, 1): np.array([[0.9, 0.8], [0.0, 0.0]]), (1, 0): np.zeros((2, 2))}
+    hand = build_universal_taxonomy(W, [2, 2], class_names=[["thing x", "y"], ["thing cat", "thing dog"]],
+                                    domain_names=["A", "B"])  # fmt: skip
+    assert hand.names[:2] == ["A:thing x / B:thing cat", "A:thing x / B:thing dog"]  # alike when cut
+    assert universal_labels(hand, [0, 1]) == {0: "U0 (2) …cat", 1: "U1 (2) …dog"}
+    assert _strip_common_prefix(["blue dotted ring", "blue dotted square"]) == ["…ring", "…square"]
+    assert _strip_common_prefix(["c1", "c2"]) == ["c1", "c2"]  # no separator: nothing stripped
+    assert _strip_common_prefix(["ab ", "ab c"]) == ["ab ", "ab c"]  # one would be empty
+    assert _strip_common_prefix(["only one"]) == ["only one"]
 
 
 def test_taxonomy_stats_of_a_hand_made_taxonomy():
@@ -326,7 +386,7 @@ def test_cli_writes_the_run_report_and_refuses_existing_out_without_force(full_r
     out.write_text("keep me")
     assert main(["report", str(full_run.path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "exists; add --force to replace it" in err
+    assert err.count("\n") == 1 and "exists; choose another name, or add --force to replace it" in err
     assert out.read_text() == "keep me"
     assert main(["report", str(full_run.path), "--out", str(out), "--force", "--method", "mcfp"]) == 0
     assert "Method mcfp (chosen on the command line)" in out.read_text(encoding="utf-8")

@@ -129,7 +129,7 @@ def test_edges_round_trip():
         (P, "threshold", {"t": -0.1}, ValueError, r"t must be in \[0, 1\]"),
         (P, "threshold", {"t": "0.3"}, TypeError, "t must be a number, got '0.3'"),
         (P, "density", {"p": 0.0}, ValueError, r"p must be in \(0, 1\], got 0.0"),
-        (P, "hypothesis", {"k_max": 0}, ValueError, "k_max must be >= 1, got 0"),
+        (P, "hypothesis", {"k_max": 0}, ValueError, r"k_max must be in \[1, 100000\], got 0"),
         (P, "hypothesis", {"k_max": 2.5}, TypeError, "k_max must be an int"),
         (P, "mcfp", {"t": 0.3}, ValueError, "method 'mcfp' takes no parameters"),
         ([[np.nan, 1.0]], "mcfp", {}, ValueError, r"NaN or inf entry at \(0, 0\)"),

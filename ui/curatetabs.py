@@ -16,6 +16,7 @@ from ui import data
 from ui.common import show_error
 from ui.jobs import cancel_button, format_eta, rerun_when_done
 from ui.setting import Setting
+from ui.urlstate import shown
 
 __all__ = ["decisions_tab", "decision_rows", "train_tab", "export_tab", "suggestions_tab", "graph_tab"]
 
@@ -92,7 +93,8 @@ def train_tab(run: Run, setting: Setting, cstamp: float, *, every: float = 1.0) 
         "a `curated` column; 🎯 Universal model compares it with the baselines and the other methods."
     )
     if state == "failed":
-        st.error(f"The last training stopped: {status.get('error') or 'unknown error'}\n\n👉 {TRAIN_TODO}", icon="🚨")
+        why = shown(status.get("error") or "unknown error", 400)
+        st.error(f"The last training stopped: {why}\n\n👉 {TRAIN_TODO}", icon="🚨")
     elif state == "cancelled":
         st.warning("The last training was cancelled; the previous curated model (if any) is kept.", icon="⏹️")
     if run.has_curated_model():
@@ -117,17 +119,12 @@ def train_tab(run: Run, setting: Setting, cstamp: float, *, every: float = 1.0) 
 def _trained(run: Run) -> None:
     info = run.selection(CURATED) or {}
     base = info.get("base") or {}
-    setting = base.get("method", "?") + (f" ({base.get('param')}={base.get('value')})" if base.get("param") else "")
-    results = run.results()
-    col = f"universal/{CURATED}"
-    acc = ""
-    if results is not None and col in results.columns:
-        mean = results[results["domain"] == "mean"] if "domain" in results.columns else results.iloc[:0]
-        if len(mean):
-            acc = f" Mean test accuracy {float(mean[col].iloc[0]):.3f}"
-            if "baseline" in results.columns:
-                acc += f" (baselines {float(mean['baseline'].iloc[0]):.3f})"
-            acc += "."
+    setting = shown(base.get("method", "?")) + (
+        f" ({base.get('param')}={base.get('value')})" if base.get("param") else ""
+    )
+    metrics = run.universal_metrics(CURATED) or {}  # the model's own file: never out of step with it
+    values = [float(v) for v in metrics.values() if isinstance(v, (int, float))]
+    acc = f" Mean test accuracy {np.nanmean(values):.3f} (per domain, on 🎯 Universal model)." if values else ""
     st.success(
         f"A universal model is trained on the curated taxonomy of {setting} with {info.get('n_decisions', '?')} "
         f"decisions ({info.get('n_edges', '?')} edges).{acc} Retraining replaces it.",
@@ -197,7 +194,10 @@ def export_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp: floa
         "overlap); justification semapv:ManualMappingCuration for your decisions, semapv:InstanceBasedMatching for "
         "edges chosen from the models' predictions. The CSV imports back (below) as the same edge set."
     )
-    st.markdown("**Import** a mapping CSV: `domain_a,class_a,domain_b,class_b[,relation]` (class: name or `#index`)")
+    st.markdown(
+        "**Import** a mapping CSV: `domain_a,class_a,domain_b,class_b[,relation][,direction]` "
+        "(class: name or `#index`; direction `a->b` or `both`)"
+    )
     up = st.file_uploader("Mapping CSV", type=["csv"], key="cur_upload", max_upload_size=MAX_UPLOAD_MB)
     how = st.radio(
         "Import as",
@@ -228,7 +228,7 @@ def _import(run: Run, upload, how: str, author: str) -> None:
                 d = import_decisions(run, path, author=author or None)
                 message = f"Imported {len(d.edges)} edges as one decision (↩️ Undo takes it back)."
         except (ValueError, TypeError) as exc:
-            st.error(f"The import failed: {exc}", icon="🚨")
+            st.error(f"The import failed: {shown(str(exc).replace(str(path), upload.name), 400)}", icon="🚨")
             return
     st.session_state["cur_flash"] = "⬆️ " + message
     st.rerun()
@@ -367,7 +367,7 @@ def graph_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float
         edge_panel(run, edge, stamp)
     elif picked and "node" in picked and not picked["node"].startswith("u:"):
         a, i = map(int, picked["node"].split(":"))
-        st.markdown(f"**{names[a]}: {classes[a][i]}**: its relationships (selected and candidates)")
+        st.markdown(f"**{shown(names[a])}: {shown(classes[a][i])}**: its relationships (selected and candidates)")
         review_table_for(run, setting, kind, stamp, cstamp, author, cls=(a, i))
     with st.expander("📋 The curated taxonomy's classes"):
         table = universal_table(tax, classes, names)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.curation import EdgeRef, class_label, decide, redo, undo
+from core.curation import EdgeRef, StaleError, class_label, decide, redo, undo
 from core.evidence import RELATIONS
 from core.importer import is_imported
 from core.runs import F, Run
@@ -23,7 +23,7 @@ from ui import data
 from ui.graph import RELATION_READING
 from ui.setting import Setting
 from ui.taxview import evidence_indices
-from ui.urlstate import MAX_PARAM_CHARS
+from ui.urlstate import MAX_PARAM_CHARS, shown
 
 __all__ = [
     "AUTHOR_KEY",
@@ -137,17 +137,40 @@ def header(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float, a
     b1, b2, b3 = st.columns([1, 1, 4])
     last = state.applied[-1] if state.applied else None
     nxt = state.undone[-1] if state.undone else None
-    if b1.button("↩️ Undo", disabled=last is None, help=_describe(last, run) if last else "Nothing to undo."):
-        undo(run, author=author or None)
-        st.rerun()
-    if b2.button("↪️ Redo", disabled=nxt is None, help=_describe(nxt, run) if nxt else "Nothing to redo."):
-        redo(run, author=author or None)
-        st.rerun()
+    # on_click binds the decision this page shows: the click undoes that one or nothing, even if
+    # another tab or a terminal decided in between (the rerun after a click reads the new log)
+    for col, label, action, d in ((b1, "↩️ Undo", "undo", last), (b2, "↪️ Redo", "redo", nxt)):
+        col.button(
+            label,
+            key=f"cur_{action}",
+            disabled=d is None,
+            help=_describe(d, run) if d else f"Nothing to {action}.",
+            on_click=_step_back,
+            args=(action, str(run.path), author, d.id if d else None),
+        )
     flash = st.session_state.pop("cur_flash", None)
     if flash:
         b3.success(flash)
+    warn = st.session_state.pop("cur_flash_warn", None)
+    if warn:
+        b3.warning(warn, icon="⚠️")
+    if problem := data.truth_problem(rd):
+        st.warning(shown(problem, 500), icon="⚠️")
     for problem in state.problems[:5]:
-        st.warning(f"Decision log: {problem}", icon="⚠️")
+        st.warning(f"Decision log: {shown(problem, 300)}", icon="⚠️")
+
+
+def _step_back(action: str, run_dir: str, author: str, expected: str | None) -> None:
+    """Button callback: undo or redo exactly the decision ``expected`` the page showed; if another
+    tab or a terminal changed the log since, nothing happens and the page says so."""
+    if expected is None:
+        return
+    try:
+        (undo if action == "undo" else redo)(Run(run_dir), author=author or None, expected=expected)
+    except StaleError as exc:
+        st.session_state["cur_flash_warn"] = str(exc)
+    except (OSError, ValueError) as exc:  # shown, never a traceback (a callback runs outside the page's guard)
+        st.session_state["cur_flash_warn"] = f"{action} failed: {exc}"
 
 
 def _describe(d, run: Run) -> str:
@@ -159,7 +182,7 @@ def _describe(d, run: Run) -> str:
         else ""
     )
     more = f" and {len(d.edges) - 1} more" if len(d.edges) > 1 else ""
-    return f"{d.action} `{what}`{more} ({d.author}, {d.time})"  # code: class names never read as markup
+    return f"{d.action} {shown(what, 200)}{more} ({shown(d.author)}, {d.time})"
 
 
 def decisions_row(run_dir: str, setting: Setting, kind: str, stamp: float) -> None:
@@ -382,7 +405,7 @@ def edge_panel(run: Run, edge: EdgeRef, stamp: float) -> None:
     rd = str(run.path)
     names, classes = data.domain_info(rd)
     a, i, b, j = edge.a, edge.i, edge.b, edge.j
-    st.markdown(f"#### {names[a]}: {classes[a][i]} → {names[b]}: {classes[b][j]}")
+    st.markdown(f"#### {shown(names[a])}: {shown(classes[a][i])} → {shown(names[b])}: {shown(classes[b][j])}")
     preds = data.load_predictions(rd, stamp)
     left, right = st.columns(2)
     for col, (x, xi, y, yj) in ((left, (a, i, b, j)), (right, (b, j, a, i))):
@@ -390,8 +413,8 @@ def edge_panel(run: Run, edge: EdgeRef, stamp: float) -> None:
         rest = _class_images(preds, x, xi, exclude=confused)
         idx = np.concatenate([confused, rest])[:12]
         col.caption(
-            f"**{names[x]}: {classes[x][xi]}**: {len(confused)} of its test images were called "
-            f"{classes[y][yj]} by the {names[y]} model" + (" (shown first)." if len(confused) else ".")
+            f"**{shown(names[x])}: {shown(classes[x][xi])}**: {len(confused)} of its test images were called "
+            f"{shown(classes[y][yj])} by the {shown(names[y])} model" + (" (shown first)." if len(confused) else ".")
         )
         imgs = data.test_images(rd, x, tuple(int(k) for k in idx))
         if imgs:

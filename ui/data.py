@@ -18,6 +18,7 @@ __all__ = [
     "method_names",
     "load_matrices",
     "load_truth",
+    "truth_problem",
     "select_all",
     "scores",
     "pair_scores",
@@ -92,13 +93,30 @@ def load_truth(run_dir: str, stamp: float) -> dict | None:
     """The run's ground truth (core.runs.Run.true_relationships: an imported truth.csv, else a
     synthetic world's): {"true": {(a,b): Edges of W_ab}, "class_counts": [...]}, or None. Kept
     sparse: every slider move scores against it."""
+    from core.fsio import CorruptFileError
+
     run = open_run(run_dir)
-    true = run.true_relationships()
+    try:
+        true = run.true_relationships()
+    except CorruptFileError:  # an imported truth that no longer fits the classes: see truth_problem
+        return None
     if true is None:
         return None
     from core.selection import Edges
 
     return {"true": {pair: Edges.from_dense(w) for pair, w in true.items()}, "class_counts": run.class_counts()}
+
+
+def truth_problem(run_dir: str) -> str | None:
+    """Why the run's imported ground truth (truth.csv) cannot be used, in one line; None when it
+    can or there is none. The pages then score without it and say so."""
+    from core.fsio import CorruptFileError
+
+    try:
+        open_run(run_dir).truth_pairs()
+    except CorruptFileError as exc:
+        return f"{exc}. Scores against it are off until it is imported again (✍️ Curation › Export / import)."
+    return None
 
 
 def domain_info(run_dir: str) -> tuple[list[str], list[list[str]]]:

@@ -29,11 +29,12 @@ def clean_text(raw: Any, max_chars: int = MAX_PARAM_CHARS) -> str:
 
 def shown(value: object, max_chars: int = 80) -> str:
     """A user-supplied ``value`` made safe to quote in a message (markdown): printable characters
-    only, markdown and HTML specials escaped, at most ``max_chars`` characters (then "…")."""
+    only, markdown and HTML specials escaped (":" too: Streamlit reads ``:name[`` and ``:name:``
+    as colours and icons), at most ``max_chars`` characters (then "…")."""
     text = value if isinstance(value, str) else repr(value)
     cut = len(text) > max_chars
     text = "".join(ch if ch.isprintable() else "?" for ch in text[:max_chars])
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text) + ("…" if cut else "")
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$:])", r"\\\1", text) + ("…" if cut else "")
 
 
 def _number(raw: Any, kind: type) -> float | int | None:

@@ -376,3 +376,32 @@ def starting_job(run_dir: str | os.PathLike) -> str | None:
         ):
             return f"{what} (pid {status['pid']})"
     return None
+
+
+def check_out_file(out: str | os.PathLike, *, force: bool = False, allow: tuple[Path, ...] = ()) -> Path:
+    """A file a command may write its output to (an export, a report), or ValueError saying why
+    not: an empty name, a folder, a link, a device or any other non-plain file, an existing file
+    without ``force``, a missing parent folder, and anything inside a run folder (its files are
+    the tool's: a log or a status overwritten there loses the run) unless it is one of ``allow``."""
+    if not os.fspath(out).strip():
+        raise ValueError("--out is empty; name a file")
+    path = Path(out)
+    if path.is_symlink():
+        raise ValueError(f"--out {path} is a symbolic link; it is never written through")
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; name a file")
+    if path.exists():
+        if not path.is_file():
+            raise ValueError(f"--out {path} is not a plain file (a device, a pipe, …); it is never replaced")
+        if not force:
+            raise ValueError(f"--out {path} exists; choose another name, or add --force to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: the folder {parent} does not exist")
+    resolved = parent.resolve() / path.name
+    if resolved not in {p.resolve() for p in allow}:
+        for folder in (resolved.parent, *resolved.parent.parents):
+            if (folder / MARKER).is_file():
+                raise ValueError(f"--out {path} is inside the run folder {folder}, whose files are the tool's; "
+                                 "write it elsewhere")  # fmt: skip
+    return path
