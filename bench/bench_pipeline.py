@@ -32,7 +32,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from core import pipeline
+    from core import context, pipeline, steps
     from core.config import load_config
     from core.runs import open_run
 
@@ -51,23 +51,23 @@ def main(argv=None) -> int:
         print(f"run ended {status['state']}: {status.get('error')}")
         return 1
     run = open_run(run_dir)
-    timings = pipeline.read_json(run_dir / "timings.json")
+    timings = run.timings()
     print(f"config {cfg.name}  device {run.environment().get('device')}  image size {cfg.features.image_size}")
     print(f"end to end: {total:.1f} s")
     for step, s in timings.items():
         print(f"  {step:<12} {s:7.1f} s  ({s / total:5.1%})")
     n_images = sum(d["n_train"] + d["n_val"] + d["n_test"] for d in run.domains())
-    forwarded = pipeline.BACKBONE_COUNTER["images"]
+    forwarded = context.BACKBONE_COUNTER["images"]
     print(
         f"backbone: {forwarded} images forwarded for {n_images} distinct images "
         f"= {forwarded / max(n_images, 1):.3f} passes per image (target 1)"
     )
     # cross-domain step alone, from a new process state: features come from the cache, 0 passes
-    before = pipeline.BACKBONE_COUNTER["images"]
-    ctx = pipeline.RunContext(cfg=cfg, run_dir=run_dir, device="cpu" if cfg.device == "auto" else cfg.device)
-    pipeline.step_crossdomain(ctx)
+    before = context.BACKBONE_COUNTER["images"]
+    ctx = context.RunContext(cfg=cfg, run=run, device="cpu" if cfg.device == "auto" else cfg.device, record=False)
+    steps.step_crossdomain(ctx)
     n_test = sum(d["n_test"] for d in run.domains())
-    extra = pipeline.BACKBONE_COUNTER["images"] - before
+    extra = context.BACKBONE_COUNTER["images"] - before
     n = len(run.domains())
     print(
         f"crossdomain step rerun: {extra} backbone passes for {n * (n - 1)} model-domain pairs over "
