@@ -10,12 +10,8 @@ import numpy as np
 ROW_SUM_TOL = 1e-6  # rows of P must sum to 1 within this (float32 round-off is ~1e-7 per entry)
 
 
-def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
-    """Return ``x`` as a finite, non-negative float64 2-D array or raise.
-
-    Raises TypeError for non-numeric input and ValueError for a wrong shape, NaN/inf or
-    negative entries; the message names the value and the expected form.
-    """
+def _float_2d(x: object, name: str) -> np.ndarray:
+    """``x`` as a float64 2-D array with at least one row and column (entries not yet checked)."""
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be a 2-D numeric array, got {type(x).__name__}")
     try:
@@ -26,17 +22,49 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (K_a, K_b), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
-    with np.errstate(over="ignore"):  # a sum overflowing to inf is handled below, not warned about
-        total = arr.sum()
-    if arr.min() >= 0 and np.isfinite(total):  # fast path: two passes, no temporaries
-        return arr
+    return arr
+
+
+def _raise_bad_entry(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError naming the first NaN/inf entry, else the first negative one (if any)."""
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} has a NaN or inf entry at {tuple(int(v) for v in bad)}: {arr[tuple(bad)]}")
     if (arr < 0).any():
         bad = np.argwhere(arr < 0)[0]
         raise ValueError(f"{name} has a negative entry at {tuple(int(v) for v in bad)}: {arr[tuple(bad)]}")
+
+
+def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
+    """Return ``x`` as a finite, non-negative float64 2-D array or raise.
+
+    Raises TypeError for non-numeric input and ValueError for a wrong shape, NaN/inf or
+    negative entries; the message names the value and the expected form.
+    """
+    arr = _float_2d(x, name)
+    with np.errstate(over="ignore"):  # a sum overflowing to inf is handled below, not warned about
+        total = arr.sum()
+    if arr.min() >= 0 and np.isfinite(total):  # fast path: two passes, no temporaries
+        return arr
+    _raise_bad_entry(arr, name)
     return arr
+
+
+def nonzero_entries(x: object, *, name: str = "W") -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """The non-zero entries of a finite, non-negative 2-D matrix (K_a, K_b), validated on the way.
+
+    Returns ``(shape, flat, values)``: the row-major positions (E,) of the entries != 0 in
+    ascending order and their values (E,), all > 0. One comparison pass over the matrix: only the
+    non-zero entries can be NaN, inf or negative, so only they are checked (errors as
+    :func:`as_matrix`).
+    """
+    arr = _float_2d(x, name)
+    flat_arr = arr.reshape(-1)  # a view unless the array is not contiguous
+    flat = np.flatnonzero(flat_arr != 0)  # NaN != 0, so NaN entries are among them
+    values = flat_arr[flat]
+    if not (values > 0).all() or not np.isfinite(values).all():
+        _raise_bad_entry(arr, name)
+    return arr.shape, flat, values
 
 
 def scale_rows(rows: np.ndarray, sums: np.ndarray) -> np.ndarray:
@@ -54,6 +82,35 @@ def scale_rows(rows: np.ndarray, sums: np.ndarray) -> np.ndarray:
     return out
 
 
+def probability_rows(x: object, *, name: str = "P", stacklevel: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``x`` as row probabilities (see :func:`as_probability_matrix`); also return its row sums.
+
+    Returns ``(P, sums)``: P (K_a, K_b) C-contiguous float64 (``x`` itself when it already is
+    one and needs no normalising) and ``sums`` (K_a,) = ``P.sum(axis=1)``. A clean matrix costs
+    two reductions (the row sums and the minimum); the entry-by-entry checks run only when one
+    of them says something is wrong. ``stacklevel``: of the normalising warning, counted from
+    the caller of this function.
+    """
+    arr = np.ascontiguousarray(_float_2d(x, name))
+    with np.errstate(over="ignore", invalid="ignore"):  # rows overflowing to inf are scaled below
+        sums = arr.sum(axis=1)
+    if not (arr.min() >= 0 and np.isfinite(sums).all()):  # NaN, inf, negative, or a row sum overflowing
+        _raise_bad_entry(arr, name)
+    off = sums > 1.0 + ROW_SUM_TOL
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        warnings.warn(
+            f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
+            f"{sums[first]:.6g}); normalising them",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+        arr = arr.copy()
+        arr[off] = scale_rows(arr[off], sums[off])
+        sums = arr.sum(axis=1)
+    return arr, sums
+
+
 def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
     """Validate ``x`` as a matrix of row probabilities (K_a, K_b).
 
@@ -63,21 +120,7 @@ def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
     say) are normalised, with a ``UserWarning`` naming how many rows were rescaled; a row whose
     sum overflows to inf keeps its proportions (see :func:`scale_rows`).
     """
-    arr = as_matrix(x, name=name)
-    with np.errstate(over="ignore"):  # rows overflowing to inf are scaled by scale_rows
-        sums = arr.sum(axis=1)
-    off = sums > 1.0 + ROW_SUM_TOL
-    if off.any():
-        first = int(np.flatnonzero(off)[0])
-        warnings.warn(
-            f"{name}: {int(off.sum())} row(s) sum to more than 1 (row {first} sums to "
-            f"{sums[first]:.6g}); normalising them",
-            UserWarning,
-            stacklevel=3,
-        )
-        arr = arr.copy()
-        arr[off] = scale_rows(arr[off], sums[off])
-    return arr
+    return probability_rows(x, name=name, stacklevel=3)[0]
 
 
 def as_class_counts(class_counts: object) -> list[int]:

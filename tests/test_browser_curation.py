@@ -27,7 +27,8 @@ def curation_page(tmp_path_factory):
     from tests.sample_run import write_synthetic_run
 
     runs = tmp_path_factory.mktemp("curation-runs")
-    run = Run(write_synthetic_run(runs, "c", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3), noise=0.2, seed=1))
+    tax = make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3)
+    run = Run(write_synthetic_run(runs, "c", tax, noise=0.2, seed=1))
     proc, base = _start_server(runs)
     external: list[str] = []
     try:
@@ -59,7 +60,8 @@ def _metric(page, label: str) -> str:
 def _wait_metric(page, label: str, value: str) -> None:
     page.wait_for_function(
         """([label, value]) => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
-            m.innerText.includes(label) && m.querySelector('[data-testid=stMetricValue]').innerText.trim() === value)""",
+            m.innerText.includes(label)
+            && m.querySelector('[data-testid=stMetricValue]').innerText.trim() === value)""",
         arg=[label, value],
         timeout=30_000,
     )
