@@ -254,6 +254,9 @@ def _cmd_status(args) -> int:
     print(f"run      {run.path}")
     print(f"state    {status['state']}   step {status.get('step')}   progress {status.get('progress', 0):.0%}")
     print(f"done     {', '.join(status.get('steps_done', [])) or '-'}")
+    mode = (run.config.get("features") or {}).get("mode", "frozen")
+    finetune = mode == "finetune"
+    print(f"protocol {'fine-tuning (backbone + head end to end)' if finetune else 'frozen features (heads only)'}")
     if status.get("eta_s"):
         print(f"eta      {status['eta_s']:.0f}s")
     print(f"message  {status.get('message', '')}")

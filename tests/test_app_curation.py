@@ -60,6 +60,11 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in kinds for e in at.get(kind))
 
 
+def widget(at: AppTest, kind: str, prefix: str):
+    """The widget of ``kind`` whose key starts with ``prefix`` (keys carry a generation counter)."""
+    return next(w for w in at.get(kind) if (w.key or "").startswith(prefix))
+
+
 def button(at: AppTest, starts: str):
     return next(b for b in at.button if b.label.startswith(starts))
 
@@ -89,10 +94,10 @@ def test_adding_an_edge_on_the_page_is_logged_and_changes_the_scores_and_the_tax
         for j in range(len(classes[1]))
         if C.EdgeRef(0, i, 1, j) not in sel and C.EdgeRef(1, j, 0, i) not in sel
     )
-    at.selectbox(key="cur_add_a").set_value(x).run()
-    at.selectbox(key="cur_add_b").set_value(y).run()
-    at.radio(key="cur_add_rel").set_value("equivalent").run()
-    at.text_input(key="cur_add_note").set_value("same thing, says Ada").run()
+    widget(at, "selectbox", "cur_add_a_").set_value(x).run()
+    widget(at, "selectbox", "cur_add_b_").set_value(y).run()
+    widget(at, "radio", "cur_add_rel_").set_value("equivalent").run()
+    widget(at, "text_input", "cur_add_note_").set_value("same thing, says Ada").run()
     button(at, "➕ Add").click().run()
     assert not at.exception, [e.value for e in at.exception]
     state = C.load_state(run)
@@ -276,20 +281,20 @@ def test_graph_tab_draws_the_curated_taxonomy_and_a_click_opens_review(root):
 def test_after_a_decision_its_note_and_the_add_pickers_are_emptied(root):
     run = make_run(root)
     at = open_page(tab=ADD)
-    at.selectbox(key="cur_add_a").set_value((0, 0)).run()
-    at.selectbox(key="cur_add_b").set_value((1, 0)).run()
-    at.text_input(key="cur_add_note").set_value("first note").run()
+    widget(at, "selectbox", "cur_add_a_").set_value((0, 0)).run()
+    widget(at, "selectbox", "cur_add_b_").set_value((1, 0)).run()
+    widget(at, "text_input", "cur_add_note_").set_value("first note").run()
     button(at, "➕ Add").click().run()
     assert C.load_state(run).applied[-1].note == "first note"
-    assert at.text_input(key="cur_add_note").value == ""  # the next decision does not reuse it
-    assert at.selectbox(key="cur_add_a").value is None and at.selectbox(key="cur_add_b").value is None
+    assert widget(at, "text_input", "cur_add_note_").value == ""  # the next decision does not reuse it
+    assert widget(at, "selectbox", "cur_add_a_").value is None and widget(at, "selectbox", "cur_add_b_").value is None
 
 
 def test_class_b_is_offered_only_from_the_other_domains(root):
     names = make_run(root).domain_names()
     at = open_page(tab=ADD)
-    at.selectbox(key="cur_add_a").set_value((1, 2)).run()
-    options = at.selectbox(key="cur_add_b").options
+    widget(at, "selectbox", "cur_add_a_").set_value((1, 2)).run()
+    options = widget(at, "selectbox", "cur_add_b_").options
     assert options and not any(o.startswith(f"{names[1]}: ") for o in options)
     assert any(o.startswith(f"{names[0]}: ") for o in options)
 

@@ -254,9 +254,12 @@ def suggestions_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp:
         return
     if not st.session_state.get(NAMES_KEY) and not (run.path / F.NAME_EMBEDDINGS).is_file():
         st.markdown(
-            "Class names carry information the images do not: *dalmatian* and *dog* are related whatever the "
-            "models confused. Loading the small sentence model takes about 10-20 s the first time in a session; the "
-            "names' embeddings are then kept in the run (`evidence/names.npz`)."
+            "Class names carry information the images do not: two classes called *airplane* and *aeroplane* are "
+            "the same whatever the models confused. The small sentence model (all-MiniLM-L6-v2) rates such "
+            "near-synonyms high (0.79) but a kind and its parent lower (*dalmatian* / *dog*: 0.38), so these "
+            "suggestions find renamed and reworded classes, not hierarchies. Loading the model takes about "
+            "10-20 s the first time in a session; the names' embeddings are then kept in the run "
+            "(`evidence/names.npz`)."
         )
         if st.button("🔤 Load the class-name evidence", key="cur_names_load"):
             st.session_state[NAMES_KEY] = True
@@ -267,7 +270,7 @@ def suggestions_tab(run: Run, setting: Setting, kind: str, stamp: float, cstamp:
     if emb is None:
         st.warning("The class names could not be embedded; see the server log.")
         return
-    min_sim = st.slider("Names at least this alike (cosine)", 0.5, 1.0, 0.75, 0.01, key="cur_names_min")
+    min_sim = st.slider("Names at least this alike (cosine)", 0.3, 1.0, 0.7, 0.01, key="cur_names_min")
     linked = cd.curated_edges(rd, kind, setting.method, setting.value, stamp, cstamp)
     state = cd.curation_state(rd, cstamp)
     df = missing_links(emb, linked, min_similarity=min_sim, limit=None)

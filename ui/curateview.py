@@ -70,9 +70,6 @@ def author_box(col) -> str:
     return col.text_input("Your name", key=AUTHOR_KEY, max_chars=100, help="Recorded with each decision.").strip()
 
 
-CLEAR_KEY = "_cur_clear"  # widget keys to reset at the next run (a note, the add-an-edge pickers)
-
-
 def act(
     run: Run,
     action: str,
@@ -81,17 +78,15 @@ def act(
     author: str,
     note: str = "",
     relation: str | None = None,
-    clear: tuple[str, ...] = (),
 ):
-    """Append one decision, say so, and rerun: the table's selection starts afresh and the widgets
-    named in ``clear`` (the note that went with it) are emptied, so the next decision does not
-    silently reuse them."""
+    """Append one decision, say so, and rerun: the generation counter moves on, so the table's
+    selection, the note and the pickers (keyed with it) start afresh and the next decision never
+    silently reuses them."""
     if not edges:
         st.toast("Nothing to decide: no edge picked.")
         return
     d = decide(run, action, edges, note=note, author=author or None, relation=relation)
     st.session_state[TABLE_KEY] = st.session_state.get(TABLE_KEY, 0) + 1
-    st.session_state[CLEAR_KEY] = clear
     st.session_state["cur_flash"] = f"{ICONS.get(action, '➕')} {action} · {len(d.edges)} edge(s) recorded"
     st.rerun()
 
@@ -99,8 +94,6 @@ def act(
 def header(run: Run, setting: Setting, kind: str, stamp: float, cstamp: float, author: str) -> None:
     """Headline numbers (decisions, precision and recall against them, the synthetic F1 before and
     after curation when a ground truth exists) and the undo / redo buttons."""
-    for key in st.session_state.pop(CLEAR_KEY, ()):  # before those widgets exist in this run
-        st.session_state.pop(key, None)
     rd = str(run.path)
     state = cd.curation_state(rd, cstamp)
     sc = cd.curation_scores(rd, kind, setting.method, setting.value, stamp, cstamp)
@@ -368,14 +361,23 @@ def _table(view: pd.DataFrame) -> pd.DataFrame:
 def actions(run: Run, edges: list[EdgeRef], author: str, *, key: str) -> None:
     """Note, "both directions", and the accept / reject buttons for ``edges``."""
     c1, c2, c3, c4 = st.columns([3, 1.3, 1, 1])
-    note = c1.text_input("Note (optional)", key=f"{key}_note", max_chars=2000, placeholder="why, for the record")
-    both = c2.toggle("Both directions", value=True, key=f"{key}_both", help="Also decide b:j → a:i for each a:i → b:j.")
+    gen = st.session_state.get(TABLE_KEY, 0)  # a new, empty field after every decision: the browser would
+    note = c1.text_input(  # otherwise send the old text back with the next click
+        "Note (optional)", key=f"{key}_note_{gen}", max_chars=2000, placeholder="why, for the record"
+    )
+    both = c2.toggle(
+        "Also b → a",
+        value=True,
+        key=f"{key}_both",
+        help="On: each decision also covers the reverse edge b:j → a:i "
+        "(a relationship both ways). Off: only a:i → b:j, which leaves the reverse edge as it is.",
+    )
     todo = sorted({*edges, *(e.reverse() for e in edges)}) if both else edges
     n = len(todo)
     if c3.button(f"✅ Accept ({n})", key=f"{key}_acc", disabled=not n, type="primary"):
-        act(run, "accept", todo, author=author, note=note, clear=(f"{key}_note",))
+        act(run, "accept", todo, author=author, note=note)
     if c4.button(f"❌ Reject ({n})", key=f"{key}_rej", disabled=not n):
-        act(run, "reject", todo, author=author, note=note, clear=(f"{key}_note",))
+        act(run, "reject", todo, author=author, note=note)
 
 
 def _bulk(run: Run, table: pd.DataFrame, author: str) -> None:
@@ -450,18 +452,23 @@ def add_tab(run: Run, author: str, kind: str, stamp: float) -> None:
         return f"{names[o[0]]}: {classes[o[0]][o[1]]}"
 
     c1, c2 = st.columns(2)
-    x = c1.selectbox("Class A", options, index=None, format_func=label, key="cur_add_a", placeholder="Type to search…")
+    gen = st.session_state.get(TABLE_KEY, 0)  # new, empty pickers after each decision (see actions)
+    x = c1.selectbox(
+        "Class A", options, index=None, format_func=label, key=f"cur_add_a_{gen}", placeholder="Type to search…"
+    )
     others = [o for o in options if x is None or o[0] != x[0]]  # B is in another domain
-    y = c2.selectbox("Class B", others, index=None, format_func=label, key="cur_add_b", placeholder="Type to search…")
+    y = c2.selectbox(
+        "Class B", others, index=None, format_func=label, key=f"cur_add_b_{gen}", placeholder="Type to search…"
+    )
     readings = {None: "related both ways, type not stated", **{r: RELATION_READING[r] for r in RELATIONS}}
     relation = st.radio(
         "Relation",
         list(readings),
         format_func=lambda r: readings[r].format(x="A", y="B") + (f" ({r})" if r else ""),
         horizontal=False,
-        key="cur_add_rel",
+        key=f"cur_add_rel_{gen}",
     )
-    note = st.text_input("Note (optional)", key="cur_add_note", max_chars=2000)
+    note = st.text_input("Note (optional)", key=f"cur_add_note_{gen}", max_chars=2000)
     if x is None or y is None:
         st.caption("Pick two classes of two different domains.")
         return
@@ -477,5 +484,4 @@ def add_tab(run: Run, author: str, kind: str, stamp: float) -> None:
         f"Adds {' and '.join(f'{label((e.a, e.i))} → {label((e.b, e.j))}' for e in edges)}."
     )
     if st.button("➕ Add", key="cur_add_go", type="primary"):
-        act(run, "add", edges, author=author, note=note, relation=relation,
-            clear=("cur_add_a", "cur_add_b", "cur_add_note", "cur_add_rel"))  # fmt: skip
+        act(run, "add", edges, author=author, note=note, relation=relation)

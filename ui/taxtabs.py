@@ -104,7 +104,9 @@ def summary(tax, class_names: list[list[str]], relations: pd.DataFrame | None = 
         "The rule engine merges a bidirectional pair A ↔ B into one universal class (rule 2), but "
         "a one-way relationship A → B (B's model takes A's images for B, not the reverse) maps A "
         "to U{A, B} and B to both U{A, B} and its own U{B} (rule 4): B keeps a class of its own "
-        "for the part of it A does not cover, so every one-way edge can add a universal class." + one_way
+        "for the part of it A does not cover, so every one-way edge can add a universal class. And the rules "
+        "merge pairs, not groups: three classes related to one another (A ↔ B ↔ C across three domains) give "
+        "three pairwise universal classes, not one." + one_way
     )
 
 
