@@ -52,6 +52,7 @@ import csv
 import difflib
 import hashlib
 import io
+import itertools
 import os
 import re
 import socket
@@ -197,12 +198,15 @@ def _rows(path: Path, text: str) -> tuple[list[str], int, list[list[str]], list[
     read: list[list[str]] = []
     ends: list[int] = []  # the line each row ends on (only needed when a quoted cell may span lines)
     try:
+        cap = MAX_ROWS + 2  # header + rows + one more: enough to refuse, never the whole of a huge file
         if '"' in text:
             for row in reader:
                 read.append(row)
                 ends.append(reader.line_num)
+                if len(read) > cap + 1000:  # blank rows are skipped later: keep a margin, still bounded
+                    break
         else:  # one row per line: row k starts on line k + 1
-            read = list(reader)
+            read = list(itertools.islice(reader, cap + 1000))
     except csv.Error as exc:
         line = ends[-1] + 1 if ends else reader.line_num
         raise ValueError(f"{path}: line {line}: not a readable CSV row ({exc})") from None
@@ -537,6 +541,14 @@ def _out_folder(out: str | os.PathLike | None, name: str) -> Path:
     return init_run_dir(path)
 
 
+def _still_empty(path: Path) -> None:
+    from core.runlock import LOCK_NAME
+    from core.runs import MARKER
+
+    if any(p.name not in (MARKER, LOCK_NAME) for p in path.iterdir()):
+        raise ValueError(f"--out {path}: another import wrote into it meanwhile; choose a new or empty folder")
+
+
 def _config(name: str, folder: Path, truth: Path | None, imported: Imported, selection) -> dict:
     """config.yaml of an imported run: what was imported, and the sections the pages read."""
     from core.config import CrossDomainConfig, EvidenceConfig, config_to_dict
@@ -599,6 +611,7 @@ def import_predictions(
     counts = count_matrices(imported)
     run = Run(_out_folder(out, name))
     with RunLock(run.path, purpose="import"):
+        _still_empty(run.path)  # checked again under the lock: two imports into one folder, one wins
         config = _config(name, folder, truth_path, imported, selection)
         run.write_config(config)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -351,3 +351,18 @@ def test_a_stale_undo_is_refused_and_said(root):
     button(at, "↩️ Undo").click().run()
     assert len(C.load_state(run).applied) == 2  # nothing undone: the page's latest was not the latest
     assert any("not the one shown" in w.value for w in at.warning)
+
+
+def test_sweep_and_train_buttons_are_disabled_on_a_fine_tuning_run(root):
+    from ui.sweepview import blocker
+
+    run = make_run(root)
+    run.write_domains([{**d, "n_train": 40, "n_val": 10} for d in run.domains()])
+    cfg = dict(run.config)
+    cfg["features"] = {**cfg["features"], "mode": "finetune"}
+    assert "fine-tunes" in blocker(run.domains(), cfg)
+    assert blocker(run.domains(), run.config) is None
+    run.write_config(cfg)
+    at = open_page(tab="🎯 Train on it")
+    assert button(at, "🎯 Train on the curated taxonomy").disabled
+    assert "fine-tunes" in texts(at)

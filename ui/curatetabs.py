@@ -99,7 +99,7 @@ def train_tab(run: Run, setting: Setting, cstamp: float, *, every: float = 1.0) 
         st.warning("The last training was cancelled; the previous curated model (if any) is kept.", icon="⏹️")
     if run.has_curated_model():
         _trained(run)
-    blocked = blocker(run.domains())
+    blocked = blocker(run.domains(), run.config)
     if blocked:
         st.info(blocked)
     if st.button(

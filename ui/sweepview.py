@@ -55,9 +55,15 @@ def default_epochs(run_cfg: dict) -> int:
     return coerce(train.get("epochs"), 30, lo=1, hi=10_000)
 
 
-def blocker(domains: list[dict]) -> str | None:
-    """Why a sweep cannot run on a run with these domains (domains.json), or None. A sweep trains
-    on the training split's cached features and scores on the validation split."""
+def blocker(domains: list[dict], run_cfg: dict | None = None) -> str | None:
+    """Why a sweep (or a curated model) cannot run on a run with these domains (domains.json) and
+    config, or None. Both train heads on the training split's cached frozen features and score on
+    the validation split."""
+    if ((run_cfg or {}).get("features") or {}).get("mode") == "finetune":
+        return (
+            "This run **fine-tunes** its models (`features.mode: finetune`): the sweep and the curated model train "
+            "heads on cached frozen features, which such a run does not have."
+        )
     if any(d.get("source") == IMPORTED for d in domains):
         return (
             "This run was imported from prediction files (`python -m core import`): it has **no images**, so no "
@@ -346,7 +352,7 @@ def sweep_tab(run: Run, setting: Setting, *, every: float = 1.0) -> None:
     if status.get("state") in ACTIVE:
         _live(run, setting, every)
         return
-    blocked = blocker(run.domains())
+    blocked = blocker(run.domains(), run_config(run))
     if status.get("state") in ("failed", "cancelled"):
         _stopped(run, status, table, blocked)
     if not has_rows:

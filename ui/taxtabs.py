@@ -4,6 +4,7 @@ filters (kept in the URL) and the graph and evidence tabs. Tables come from ui.t
 from __future__ import annotations
 
 import dataclasses
+import html
 
 import pandas as pd
 import streamlit as st
@@ -163,7 +164,7 @@ def graph_tab(nodes: list[dict], edges: list[dict], *, key: str = GRAPH_KEY) -> 
     """The interactive graph with a legend of the domains' colours and the relation types;
     returns what was last clicked (ui.graphpick.clickable_graph)."""
     legend = " ".join(
-        f"<span style='color:{n['color']}'>●</span> {n['group']}"
+        f"<span style='color:{n['color']}'>●</span> {html.escape(str(n['group']))}"
         for n in {n["group"]: n for n in nodes if n["group"] != "universal"}.values()
     )
     n_rel = sum(e.get("kind") == "relation" for e in edges)
