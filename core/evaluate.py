@@ -167,6 +167,9 @@ def evaluate_runs(
             opened.append(open_run(r, root))
         except FileNotFoundError as exc:
             raise ValueError(str(exc).strip("'\"")) from None
+    real = [r.path.resolve() for r in opened]
+    if len(set(real)) < len(real):  # the same folder by two spellings or a link
+        raise ValueError(f"a run is given twice: {', '.join(str(p) for p in real if real.count(p) > 1)}")
     labels = _labels(opened)
     if len(set(labels)) < len(labels):
         raise ValueError(f"a run is given twice: {', '.join(labels)}")
@@ -310,6 +313,8 @@ def _prepare_out(out: Path) -> None:
     marker); never a folder of the user's files."""
     from core.fsio import write_json
 
+    if out.is_symlink():
+        raise ValueError(f"--out {out} is a symbolic link; nothing is written through one")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / _OUT_MARKER).is_file():

@@ -200,3 +200,19 @@ def test_python_dash_m_core_entry(runs):
         [sys.executable, "-m", "core", "frobnicate"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 2 and "unknown command 'frobnicate'" in res.stderr
+
+
+def test_the_same_run_by_two_spellings_or_a_link_is_refused(tmp_path):
+    import os
+
+    from core.evaluate import evaluate_runs
+    from core.synthetic import make_synthetic_taxonomy
+    from tests.sample_run import write_synthetic_run
+
+    path = write_synthetic_run(tmp_path, "r", make_synthetic_taxonomy(12, 2, 6, 3, 1.5, 0.5, seed=1), full=False)
+    os.symlink(path, tmp_path / "alias")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ValueError, match="a run is given twice"):
+        evaluate_runs([path, tmp_path / "sub" / ".." / "r"])
+    with pytest.raises(ValueError, match="a run is given twice"):
+        evaluate_runs([path, tmp_path / "alias"])

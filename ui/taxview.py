@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.mapping_io import defuse
+
 __all__ = ["universal_table", "member_pairs", "evidence_indices", "exports"]
 
 
@@ -87,11 +89,11 @@ def exports(tax, relations: pd.DataFrame | None = None) -> dict[str, tuple[bytes
     return {
         "Taxonomy JSON": (tax.to_json().encode(), "taxonomy.json", "application/json"),
         "GraphML": (graphml, "taxonomy.graphml", "application/xml"),
-        "Mappings CSV": (tax.mapping_table().to_csv(index=False).encode(), "mappings.csv", "text/csv"),
+        "Mappings CSV": (defuse(tax.mapping_table()).to_csv(index=False).encode(), "mappings.csv", "text/csv"),
         "label_map JSON": (json.dumps(tax.label_map(), indent=2).encode(), "label_map.json", "application/json"),
         **(
             {}
             if relations is None
-            else {"Edges CSV": (relations.to_csv(index=False).encode(), "edges.csv", "text/csv")}
+            else {"Edges CSV": (defuse(relations).to_csv(index=False).encode(), "edges.csv", "text/csv")}
         ),
     }

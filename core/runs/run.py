@@ -332,7 +332,9 @@ class Run(ResultsMixin):
         write_text(self.path / F.taxonomy(key, "taxonomy.json"), tax.to_json())
         with atomic_path(self.path / F.taxonomy(key, "taxonomy.graphml")) as tmp:
             tax.to_graphml(tmp)
-        write_text(self.path / F.taxonomy(key, "mappings.csv"), tax.mapping_table().to_csv(index=False))
+        from core.mapping_io import defuse  # formula cells (class names are user data) opened as text
+
+        write_text(self.path / F.taxonomy(key, "mappings.csv"), defuse(tax.mapping_table()).to_csv(index=False))
         write_json(self.path / F.taxonomy(key, "label_map.json"), tax.label_map())
 
     # ------------------------------------------------------------------ accuracy sweep
