@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 ROW_SUM_TOL = 1e-6  # rows of P must sum to 1 within this (float32 round-off is ~1e-7 per entry)
+BLOCK_BYTES = 1 << 21  # matrices are checked and processed in blocks of rows this large: they stay in cache
 
 
 def _float_2d(x: object, name: str) -> np.ndarray:
@@ -50,18 +54,29 @@ def as_matrix(x: object, *, name: str = "P") -> np.ndarray:
     return arr
 
 
+def row_blocks(n_rows: int, n_cols: int, block_bytes: int | None = None) -> range:
+    """Start rows of the blocks of at most ``block_bytes`` of float64 rows (at least one row each)."""
+    return range(0, n_rows, max(1, (block_bytes or BLOCK_BYTES) // (8 * max(n_cols, 1))))
+
+
 def nonzero_entries(x: object, *, name: str = "W") -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     """The non-zero entries of a finite, non-negative 2-D matrix (K_a, K_b), validated on the way.
 
     Returns ``(shape, flat, values)``: the row-major positions (E,) of the entries != 0 in
-    ascending order and their values (E,), all > 0. One comparison pass over the matrix: only the
-    non-zero entries can be NaN, inf or negative, so only they are checked (errors as
-    :func:`as_matrix`).
+    ascending order and their values (E,), all > 0. One comparison per entry, a block of rows at
+    a time: only the non-zero entries can be NaN, inf or negative, so only they are checked
+    (errors as :func:`as_matrix`).
     """
-    arr = _float_2d(x, name)
-    flat_arr = arr.reshape(-1)  # a view unless the array is not contiguous
-    flat = np.flatnonzero(flat_arr != 0)  # NaN != 0, so NaN entries are among them
-    values = flat_arr[flat]
+    arr = np.ascontiguousarray(_float_2d(x, name))
+    k_a, k_b = arr.shape
+    step = row_blocks(k_a, k_b).step
+    flats, vals = [], []
+    for lo in range(0, k_a, step):
+        block = arr[lo : lo + step].reshape(-1)
+        flat = np.flatnonzero(block != 0)  # NaN != 0, so NaN entries are among them
+        vals.append(block[flat])
+        flats.append(flat + lo * k_b)
+    flat, values = (flats[0], vals[0]) if len(flats) == 1 else (np.concatenate(flats), np.concatenate(vals))
     if not (values > 0).all() or not np.isfinite(values).all():
         _raise_bad_entry(arr, name)
     return arr.shape, flat, values
@@ -123,6 +138,53 @@ def as_probability_matrix(x: object, *, name: str = "P") -> np.ndarray:
     return probability_rows(x, name=name, stacklevel=3)[0]
 
 
+def probability_blocks(
+    x: object, *, name: str = "P", block_bytes: int | None = None, stacklevel: int = 2
+) -> tuple[tuple[int, int], Iterator[tuple[int, np.ndarray, np.ndarray]]]:
+    """Validate ``x`` as :func:`as_probability_matrix` does, a block of rows at a time.
+
+    Returns ``(shape, blocks)``; ``blocks`` yields ``(lo, P_block (R, K_b), sums (R,))`` for rows
+    lo..lo+R of the validated P: a view of ``x`` where it needs no normalising (a normalised copy
+    of the block where it does), with its row sums. The type and shape are checked at once; the
+    entries block by block while they are still in cache, so a caller that works on each block as
+    it comes reads the matrix from memory once. Errors are raised when the iteration reaches a bad
+    block and name the same entry as :func:`as_matrix` would (work on earlier blocks is then
+    void); the normalising warning comes after the last block. ``stacklevel``: of the warning,
+    counted from the code iterating over ``blocks``.
+    """
+    arr = np.ascontiguousarray(_float_2d(x, name))
+
+    def blocks() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        n_off, first_off, first_sum = 0, -1, 0.0
+        starts = row_blocks(*arr.shape, block_bytes)
+        for lo in starts:
+            block = arr[lo : lo + starts.step]
+            with np.errstate(over="ignore", invalid="ignore"):  # rows overflowing to inf are scaled below
+                sums = block.sum(axis=1)
+            if not (block.min() >= 0 and np.isfinite(sums).all()):  # NaN, inf, negative, or an overflowing row
+                if not np.isfinite(block).all() or (block < 0).any():
+                    _raise_bad_entry(arr, name)  # the whole matrix: the same entry as as_matrix names
+            off = sums > 1.0 + ROW_SUM_TOL
+            if off.any():
+                if first_off < 0:
+                    first_off = lo + int(np.flatnonzero(off)[0])
+                    first_sum = float(sums[first_off - lo])
+                n_off += int(off.sum())
+                block = block.copy()
+                block[off] = scale_rows(block[off], sums[off])
+                sums = block.sum(axis=1)
+            yield lo, block, sums
+        if n_off:
+            warnings.warn(
+                f"{name}: {n_off} row(s) sum to more than 1 (row {first_off} sums to {first_sum:.6g}); "
+                "normalising them",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+    return arr.shape, blocks()
+
+
 def as_class_counts(class_counts: object) -> list[int]:
     """Validate a sequence of per-domain class counts (each an int >= 1)."""
     if isinstance(class_counts, (str, bytes)) or not isinstance(class_counts, Sequence | np.ndarray):
@@ -156,3 +218,82 @@ def check_pair_dict(mats: Mapping, class_counts: Sequence[int], *, name: str) ->
             raise ValueError(
                 f"{name}[{key!r}] has shape {shape}, but class_counts gives ({class_counts[a]}, {class_counts[b]})"
             )
+
+
+@dataclass(frozen=True)
+class _MemoItem:
+    ref: weakref.ref
+    shape: tuple[int, ...]
+    flat: np.ndarray
+    vals: np.ndarray
+    value: object
+    nbytes: int
+
+
+class NonzeroMemo:
+    """Work derived from a 2-D float64 array, remembered per array object for when it is passed again.
+
+    ``put(x, flat, vals, value)`` records the work ``value`` together with what it was derived
+    from: the non-zero entries of ``x`` (row-major positions ``flat`` (N,), values ``vals`` (N,)).
+    ``get(x)`` hands ``(flat, vals, value)`` back only while ``x`` is the same object, with the
+    same shape, C-contiguous float64, and still holds exactly those non-zeros, checked with one
+    comparison pass over it: any write since (in place, through a view, anywhere) shows. An entry
+    goes with its array (a weak reference); past ``max_bytes`` the oldest entries go. Thread-safe.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: dict[int, _MemoItem] = {}  # insertion order: oldest first
+        self._bytes = 0
+        self._lock = threading.RLock()  # reentrant: a weak-reference callback may run inside put
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Forget everything (benchmarks: time a first call)."""
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    @staticmethod
+    def _fits(x: object) -> bool:
+        return type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float64 and x.flags.c_contiguous
+
+    def get(self, x: object) -> tuple[np.ndarray, np.ndarray, object] | None:
+        item = self._items.get(id(x))
+        if item is None or item.ref() is not x:
+            return None
+        flat_x = x.reshape(-1) if self._fits(x) and x.shape == item.shape else None
+        if (
+            flat_x is None
+            or np.count_nonzero(flat_x != 0) != item.flat.size  # NaN != 0: counted, and then unequal
+            or not np.array_equal(flat_x[item.flat], item.vals)
+        ):
+            self._forget(id(x), item.ref)
+            return None
+        return item.flat, item.vals, item.value
+
+    def put(self, x: object, flat: np.ndarray, vals: np.ndarray, value: object = None, extra_bytes: int = 0) -> None:
+        """Remember ``value`` for ``x`` (nothing happens for an array ``get`` could not check)."""
+        if not self._fits(x):
+            return
+        nbytes = flat.nbytes + vals.nbytes + extra_bytes
+        if nbytes > self.max_bytes:
+            return
+        key = id(x)
+        ref = weakref.ref(x, lambda r, key=key: self._forget(key, r))
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += nbytes - (old.nbytes if old is not None else 0)
+            self._items[key] = _MemoItem(ref, x.shape, flat, vals, value, nbytes)
+            while self._bytes > self.max_bytes:
+                oldest = self._items.pop(next(iter(self._items)))
+                self._bytes -= oldest.nbytes
+
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item.ref is ref:
+                del self._items[key]
+                self._bytes -= item.nbytes

@@ -8,7 +8,9 @@ graph separately. Then
 - precision / recall / F1 on the binarised adjacencies (A > 0).
 
 The adjacency is never built densely: every sum runs over the edges (sparse), so scoring 90
-pairs of 1000 x 1000 takes milliseconds.
+pairs of 1000 x 1000 takes milliseconds. A dense W or truth costs one comparison pass to read its
+edges (and check it); one scored before, or made by ``select_relationships``, and unchanged since
+costs one pass to confirm that (core.selection.DENSE_EDGES).
 
 Choosing parameters (the thesis's selection tables): ``sweep`` scores every setting of a grid
 (``parameter_grid``: the thesis's or the fine one), ``best_parameters`` / ``best_per_run`` pick
@@ -23,20 +25,48 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core._validation import as_class_counts, as_matrix, check_pair_dict
-from core.selection import METHODS, Edges, check_params, rank_rows, select_edges
+from core._validation import as_class_counts, check_pair_dict, nonzero_entries
+from core.selection import DENSE_EDGES, METHODS, Edges, check_params, rank_rows, select_edges
 
 Pair = tuple[int, int]
+
+
+def _dense_edges(w: object, name: str) -> Edges:
+    """Edges of a dense W (K_a, K_b), validated (finite, non-negative) in one pass over it; a W
+    scored before (a truth) or made by ``select_relationships`` and unchanged since is only
+    checked (core.selection.DENSE_EDGES)."""
+    hit = DENSE_EDGES.get(w)
+    if hit is None:
+        shape, flat, values = nonzero_entries(w, name=name)
+        DENSE_EDGES.put(w, flat, values)
+    else:
+        shape, (flat, values, _) = w.shape, hit
+    rows = flat // shape[1]
+    return Edges(rows, flat - rows * shape[1], values, shape)
 
 
 def _as_edges(mats: Mapping[Pair, object], class_counts: list[int], *, name: str) -> dict[Pair, Edges]:
     check_pair_dict(mats, class_counts, name=name)
     out = {}
     for key, w in mats.items():
-        out[(int(key[0]), int(key[1]))] = (
-            w if isinstance(w, Edges) else Edges.from_dense(as_matrix(w, name=f"{name}[{key!r}]"))
-        )
+        out[(int(key[0]), int(key[1]))] = w if isinstance(w, Edges) else _dense_edges(w, f"{name}[{key!r}]")
     return out
+
+
+def _is_sorted(keys: np.ndarray) -> bool:
+    return bool((keys[1:] > keys[:-1]).all())
+
+
+def _shared(kp: np.ndarray, kt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (S,) in kp and in kt of the keys both hold (each side's keys unique), in key order."""
+    if kp.size == 0 or kt.size == 0 or not (_is_sorted(kp) and _is_sorted(kt)):
+        _, ip, it = np.intersect1d(kp, kt, assume_unique=True, return_indices=True)
+        return ip, it
+    # both row-major (edges read off a dense matrix or selected here): look the fewer keys up
+    small, big = (kt, kp) if kt.size <= kp.size else (kp, kt)
+    at = np.minimum(np.searchsorted(big, small), big.size - 1)
+    hit = np.flatnonzero(big[at] == small)
+    return (at[hit], hit) if small is kt else (hit, at[hit])
 
 
 def _pair_sums(p: Edges | None, t: Edges | None, k_b: int) -> np.ndarray:
@@ -44,7 +74,7 @@ def _pair_sums(p: Edges | None, t: Edges | None, k_b: int) -> np.ndarray:
     ep = p if p is not None else Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), (0, k_b))
     et = t if t is not None else Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), (0, k_b))
     kp, kt = ep.rows * k_b + ep.cols, et.rows * k_b + et.cols
-    _, ip, it = np.intersect1d(kp, kt, assume_unique=True, return_indices=True)
+    ip, it = _shared(kp, kt)
     shared_min = np.minimum(ep.weights[ip], et.weights[it]).sum()
     return np.array([ep.weights.sum(), et.weights.sum(), shared_min, kp.size, kt.size, ip.size])
 

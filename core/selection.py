@@ -12,18 +12,24 @@ Methods (docs/architecture.md), all on rows ``x = P[i, :]``, ties broken by the 
   sum_{j<=k} |X_j - 1/k| + sum_{j>k} X_j over the sorted row X, and k = 0 ("no relationship")
   costs sum_j |X_j - 1/K_b|; the least cost wins (ties: smallest k); edges are the top k.
 
-Speed. A matrix passed to ``select_edges`` / ``select_relationships`` is validated once (two
-reductions) and each method does only the work it needs, without ranking whole rows:
-``threshold`` is one comparison, ``mcfp`` one argmax; ``hypothesis`` needs the k_max largest
-values of a row and ``density`` the shortest sorted prefix reaching p, found by a partial sort
-(``np.partition``) of a few top values, deeper only for the rows that need it. Sparse matrices
-(count-based: a few non-zeros per row) sort their non-zeros only. Edges are then read off by
-value: every entry above the last selected value, and as many of the entries equal to it as
-the prefix holds, lowest columns first. ``rank_rows`` keeps the parameter-independent work of
-one matrix for many calls (a sweep, a slider: the top candidates of each row in CSR layout);
-``select_edges`` accepts its result as well. Nothing loops over rows in Python.
-``select_edges`` returns sparse edges in row-major order; ``select_relationships`` the dense
-contract.
+Speed. A matrix passed to ``select_edges`` / ``select_relationships`` is validated and worked on
+a block of rows at a time (each block read from memory once, two reductions to validate it), and
+each method does only the work it needs, without ranking whole rows: ``threshold`` is one
+comparison, ``mcfp`` one argmax; ``hypothesis`` needs the k_max largest values of a row (repeated
+argmax for a few) and the rest's sum, ``density`` the shortest sorted prefix reaching p, found by
+a partial sort (``np.partition``) of the top values, deeper only for the rows that need it.
+Sparse matrices (count-based: a few non-zeros per row) sort their non-zeros only. Edges are read
+off by value: every entry above the last selected value, and as many of the entries equal to it
+as the prefix holds, lowest columns first. Nothing loops over rows in Python.
+
+Work is reused where a matrix is passed again: a sparse P's non-zeros and sorted rows
+(``PREPARED``), and the edges of a W made here, for scoring it (``DENSE_EDGES``, read by
+core.metrics). Both are handed back only while the array is unchanged, checked by one comparison
+pass over it (core._validation.NonzeroMemo), so a matrix changed in place is simply selected
+afresh. ``rank_rows`` keeps the parameter-independent work of one matrix explicitly (a sweep, a
+slider: the top candidates of each row in CSR layout); ``select_edges`` accepts its result as
+well. ``select_edges`` returns sparse edges in row-major order; ``select_relationships`` the
+dense contract.
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core._validation import as_probability_matrix, probability_rows
+from core._validation import NonzeroMemo, as_probability_matrix, probability_blocks
 
 EPS = 1e-9  # float tolerance for "cumulative sum reaches p" and equal hypothesis costs
 N_CANDIDATES = 24  # top entries kept per dense row by rank_rows; enough for almost every row
 MAX_K = 100_000  # k_max beyond any class count: larger values mean the same and only swell files
-SPARSE_ROW = 128  # rows with at most this many non-zeros keep them all (no partial sort)
-PREFIX_STEPS = (32, 256)  # density: prefix lengths partially sorted before a full sort of a row
+SPARSE_ROW = 128  # rows (and blocks, on average) with at most this many non-zeros: sort those only
+PREFIX_STEPS = (96, 320)  # density: prefix lengths partially sorted before a full sort of a row
+SMALL_TOP = 8  # hypothesis with k_max up to this: repeated argmax instead of a partial sort
+SAMPLE_ROWS = 8  # rows looked at to guess whether a block is sparse (a guess costs speed, never results)
+MEMO_BYTES = 256 << 20  # at most this much remembered work (each of the two memos below)
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Edges:
     def dense(self) -> np.ndarray:
         """The weight matrix W (K_a, K_b)."""
         w = np.zeros(self.shape)
-        w[self.rows, self.cols] = self.weights
+        w.reshape(-1)[self.rows * self.shape[1] + self.cols] = self.weights
         return w
 
     @classmethod
@@ -207,26 +216,21 @@ def _hypothesis(r: RankedRows, *, k_max: int) -> _Picked:
     return pos, r.vals[pos], needs_full
 
 
-# Direct selection on a validated matrix p (K_a, K_b) with row sums (K_a,): each method maps
-# (p, sums, its parameter's value or None) -> edges (rows (E,), cols (E,), weights (E,)) in row-major order.
+# Direct selection (no RankedRows). A matrix is validated and worked on a block of rows at a time
+# (core._validation.probability_blocks), so each block is read from memory once. A sparse block
+# (count-based: at most SPARSE_ROW non-zeros per row on average) becomes a _Sparse, its non-zeros
+# and each row's non-zero values sorted; a dense block (soft) is worked on as it is. Every method
+# has a function for each: (block, sums, value) -> edges and (block, _Sparse, value) -> edges,
+# edges = (rows, cols, weights) in row-major order. All the work is per row and both kinds find
+# the same sorted values and the same sums, so neither the grouping of rows nor the kind of block
+# changes a result.
 _Sel = tuple[np.ndarray, np.ndarray, np.ndarray]
-_NonZeros = tuple[np.ndarray, np.ndarray, np.ndarray]  # flat positions, rows, values (N,), row-major
 
 
-def _nonzeros(p: np.ndarray) -> _NonZeros | None:
-    """Every non-zero of p as (flat position, row, value), or None when p holds on average more
-    than SPARSE_ROW non-zeros per row (a dense, soft matrix: listing them would not pay)."""
-    mask = p.reshape(-1) > 0
-    if np.count_nonzero(mask) > SPARSE_ROW * p.shape[0]:
-        return None
-    flat = np.flatnonzero(mask)
-    return flat, flat // p.shape[1], p.reshape(-1)[flat]
-
-
-def _split_rows(nz: _NonZeros, k_a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows with at most SPARSE_ROW non-zeros (S,), their non-zero values sorted descending and
-    padded with at least one 0 column (S, W), and the other rows (D,)."""
-    _, rows, vals = nz
+def _split_rows(rows: np.ndarray, vals: np.ndarray, k_a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From the non-zeros (rows, values) (N,) in row-major order: the rows with at most SPARSE_ROW
+    non-zeros (S,), their values sorted descending and padded with at least one 0 (S, W), and the
+    other rows (D,)."""
     counts = np.bincount(rows, minlength=k_a)
     is_sparse = counts <= SPARSE_ROW
     within = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]  # position in its row
@@ -241,51 +245,132 @@ def _split_rows(nz: _NonZeros, k_a: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return sparse, pad[:, ::-1], np.flatnonzero(~is_sparse)
 
 
+@dataclass
+class _Sparse:
+    """The non-zeros of a sparse validated P (R, K_b), row-major: positions ``flat`` (N,), ``rows``
+    (N,), values ``vals`` (N,) > 0; the row sums (R,); and, made on first use, ``split()``."""
+
+    k_b: int
+    sums: np.ndarray
+    flat: np.ndarray
+    rows: np.ndarray
+    vals: np.ndarray
+    _split: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``_split_rows`` of the non-zeros (kept: a matrix passed again reuses it)."""
+        if self._split is None:
+            self._split = _split_rows(self.rows, self.vals, self.sums.size)
+        return self._split
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.sums, self.flat, self.rows, self.vals, *(self._split or ())))
+
+
+def _sparse_of(p: np.ndarray, sums: np.ndarray) -> _Sparse | None:
+    """The _Sparse of a validated block p (R, K_b), or None when it holds on average more than
+    SPARSE_ROW non-zeros per row (a dense, soft block; its first rows are looked at first, so such
+    a block costs no full scan here)."""
+    head = p[:SAMPLE_ROWS]
+    if np.count_nonzero(head) > SPARSE_ROW * head.shape[0]:
+        return None
+    mask = p.reshape(-1) > 0
+    if np.count_nonzero(mask) > SPARSE_ROW * p.shape[0]:
+        return None
+    flat = np.flatnonzero(mask)
+    return _Sparse(p.shape[1], sums, flat, flat // p.shape[1], p.reshape(-1)[flat])
+
+
+def _merged(parts: list[tuple[int, _Sparse]], k_b: int) -> _Sparse:
+    """One _Sparse of consecutive blocks' (start row, _Sparse)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    return _Sparse(
+        k_b,
+        np.concatenate([s.sums for _, s in parts]),
+        np.concatenate([s.flat + lo * k_b for lo, s in parts]),
+        np.concatenate([s.rows + lo for lo, s in parts]),
+        np.concatenate([s.vals for _, s in parts]),
+    )
+
+
+def _rows_copy(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return p.copy() if rows.size == p.shape[0] else p[rows]
+
+
 def _top_values(p: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     """The m largest values (R, m) of the given rows of p, in descending order (a partial sort)."""
     k_b = p.shape[1]
-    work = p[rows]
+    work = _rows_copy(p, rows)
     if m < k_b:
         work.partition(k_b - m, axis=1)
         work = work[:, k_b - m :]
     return np.sort(work, axis=1)[:, ::-1]
 
 
-def _prefix_edges(p: np.ndarray, nz: _NonZeros | None, n: np.ndarray, v: np.ndarray) -> _Sel:
-    """Edges of the first n[i] entries of every row i in (value desc, column asc) order, given the
-    n[i]-th value v[i] > 0 (inf where n[i] = 0): every entry above v[i], and the first entries
-    equal to it (lowest columns) up to n[i] in all."""
+def _top_by_argmax(p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k <= K_b largest entries of every row of p (R, K_b) in (value desc, column asc) order:
+    values (R, k) and columns (R, k). Repeated argmax (first maximum: lowest column), each pick
+    masked out: for a few entries this is cheaper than a partial sort."""
+    rows = np.arange(p.shape[0])
+    work = p.copy()
+    vals, cols = np.empty((rows.size, k)), np.empty((rows.size, k), dtype=np.int64)
+    for s in range(k):  # a loop over the k picks, not over rows
+        j = work.argmax(axis=1)
+        cols[:, s], vals[:, s] = j, work[rows, j]
+        work[rows, j] = -1.0
+    return vals, cols
+
+
+def _prefix_edges(p: np.ndarray, sp: _Sparse | None, n: np.ndarray, v: np.ndarray) -> _Sel:
+    """Edges of the first n[i] entries of every row i of p (R, K_b) in (value desc, column asc)
+    order, given the n[i]-th value v[i] > 0 (inf where n[i] = 0): every entry above v[i], and the
+    entries equal to it, lowest columns first, up to n[i] in all. Candidates come from the
+    non-zeros ``sp`` when given, else from one comparison over p."""
     k_a, k_b = p.shape
-    if nz is None:
+    if sp is None:
         flat = np.flatnonzero((p >= v[:, None]).reshape(-1))
         rows = flat // k_b
         vals = p.reshape(-1)[flat]
+        last = v[rows]
     else:
-        flat, rows, vals = nz
-        keep = vals >= v[rows]
-        flat, rows, vals = flat[keep], rows[keep], vals[keep]
-    tie = vals == v[rows]
+        last = v[sp.rows]
+        keep = np.flatnonzero(sp.vals >= last)
+        flat, rows, vals, last = sp.flat[keep], sp.rows[keep], sp.vals[keep], last[keep]
+    tie = vals == last
     if tie.any():  # ties at the last value: only the lowest columns that fit
-        above = np.bincount(rows[~tie], minlength=k_a)
-        t_pos = np.flatnonzero(tie)
-        t_rows = rows[t_pos]
-        rank = np.arange(t_pos.size) - np.searchsorted(t_rows, t_rows)  # rank among its row's ties
-        drop = t_pos[rank >= (n - above)[t_rows]]
-        if drop.size:
+        t_rows = rows[tie]
+        n_ties = np.bincount(t_rows, minlength=k_a)
+        room = n - (np.bincount(rows, minlength=k_a) - n_ties)  # n minus the entries above v
+        rank = np.arange(t_rows.size) - (np.cumsum(n_ties) - n_ties)[t_rows]  # rank among its row's ties
+        if (rank >= room[t_rows]).any():
             keep = np.ones(flat.size, dtype=bool)
-            keep[drop] = False
+            keep[tie] = rank < room[t_rows]
             flat, rows, vals = flat[keep], rows[keep], vals[keep]
     return rows, flat - rows * k_b, vals
 
 
-def _threshold_direct(p: np.ndarray, sums: np.ndarray, t: float) -> _Sel:
+def _first_n(n: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, v) with v = inf where n = 0 (no edge: nothing is >= inf)."""
+    return n, np.where(n > 0, v, np.inf)
+
+
+# threshold and MCFP: a comparison, an argmax; no ranking
+def _threshold_dense(p: np.ndarray, sums: np.ndarray, t: float) -> _Sel:
     k_b = p.shape[1]
     flat = np.flatnonzero(((p >= t) if t > 0 else (p > 0)).reshape(-1))
     rows = flat // k_b
     return rows, flat - rows * k_b, p.reshape(-1)[flat]
 
 
-def _argmax_direct(p: np.ndarray) -> _Sel:
+def _threshold_sparse(p: np.ndarray, sp: _Sparse, t: float) -> _Sel:
+    keep = np.flatnonzero(sp.vals >= t)  # t = 0: every non-zero
+    rows = sp.rows[keep]
+    return rows, sp.flat[keep] - rows * sp.k_b, sp.vals[keep]
+
+
+def _mcfp_dense(p: np.ndarray, sums: np.ndarray, _: None = None) -> _Sel:
     cols = p.argmax(axis=1)  # first maximum: ties -> lowest column
     rows = np.arange(p.shape[0])
     w = p[rows, cols]
@@ -293,15 +378,24 @@ def _argmax_direct(p: np.ndarray) -> _Sel:
     return rows[keep], cols[keep], w[keep]
 
 
-def _mcfp_direct(p: np.ndarray, sums: np.ndarray, _: None = None) -> _Sel:
-    return _argmax_direct(p)
+def _mcfp_sparse(p: np.ndarray, sp: _Sparse, _: None = None) -> _Sel:
+    sparse, pad, dense = sp.split()
+    top = np.zeros(sp.sums.size)
+    top[sparse] = pad[:, 0]
+    if dense.size:
+        top[dense] = p[dense].max(axis=1)
+    return _prefix_edges(p, sp, *_first_n((top > 0).astype(np.int64), top))
 
 
-def _mcfp_binary_direct(p: np.ndarray, sums: np.ndarray, _: None = None) -> _Sel:
-    rows, cols, w = _argmax_direct(p)
-    return rows, cols, np.ones(w.size)
+def _binary(select: Callable[..., _Sel]) -> Callable[..., _Sel]:
+    def binary(p: np.ndarray, x: object, _: None = None) -> _Sel:
+        rows, cols, w = select(p, x)
+        return rows, cols, np.ones(w.size)
+
+    return binary
 
 
+# density: the shortest sorted prefix reaching p
 def _crossing(block: np.ndarray, total: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where the running sum of sorted values crosses ``target``: ``block`` (R, m) holds each
     row's next values (descending), ``total`` (R,) the mass taken before them. Returns (stops (R,):
@@ -313,12 +407,12 @@ def _crossing(block: np.ndarray, total: np.ndarray, target: float) -> tuple[np.n
     return stops, np.where(stops, stop.argmax(axis=1), block.shape[1]), cs[:, -1]
 
 
-def _density_dense(p: np.ndarray, rows: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray]:
-    """(n, v) of the density prefix of the given rows: partial sorts of the top 32, 256 values,
-    then a full sort for the rows still short of ``target``."""
+def _density_rows(p: np.ndarray, rows: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, v) of the density prefix of the given rows of a dense p: partial sorts of the top
+    PREFIX_STEPS values, then a full sort for the rows still short of ``target``."""
     k_b = p.shape[1]
     n, v = np.zeros(rows.size, dtype=np.int64), np.full(rows.size, np.inf)
-    work = p[rows]  # a copy: its first k_b - lo columns hold each active row's values not yet taken
+    work = _rows_copy(p, rows)  # its first k_b - lo columns: each active row's values not yet taken
     active, total, last, lo = np.arange(rows.size), np.zeros(rows.size), np.full(rows.size, np.inf), 0
     for hi in [*(m for m in PREFIX_STEPS if m < k_b), k_b]:
         width = k_b - lo
@@ -340,49 +434,82 @@ def _density_dense(p: np.ndarray, rows: np.ndarray, target: float) -> tuple[np.n
     return n, v
 
 
-def _density_direct(p: np.ndarray, sums: np.ndarray, mass: float) -> _Sel:
+def _density_dense(p: np.ndarray, sums: np.ndarray, mass: float) -> _Sel:
+    n, v = np.zeros(p.shape[0], dtype=np.int64), np.full(p.shape[0], np.inf)
+    rows = np.flatnonzero(sums > 0)  # all-zero rows take nothing
+    if rows.size:
+        n[rows], v[rows] = _density_rows(p, rows, mass - EPS)
+    return _prefix_edges(p, None, n, v)
+
+
+def _density_sparse(p: np.ndarray, sp: _Sparse, mass: float) -> _Sel:
     target = mass - EPS
-    k_a = p.shape[0]
-    n, v = np.zeros(k_a, dtype=np.int64), np.full(k_a, np.inf)
-    nz = _nonzeros(p)
-    if nz is None:
-        dense = np.flatnonzero(sums > 0)
-    else:
-        sparse, pad, dense = _split_rows(nz, k_a)
-        _, taken, _ = _crossing(pad, np.zeros(sparse.size), target)  # the 0 column always stops
-        n[sparse] = taken
-        v[sparse] = np.where(taken > 0, pad[np.arange(sparse.size), np.maximum(taken - 1, 0)], np.inf)
+    sparse, pad, dense = sp.split()
+    n, v = np.zeros(sp.sums.size, dtype=np.int64), np.full(sp.sums.size, np.inf)
+    _, taken, _ = _crossing(pad, np.zeros(sparse.size), target)  # the 0 column always stops
+    n[sparse], v[sparse] = _first_n(taken, pad[np.arange(sparse.size), np.maximum(taken - 1, 0)])
     if dense.size:
-        n[dense], v[dense] = _density_dense(p, dense, target)
-    return _prefix_edges(p, nz, n, v)
+        n[dense], v[dense] = _density_rows(p, dense, target)
+    return _prefix_edges(p, sp, n, v)
 
 
-def _hypothesis_direct(p: np.ndarray, sums: np.ndarray, k_max: int) -> _Sel:
-    k_a, k_b = p.shape
-    k_top = min(k_max, k_b)
+# hypothesis: the top k_max values of a row and the rest's sum
+def _hypothesis_n(p: np.ndarray, sums: np.ndarray, top: np.ndarray, excess: np.ndarray | None = None) -> np.ndarray:
+    """How many of its top values (R, k_top) every row of p keeps (the least cost k, zeros dropped).
+
+    ``excess`` (R,): sum_j max(x_j - 1/K_b, 0) per row when known (from the non-zeros), else it is
+    found by a pass over the rows that need it."""
+    k_a, k_top = top.shape
+    k_b = p.shape[1]
     c = 1.0 / k_b
-    nz = _nonzeros(p)
-    if nz is None:
-        top = _top_values(p, np.arange(k_a), k_top)
-        with np.errstate(under="ignore"):
-            excess = np.maximum(p, c).sum(axis=1) - c * k_b  # sum_j max(x_j - c, 0)
-    else:
-        top = np.zeros((k_a, k_top))
-        sparse, pad, dense = _split_rows(nz, k_a)
-        w = min(k_top, pad.shape[1])
-        top[sparse, :w] = pad[:, :w]
-        if dense.size:
-            top[dense] = _top_values(p, dense, k_top)
-        excess = np.bincount(nz[1], weights=np.maximum(nz[2] - c, 0.0), minlength=k_a)
     costs = np.empty((k_a, k_top + 1))
-    costs[:, 0] = 2.0 * excess + 1.0 - sums  # k = 0: sum_j |x_j - 1/K_b|
     rest = sums[:, None] - np.cumsum(top, axis=1)  # sum_{j>k} X_j, k = 1..k_top
     for k in range(1, k_top + 1):  # a loop over k (<= k_max), not over rows
         costs[:, k] = np.abs(top[:, :k] - 1.0 / k).sum(axis=1) + rest[:, k - 1]
+    # k = 0 costs sum_j |x_j - c| = 2 * sum_j max(x_j - c, 0) + 1 - sum_j x_j
+    if excess is None:  # a pass over the row, needed only where k = 0 can win: it costs at least
+        # sum_{j<=k_top} |X_j - c| + |rest - (K_b - k_top) c| (the triangle inequality on the rest);
+        # rows whose bound exceeds their best k >= 1 by far more than float error skip the pass
+        costs[:, 0] = np.abs(top - c).sum(axis=1) + np.abs(rest[:, -1] - (k_b - k_top) * c)
+        maybe = np.flatnonzero(costs[:, 0] <= costs[:, 1:].min(axis=1) + 1e-9)
+        if maybe.size:
+            sub = p if 2 * maybe.size > k_a else p[maybe]
+            with np.errstate(under="ignore"):
+                excess = np.maximum(sub, c).sum(axis=1) - c * k_b
+            if sub is p:
+                excess = excess[maybe]
+            costs[maybe, 0] = 2.0 * excess + 1.0 - sums[maybe]
+    else:
+        costs[:, 0] = 2.0 * excess + 1.0 - sums
     best_k = np.argmin(np.round(costs, 12), axis=1)  # first minimum: ties -> smallest k
-    n = ((np.arange(k_top) < best_k[:, None]) & (top > 0)).sum(axis=1)  # zeros are never edges
-    v = np.where(n > 0, top[np.arange(k_a), np.maximum(n - 1, 0)], np.inf)
-    return _prefix_edges(p, nz, n, v)
+    return ((np.arange(k_top) < best_k[:, None]) & (top > 0)).sum(axis=1)  # zeros are never edges
+
+
+def _hypothesis_dense(p: np.ndarray, sums: np.ndarray, k_max: int) -> _Sel:
+    k_a, k_b = p.shape
+    k_top = min(k_max, k_b)
+    if k_top > SMALL_TOP:
+        top = _top_values(p, np.arange(k_a), k_top)
+        n = _hypothesis_n(p, sums, top)
+        return _prefix_edges(p, None, *_first_n(n, top[np.arange(k_a), np.maximum(n - 1, 0)]))
+    top, cols = _top_by_argmax(p, k_top)
+    n = _hypothesis_n(p, sums, top)
+    picked = np.sort(np.where(np.arange(k_top) < n[:, None], cols, k_b), axis=1)  # row-major order
+    rows, pos = np.nonzero(picked < k_b)
+    cols = picked[rows, pos]
+    return rows, cols, p[rows, cols]
+
+
+def _hypothesis_sparse(p: np.ndarray, sp: _Sparse, k_max: int) -> _Sel:
+    k_a, k_top = sp.sums.size, min(k_max, sp.k_b)
+    sparse, pad, dense = sp.split()
+    top = np.zeros((k_a, k_top))
+    top[sparse, : min(k_top, pad.shape[1])] = pad[:, :k_top]
+    if dense.size:
+        top[dense] = _top_values(p, dense, k_top)
+    excess = np.bincount(sp.rows, weights=np.maximum(sp.vals - 1.0 / sp.k_b, 0.0), minlength=k_a)
+    n = _hypothesis_n(p, sp.sums, top, excess)
+    return _prefix_edges(p, sp, *_first_n(n, top[np.arange(k_a), np.maximum(n - 1, 0)]))
 
 
 def _check_unit(value: object, *, name: str, low_open: bool) -> float:
@@ -406,8 +533,8 @@ def _check_k_max(value: object) -> int:
 @dataclass(frozen=True)
 class Method:
     """A selection method: its function on ``rank_rows`` results (``func``) and on a validated
-    matrix (``direct``), and its parameter (name, checker, default, sweep grid, and the (low, high,
-    step) range a slider offers)."""
+    block of rows, dense or sparse (``dense``, ``sparse``), and its parameter (name, checker,
+    default, sweep grid, and the (low, high, step) range a slider offers)."""
 
     func: Callable[..., _Picked]
     param: str | None = None
@@ -416,7 +543,8 @@ class Method:
     grid: tuple[float, ...] = ()
     label: str = ""
     bounds: tuple[float, float, float] = ()
-    direct: Callable[[np.ndarray, np.ndarray, float | int | None], _Sel] | None = None
+    dense: Callable[[np.ndarray, np.ndarray, float | int | None], _Sel] | None = None
+    sparse: Callable[[np.ndarray, _Sparse, float | int | None], _Sel] | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -428,10 +556,13 @@ METHODS: dict[str, Method] = {
         tuple(np.round(np.arange(0.02, 1.0001, 0.02), 2)),
         "Naive threshold",
         (0.0, 1.0, 0.01),
-        _threshold_direct,
+        _threshold_dense,
+        _threshold_sparse,
     ),
-    "mcfp": Method(_mcfp, label="Most common foreign prediction", direct=_mcfp_direct),
-    "mcfp_binary": Method(_mcfp_binary, label="MCFP, binary weights", direct=_mcfp_binary_direct),
+    "mcfp": Method(_mcfp, label="Most common foreign prediction", dense=_mcfp_dense, sparse=_mcfp_sparse),
+    "mcfp_binary": Method(
+        _mcfp_binary, label="MCFP, binary weights", dense=_binary(_mcfp_dense), sparse=_binary(_mcfp_sparse)
+    ),
     "density": Method(
         _density,
         "p",
@@ -440,7 +571,8 @@ METHODS: dict[str, Method] = {
         tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)),
         "Density threshold",
         (0.05, 1.0, 0.01),
-        _density_direct,
+        _density_dense,
+        _density_sparse,
     ),
     "hypothesis": Method(
         _hypothesis,
@@ -450,7 +582,8 @@ METHODS: dict[str, Method] = {
         tuple(range(1, 11)),
         "Relationship hypothesis",
         (1, 10, 1),
-        _hypothesis_direct,
+        _hypothesis_dense,
+        _hypothesis_sparse,
     ),
 }
 
@@ -467,6 +600,11 @@ def check_params(method: str, params: dict) -> dict:
     if spec.param is None:
         return {}
     return {spec.param: spec.check(params.get(spec.param, spec.default))}
+
+
+# Work remembered for matrices passed again (see NonzeroMemo: handed back only while unchanged).
+PREPARED = NonzeroMemo(MEMO_BYTES)  # P (sparse) -> its _Sparse, for the next method or parameter
+DENSE_EDGES = NonzeroMemo(MEMO_BYTES)  # W from select_relationships -> its edges, for scoring it
 
 
 def _select_ranked(r: RankedRows, method: str, clean: dict) -> _Sel:
@@ -498,10 +636,32 @@ def _select(P: object, method: str, params: dict, stacklevel: int) -> Edges:
     clean = check_params(method, params)
     if isinstance(P, RankedRows):
         return Edges(*_select_ranked(P, method, clean), P.shape)
-    p, sums = probability_rows(P, stacklevel=stacklevel + 1)
-    value = next(iter(clean.values()), None)
-    rows, cols, weights = METHODS[method].direct(p, sums, value)
-    return Edges(rows, cols, weights, p.shape)
+    spec, value = METHODS[method], next(iter(clean.values()), None)
+    hit = PREPARED.get(P)  # P passed before and unchanged since: its non-zeros are known
+    if hit is not None:
+        return Edges(*spec.sparse(P, hit[2], value), P.shape)
+    shape, blocks = probability_blocks(P, stacklevel=stacklevel + 1)
+    parts, sparse, as_is = [], [], isinstance(P, np.ndarray)
+    for lo, block, sums in blocks:  # each block of rows is validated and worked on while in cache
+        sp = _sparse_of(block, sums)
+        as_is = as_is and np.may_share_memory(block, P)  # not normalised: P's own rows
+        if sp is None:
+            rows, cols, weights = spec.dense(block, sums, value)
+            parts.append((lo, rows + lo, cols, weights))
+        else:
+            sparse.append((lo, block, sp))
+    if sparse and not parts and as_is:  # all sparse, P itself: remember the work
+        known = _merged([(lo, sp) for lo, _, sp in sparse], shape[1])
+        known.split()  # made now, so the memo counts its bytes
+        PREPARED.put(P, known.flat, known.vals, known, known.nbytes - known.flat.nbytes - known.vals.nbytes)
+        return Edges(*spec.sparse(P, known, value), shape)
+    for lo, block, sp in sparse:
+        rows, cols, weights = spec.sparse(block, sp, value)
+        parts.append((lo, rows + lo, cols, weights))
+    parts.sort(key=lambda part: part[0])
+    if len(parts) == 1:
+        return Edges(*parts[0][1:], shape)
+    return Edges(*(np.concatenate(x) for x in list(zip(*parts))[1:]), shape)
 
 
 def select_edges(P: object, method: str, **params: object) -> Edges:
@@ -517,4 +677,7 @@ def select_relationships(P: object, method: str, **params: object) -> np.ndarray
     array([[0.6, 0. ],
            [0.5, 0. ]])
     """
-    return _select(P, method, params, stacklevel=2).dense()
+    edges = _select(P, method, params, stacklevel=2)
+    w = edges.dense()
+    DENSE_EDGES.put(w, edges.rows * edges.shape[1] + edges.cols, edges.weights)  # for scoring w
+    return w

@@ -144,3 +144,12 @@ def test_edges_round_trip():
 def test_bad_input(p, method, params, err, match):
     with pytest.raises(err, match=match):
         select_relationships(p, method, **params)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_matrix_and_its_ranking_give_the_same_edges_in_the_same_order(method, rng):
+    c = rng.integers(0, 4, size=(7, 11)).astype(float)
+    p = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
+    direct, ranked = select_edges(p.tolist(), method), select_edges(rank_rows(p, n_candidates=2, sparse_row=0), method)
+    for a, b in [(direct.rows, ranked.rows), (direct.cols, ranked.cols), (direct.weights, ranked.weights)]:
+        np.testing.assert_array_equal(a, b)
