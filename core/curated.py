@@ -110,40 +110,9 @@ def check_curated(run_dir: str | os.PathLike, method: str, value: float | None) 
     """Check that a curated model can be trained in this run (ValueError naming what is wrong):
     a run folder without links, a readable config unchanged since its finished steps ran, a
     finished crossdomain step, training images in every domain, a valid setting."""
-    from core.pipeline import step_dependencies
-    from core.runs import check_no_links, is_run_dir, read_status
+    from core.sweep import check_head_job
 
-    run = Run(run_dir)
-    if not is_run_dir(run.path):
-        raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to train in it")
-    check_no_links(run.path)  # the job writes into the run folder: never through a link
-    from core.importer import is_imported
-
-    if is_imported(run):
-        raise ValueError(f"run {run.id!r} was imported from predictions: it has no images to train a model on")
-    if not run.config:
-        raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to train")
-    if not run.has("crossdomain"):
-        raise ValueError(f"run {run.id!r} has no finished crossdomain step: no relationships to curate yet")
-    missing = [d.get("name") for d in run.domains() if not d.get("n_train")]
-    if missing or not run.domains():
-        raise ValueError(
-            f"run {run.id!r} has no training images in domain(s) {missing}: the curated model trains on the "
-            "run's image features, and an image-free run has none"
-        )
-    cfg = config_from_dict(run.config)
-    if cfg.features.mode == "finetune":
-        raise ValueError(
-            f"run {run.id!r} fine-tunes its models (features.mode: finetune): the curated model trains heads on frozen "
-            "features, which this run does not have"
-        )
-    stored, current = run.step_hashes(), step_dependencies(cfg)
-    for step in read_status(run.path)["steps_done"]:
-        if stored.get(step) != current.get(step):
-            raise ValueError(
-                f"run {run.id!r}: its config (or the tool's shift definitions) changed since its {step} step "
-                "ran; resume the run first"
-            )
+    run, cfg = check_head_job(run_dir, "the curated model")
     _check_setting(method, value)
     return run, cfg
 

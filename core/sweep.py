@@ -195,38 +195,58 @@ class _Data:
             raise ValueError(f"run {run.id!r} has no validation images: a sweep scores settings on them")
 
 
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def check_head_job(
+    run_dir, job: str, steps: tuple[str, ...] | None = None, splits: tuple[str, ...] = ("train",)
+) -> tuple[Run, RunConfig]:
+    """The checks shared by the jobs that train universal heads on a finished run's cached frozen
+    features (the sweep, the curated model): ``job`` names it in the messages; every domain needs
+    images in ``splits``; the config must be unchanged for ``steps`` (default: every finished
+    step). ValueError naming what is wrong."""
+    from core.importer import is_imported
+    from core.pipeline import step_dependencies
+    from core.runs import check_no_links, is_run_dir, read_status
+
+    run = Run(run_dir)
+    if not is_run_dir(run.path):
+        raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to run {job} in it")
+    check_no_links(run.path)  # the job writes into the run folder: never through a link
+    if is_imported(run):
+        raise ValueError(f"run {run.id!r} was imported from predictions: it has no images to train {job} on")
+    if not run.config:
+        raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to train {job} on")
+    if not run.has("crossdomain"):
+        raise ValueError(f"run {run.id!r} has no finished crossdomain step: nothing to train {job} on yet")
+    missing = [d.get("name") for d in run.domains() if not all(d.get(f"n_{s}") for s in splits)]
+    if missing or not run.domains():
+        raise ValueError(
+            f"run {run.id!r} has no {' or '.join(SPLIT_WORDS[x] for x in splits)} images in domain(s) {missing}: "
+            f"{job} trains on the run's "
+            "image features, and an image-free run has none"
+        )
+    cfg = config_from_dict(run.config)
+    if cfg.features.mode == "finetune":
+        raise ValueError(
+            f"run {run.id!r} fine-tunes its models (features.mode: finetune): {job} trains heads on frozen "
+            "features, which this run does not have"
+        )
+    stored, current = run.step_hashes(), step_dependencies(cfg)
+    for step in steps if steps is not None else read_status(run.path)["steps_done"]:
+        if stored.get(step) != current.get(step):
+            raise ValueError(
+                f"run {run.id!r}: its config (or the tool's shift definitions) changed since its {step} step "
+                "ran; resume the run first"
+            )
+    return run, cfg
+
+
 def check_sweep(
     run_dir, methods=None, grid="coarse", epochs=None, batch=8
 ) -> tuple[Run, RunConfig, list[Setting], int]:
     """Check that a run can be swept with these arguments (ValueError naming what is wrong)."""
-    from core.pipeline import step_dependencies
-    from core.runs import check_no_links, is_run_dir
-
-    run = Run(run_dir)
-    if not is_run_dir(run.path):
-        raise ValueError(f"{run.path} is not a unitax run folder (no marker): refusing to sweep it")
-    check_no_links(run.path)  # the sweep writes into RUN/sweep/: never through a link
-    from core.importer import is_imported
-
-    if is_imported(run):
-        raise ValueError(f"run {run.id!r} was imported from predictions: it has no images to train a sweep on")
-    if not run.config:
-        raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to sweep")
-    if not run.has("crossdomain"):
-        raise ValueError(f"run {run.id!r} has no finished crossdomain step: nothing to sweep")
-    cfg = config_from_dict(run.config)
-    if cfg.features.mode == "finetune":
-        raise ValueError(
-            f"run {run.id!r} fine-tunes its models (features.mode: finetune): a sweep trains heads on frozen "
-            "features, which this run does not have"
-        )
-    if run.step_hashes().get("crossdomain") != step_dependencies(cfg)["crossdomain"]:
-        raise ValueError(
-            f"run {run.id!r}: its config (or the tool's shift definitions) changed since its "
-            "crossdomain step ran; resume the run first"
-        )
-    if any(d.get("n_train", 0) == 0 or d.get("n_val", 0) == 0 for d in run.domains()):
-        raise ValueError(f"run {run.id!r} has domains without training or validation images: a sweep trains on them")
+    run, cfg = check_head_job(run_dir, "a sweep", steps=("crossdomain",), splits=("train", "val"))
     epochs = cfg.universal_train.epochs if epochs is None else int(epochs)
     if not 1 <= epochs <= 10_000 or not 1 <= batch <= 256:
         raise ValueError(f"epochs must be in [1, 10000] and batch in [1, 256], got {epochs} and {batch}")

@@ -5,6 +5,7 @@ go to test-output/screenshots/. Every request must stay on localhost (the app wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -82,6 +83,35 @@ def _start_server(runs: Path):
             time.sleep(0.5)
     _stop(proc)
     pytest.fail("the streamlit server did not start: " + log_path.read_text()[-2000:])
+
+
+@contextlib.contextmanager
+def local_page(runs: Path, *, height: int = 1000):
+    """(page, base URL, external requests): chromium on a fresh dashboard serving ``runs``; every
+    request that would leave localhost is aborted and recorded."""
+    from playwright.sync_api import sync_playwright
+
+    proc, base = _start_server(runs)
+    external: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1400, "height": height})
+
+            def _guard(route):
+                url = route.request.url
+                if url.startswith(("data:", "blob:", "about:")) or (urlparse(url).hostname or "") in LOCAL:
+                    return route.continue_()
+                external.append(url)
+                return route.abort()
+
+            context.route("**/*", _guard)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            yield page, base, external
+            browser.close()
+    finally:
+        _stop(proc)
 
 
 def _stop(proc) -> None:

@@ -6,12 +6,10 @@ for the curated edges), and undo bring everything back. Every request stays on l
 from __future__ import annotations
 
 import re
-import shutil
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.test_browser import CHROMIUM_ARGS, LOCAL, SHOTS, _start_server, _stop
+from tests.test_browser import SHOTS, local_page
 from tests.test_browser_graph import READY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -20,8 +18,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def curation_page(tmp_path_factory):
     """(page, base URL, run, external requests) on a fresh server with one sample run ``c``."""
-    from playwright.sync_api import sync_playwright
-
     from core.runs import Run
     from core.synthetic import make_synthetic_taxonomy
     from tests.sample_run import write_synthetic_run
@@ -29,27 +25,8 @@ def curation_page(tmp_path_factory):
     runs = tmp_path_factory.mktemp("curation-runs")
     tax = make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3)
     run = Run(write_synthetic_run(runs, "c", tax, noise=0.2, seed=1))
-    proc, base = _start_server(runs)
-    external: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1100})
-
-            def _guard(route):
-                url = route.request.url
-                if url.startswith(("data:", "blob:", "about:")) or (urlparse(url).hostname or "") in LOCAL:
-                    return route.continue_()
-                external.append(url)
-                return route.abort()
-
-            context.route("**/*", _guard)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            yield page, base, run, external
-            browser.close()
-    finally:
-        _stop(proc)
+    with local_page(runs, height=1100) as (page, base, external):
+        yield page, base, run, external
 
 
 def _metric(page, label: str) -> str:

@@ -7,13 +7,11 @@ click; a search centres the graph on the matching class. Every request stays on 
 from __future__ import annotations
 
 import re
-import shutil
 import time
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.test_browser import CHROMIUM_ARGS, LOCAL, SHOTS, _start_server, _stop
+from tests.test_browser import SHOTS, local_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -55,34 +53,13 @@ EDGE_POINT = f"""() => {{
 @pytest.fixture(scope="module")
 def graph_page(tmp_path_factory):
     """(page, base URL, external requests) on a fresh server with one sample run ``g``."""
-    from playwright.sync_api import sync_playwright
-
     from core.synthetic import make_synthetic_taxonomy
     from tests.sample_run import write_synthetic_run
 
     runs = tmp_path_factory.mktemp("graph-runs")
     write_synthetic_run(runs, "g", make_synthetic_taxonomy(20, 3, 10, 4, 1.8, 1.0, seed=3), noise=0.2, seed=1)
-    proc, base = _start_server(runs)
-    external: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-
-            def _guard(route):
-                url = route.request.url
-                if url.startswith(("data:", "blob:", "about:")) or (urlparse(url).hostname or "") in LOCAL:
-                    return route.continue_()
-                external.append(url)
-                return route.abort()
-
-            context.route("**/*", _guard)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            yield page, base, external
-            browser.close()
-    finally:
-        _stop(proc)
+    with local_page(runs) as opened:
+        yield opened
 
 
 def _caption(page, text: str) -> None:

@@ -556,7 +556,7 @@ def test_no_job_trains_or_runs_in_an_imported_run(tmp_path):
     before = sorted(p.name for p in out.rglob("*"))
     with pytest.raises(ValueError, match="imported from predictions: it has no images to train a sweep on"):
         check_sweep(out)
-    with pytest.raises(ValueError, match="imported from predictions: it has no images to train a model on"):
+    with pytest.raises(ValueError, match="imported from predictions: it has no images to train the curated model on"):
         check_curated(out, "mcfp", None)
     with pytest.raises(ValueError, match="holds predictions imported with `python -m core import`"):
         run_pipeline("assets/configs/tiny.yaml", out)

@@ -171,7 +171,7 @@ def test_best_and_correlations(tiny):
 def test_sweep_refusals(tiny, tmp_path):
     from core.runs import LockedError, RunLock, init_run_dir
 
-    with pytest.raises(ValueError, match="nothing to sweep"):
+    with pytest.raises(ValueError, match="nothing to train a sweep on"):
         check_sweep(init_run_dir(tmp_path / "empty"))
     with pytest.raises(ValueError, match="epochs must be in"):
         check_sweep(tiny, epochs=0)
