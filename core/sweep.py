@@ -219,8 +219,21 @@ def check_head_job(
         raise ValueError(f"run {run.id!r} has no readable config.yaml: nothing to train {job} on")
     if not run.has("crossdomain"):
         raise ValueError(f"run {run.id!r} has no finished crossdomain step: nothing to train {job} on yet")
-    missing = [d.get("name") for d in run.domains() if not all(d.get(f"n_{s}") for s in splits)]
-    if missing or not run.domains():
+    try:
+        domains = run.domains()
+    except (RecursionError, OSError, ValueError) as exc:
+        raise ValueError(f"run {run.id!r}: its domains.json is unreadable ({type(exc).__name__})") from None
+    if not isinstance(domains, list):
+        domains = []
+
+    def has_images(d: object, split: str) -> bool:
+        n = d.get(f"n_{split}") if isinstance(d, dict) else None
+        return isinstance(n, int) and not isinstance(n, bool) and n > 0
+
+    missing = [
+        d.get("name") if isinstance(d, dict) else d for d in domains if not all(has_images(d, x) for x in splits)
+    ]
+    if missing or not domains:
         raise ValueError(
             f"run {run.id!r} has no {' or '.join(SPLIT_WORDS[x] for x in splits)} images in domain(s) {missing}: "
             f"{job} trains on the run's "

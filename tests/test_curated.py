@@ -274,3 +274,16 @@ def test_start_and_cancel_the_background_job(tiny, trained, tmp_path):
     status = cancel_curated(tiny.id, root=tiny.path.parent)  # long before it is done (it imports torch)
     assert status["state"] == "cancelled" and tiny.curated_status()["state"] == "cancelled"
     assert tiny.has_curated_model() and tiny.selection(CURATED)["base"]["method"] == "threshold"  # kept
+
+
+@pytest.mark.parametrize("entries", [["a", "b"], [None, None], [{"name": "x", "n_train": "abc"}, {"n_train": True}]])
+def test_a_damaged_domains_list_is_refused_as_having_no_images(tmp_path, entries):
+    from core.curated import check_curated
+    from core.runs import Run
+    from core.synthetic import make_synthetic_taxonomy
+    from tests.sample_run import write_synthetic_run
+
+    run = Run(write_synthetic_run(tmp_path, "r", make_synthetic_taxonomy(12, 2, 6, 3, 1.5, 0.5, seed=1), full=False))
+    (run.path / "domains.json").write_text(__import__("json").dumps(entries))
+    with pytest.raises(ValueError, match="no training images in domain"):
+        check_curated(run.path, "mcfp", None)
