@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 ROW_SUM_TOL = 1e-6  # rows of P must sum to 1 within this (float32 round-off is ~1e-7 per entry)
 BLOCK_BYTES = 1 << 21  # matrices are checked and processed in blocks of rows this large: they stay in cache
+WORKERS = min(2, os.cpu_count() or 1)  # threads for passes over several large matrices (1: no threads)
+PARALLEL_BYTES = 1 << 22  # ... used only when those matrices hold this many bytes together
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0  # the process that made _pool: a forked child has none of its threads and makes its own
+_pool_lock = threading.Lock()
+
+
+def worker_pool(nbytes: int) -> ThreadPoolExecutor | None:
+    """The engine's pool of WORKERS threads for work on ``nbytes`` of matrices, or None where
+    threads do not pay (WORKERS < 2, or less than PARALLEL_BYTES). numpy lets go of the
+    interpreter lock in a pass over a large array, so passes over independent matrices or blocks
+    of rows overlap. Work run on it must not wait for other work on it."""
+    global _pool, _pool_pid
+    if WORKERS < 2 or nbytes < PARALLEL_BYTES:
+        return None
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != WORKERS or _pool_pid != os.getpid():
+            _pool, _pool_pid = ThreadPoolExecutor(WORKERS, thread_name_prefix="unitax-engine"), os.getpid()
+        return _pool
+
+
+def map_large(fn: Callable, items: Sequence, nbytes: int) -> list:
+    """``[fn(x) for x in items]``, on the ``worker_pool`` where there is one for ``nbytes`` (the
+    items' size together) and several items. Results in the order of ``items``; an error raised
+    for an item is the one the loop would raise first."""
+    pool = worker_pool(nbytes) if len(items) > 1 else None
+    return [fn(x) for x in items] if pool is None else list(pool.map(fn, items))
 
 
 def _float_2d(x: object, name: str) -> np.ndarray:

@@ -172,6 +172,9 @@ def _cmd_run(args) -> int:
         cfg = _load(args)
     except (ValueError, TypeError, OSError) as exc:
         raise UsageError(f"config error: {_one_line(exc)}") from None
+    if _other_rank():  # under torchrun, ranks > 0 only share rank 0's feature extraction
+        status = run_pipeline(cfg, args.out or ".", from_step=args.from_step, until_step=args.until_step)
+        return 0 if status.get("state") == "released" else 1
     out = Path(args.out) if args.out else create_run_dir(None, cfg.name)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
@@ -193,6 +196,18 @@ def _cmd_run(args) -> int:
     if status["state"] == "done":
         _print_results(out)
     return {"done": 0, "pending": 0, "cancelled": 130}.get(status["state"], 1)
+
+
+def _other_rank() -> bool:
+    """True in a torchrun rank other than 0 (core.distributed; torch is imported only then)."""
+    import os
+
+    if "WORLD_SIZE" not in os.environ:
+        return False
+    from core import distributed
+
+    launch = distributed.launch_env()
+    return launch is not None and launch.rank != 0
 
 
 def _is_run_log(out: Path) -> bool:

@@ -237,7 +237,13 @@ HASH_NEUTRAL: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "SyntheticConfig": {"images": "disjoint"},
     "DomainsConfig": {"split_rule": "stratified", "include_clutter": False},
-    "FeaturesConfig": {"mode": "frozen", "weights": None, "crop_scale": (0.8, 1.0), "flip": True},
+    "FeaturesConfig": {
+        "mode": "frozen",
+        "weights": None,
+        "crop_scale": (0.8, 1.0),
+        "flip": True,
+        "store_dtype": "float32",
+    },
     "BaselinesConfig": {"recipes": ()},
     "UniversalConfig": {"inference": "probs"},
 }

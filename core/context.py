@@ -3,6 +3,13 @@
 :class:`RunContext` carries the config, the run, the device and the features of one pipeline
 invocation; :func:`split_data` gives a split's features without unreadable images (from memory,
 else the feature cache, else one backbone pass); :func:`union` stacks every domain's split.
+
+Memory: a split's features up to core.featstore.RAM_LIMIT bytes are float32 arrays in RAM (as
+always); a larger split stays a read-only memmap of the feature store (float32 or float16,
+``features.store_dtype``), and what :func:`split_data` and :func:`union` build from such splits
+(unreadable rows dropped, domains stacked) is written chunk by chunk into a map of an unlinked
+temporary file in the feature cache folder, never into one (N, D) array in RAM. The consumers
+(core.training, predict_logits) read maps batch by batch.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.config import RunConfig
+from core.featstore import gather_rows, is_mapped
 from core.runs import Run
 
 __all__ = ["RunContext", "BACKBONE_COUNTER", "split_data", "union", "train_universal_head"]
@@ -36,6 +44,8 @@ class RunContext:
     domains: list | None = None  # core.domains.Domain, built on first use
     features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
     failed: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # unreadable images
+    # maps built by split_data / union from memory-mapped splits, kept for the invocation
+    stacked: dict[tuple, np.ndarray] = field(default_factory=dict)
     # False for work that only reads the run (a sweep): no status.json or log.txt writes
     record: bool = True
     step: str = ""
@@ -99,8 +109,9 @@ def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
         device=ctx.device,
         batch_size=f.batch_size,
         progress=progress,
+        store_dtype=f.store_dtype,
     )
-    feats = np.asarray(res.features, dtype=np.float32)
+    feats = res.features if is_mapped(res.features) else np.asarray(res.features, dtype=np.float32)
     if not res.from_cache:
         BACKBONE_COUNTER["images"] += len(feats)
         ctx.log(f"features {d.name}/{split}: {len(feats)} images in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
@@ -114,20 +125,41 @@ def _features(ctx: RunContext, a: int, split: str) -> np.ndarray:
     return feats
 
 
+def _scratch_folder():
+    """Where the temporary maps go: the feature cache folder (a disk; /tmp may live in RAM)."""
+    from core.features import default_cache_dir
+
+    return default_cache_dir()
+
+
 def split_data(ctx: RunContext, a: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X (n, D), labels (n,), item (n,) indices into the split) without unreadable images."""
+    """(X (n, D), labels (n,), item (n,) indices into the split) without unreadable images.
+    X is float32 in RAM, or a read-only map for a split over core.featstore.RAM_LIMIT bytes."""
     X = _features(ctx, a, split)
     y = np.asarray(ctx.all_domains()[a].splits[split].labels, dtype=np.int64)
     keep = np.ones(len(y), dtype=bool)
     keep[ctx.failed.get((a, split), np.zeros(0, np.int64))] = False
     item = np.flatnonzero(keep)
-    return X[item], y[item], item
+    if not is_mapped(X):
+        return X[item], y[item], item
+    if len(item) == len(X):  # nothing unreadable: the store's own map
+        return X, y[item], item
+    if (a, split) not in ctx.stacked:
+        ctx.stacked[(a, split)] = gather_rows([(X, item)], folder=_scratch_folder())
+    return ctx.stacked[(a, split)], y[item], item
 
 
 def union(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X (N, D), domain (N,), label (N,)) of every domain's ``split``, domain by domain."""
     parts = [split_data(ctx, a, split) for a in range(len(ctx.all_domains()))]
-    X = np.concatenate([p[0] for p in parts])
+    if not any(is_mapped(p[0]) for p in parts):
+        X = np.concatenate([p[0] for p in parts])
+    elif len(parts) == 1:
+        X = parts[0][0]
+    else:
+        if ("union", split) not in ctx.stacked:
+            ctx.stacked[("union", split)] = gather_rows([(p[0], None) for p in parts], folder=_scratch_folder())
+        X = ctx.stacked[("union", split)]
     dom = np.concatenate([np.full(len(p[1]), a, dtype=np.int64) for a, p in enumerate(parts)])
     return X, dom, np.concatenate([p[1] for p in parts])
 

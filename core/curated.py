@@ -191,7 +191,7 @@ def _train_locked(run: Run, cfg: RunConfig, method: str, value, device, report) 
     ctx = _Context(cfg=cfg, run=run, device=dev, record=False)
     report(1, total, None, "reading the cached features")
     train, val, test = (union(ctx, s) for s in ("train", "val", "test"))
-    mappings = [np.asarray(M) for M in tax.mappings]
+    mappings = tax.sparse_mappings
     t0 = time.perf_counter()
     res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed, progress=_reporter(report, total))
     acc = evaluate_universal(res.model, *test, mappings, device=dev, inference=cfg.universal.inference)

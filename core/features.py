@@ -16,11 +16,16 @@ decompression bombs) are skipped and counted: their rows are zero, their indices
 ``FeatureResult.failed``, and extract_features warns once. A split none of whose images could be
 read is refused with a ValueError naming its domain and one of the files (``check_readable``).
 The cache lives in ``$UNITAX_CACHE`` or ``<repo>/.cache/features``, one ``<key>.npy`` +
-``<key>.json`` per (images + shift, backbone, image size, transform); a file that is truncated,
-altered or written for other images is rebuilt, never trusted (``np.load(allow_pickle=False)``).
-Decoding and rendering run in producer threads while the model computes (overlap); on CPU the
-glibc allocator is tuned first (core.device.tune_cpu_allocator; measured in
-bench/bench_features.py).
+``<key>.json`` per (images + shift, backbone, image size, transform, store dtype): the feature
+store of core.featstore, written batch by batch into a memory-mapped file (float32, or float16
+with ``store_dtype="float16"``); a file that is truncated, altered, of another dtype or written
+for other images is rebuilt, never trusted (header, size and a streamed crc32 are checked).
+Features of a split up to core.featstore.RAM_LIMIT bytes come back in RAM as float32; a larger
+split comes back as a read-only ``np.memmap`` of the store's dtype (read it in batches).
+Decoding and rendering run in producer threads while the model computes (overlap); on CUDA the
+batches are staged by core.decode (JPEG files decoded on the GPU, other images pinned and copied
+asynchronously on a side stream; measured in bench/bench_decode.py); on CPU the glibc allocator is
+tuned first (core.device.tune_cpu_allocator; measured in bench/bench_features.py).
 
 Imports torch: never import this module from ``core/__init__.py`` or numpy-only modules.
 """
@@ -28,11 +33,9 @@ Imports torch: never import this module from ``core/__init__.py`` or numpy-only 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import warnings
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +46,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import featstore
 from core.backbones import DEFAULT_BACKBONE, Backbone, load_backbone
+from core.decode import StagedBatch, stage_batch
 from core.device import autocast, default_batch_size, default_workers, pick_device, tune_cpu_allocator
 from core.registry import SPLITS
 from core.sources import ImageSet
@@ -59,7 +64,7 @@ __all__ = [
 ]
 
 TRANSFORM_VERSION = "rgb-uint8/resize-bilinear-square/v1"  # bump when preprocessing changes
-CACHE_FORMAT = 1
+CACHE_FORMAT = featstore.FORMAT  # 2: float32 | float16 store with its dtype in the meta (1 is still read)
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -68,7 +73,7 @@ Progress = Callable[[int, int, float, "float | None"], None]
 class FeatureResult:
     """Features of one split plus what happened while computing them."""
 
-    features: np.ndarray  # (N, D) float32; rows of unreadable images are zero
+    features: np.ndarray  # (N, D) float32 in RAM, or a read-only memmap (core.featstore); unreadable rows are zero
     failed: np.ndarray  # (F,) int64 indices of unreadable images
     from_cache: bool
     seconds: float
@@ -91,57 +96,48 @@ def _backbone_name(backbone: str | Backbone) -> str:
     return backbone
 
 
-def feature_cache_key(split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64) -> str:
-    """Hex digest of (images + shift, backbone, image size, transform version): the cache file name."""
-    text = f"{split.key}|backbone={_backbone_name(backbone)}|size={int(image_size)}|{TRANSFORM_VERSION}"
+def _key_text(split: ImageSet, backbone: str, image_size: int, store_dtype: str = "float32") -> str:
+    """What a cache entry is of; a float16 store adds its dtype (float32 keys are as they were)."""
+    text = f"{split.key}|backbone={backbone}|size={int(image_size)}|{TRANSFORM_VERSION}"
+    return text if featstore.check_store_dtype(store_dtype).name == "float32" else f"{text}|store={store_dtype}"
+
+
+def feature_cache_key(
+    split: ImageSet, *, backbone: str | Backbone = DEFAULT_BACKBONE, image_size: int = 64, store_dtype: str = "float32"
+) -> str:
+    """Hex digest of (images + shift, backbone, image size, transform version, store dtype): the cache file name."""
+    text = _key_text(split, _backbone_name(backbone), image_size, store_dtype)
     return hashlib.sha1(text.encode()).hexdigest()[:24]
 
 
-def _checksum(a: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1).data)
+def _read_cache(
+    path: Path, key_text: str, n: int, store_dtype: str = "float32"
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(features (n, D), failed (F,)) if the cache entry is complete, verified and matches; else None.
+    Features: float32 in RAM up to featstore.RAM_LIMIT bytes, else a read-only memmap (core.featstore)."""
+    return featstore.load_features(path, key_text, n, dtype=store_dtype)
 
 
-def _read_cache(path: Path, key_text: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Features and failed indices if the cache entry is complete and matches; else None."""
-    meta_path = path.with_suffix(".json")
-    if not (path.is_file() and meta_path.is_file()):
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        if not isinstance(meta, dict):
-            return None
-        if meta.get("format") != CACHE_FORMAT or meta.get("key") != key_text or meta.get("n") != n:
-            return None
-        feats = np.load(path, allow_pickle=False)
-        if feats.dtype != np.float32 or feats.shape != tuple(meta["shape"]) or _checksum(feats) != meta["crc32"]:
-            return None
-        failed = np.asarray(meta.get("failed", []), dtype=np.int64)
-        if failed.ndim != 1 or (failed.size and (failed.min() < 0 or failed.max() >= n)):
-            return None
-        return feats, failed
-    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError, EOFError):
-        return None
-
-
-def _write_cache(path: Path, key_text: str, feats: np.ndarray, failed: np.ndarray) -> None:
-    """Atomic: write both files under temporary names, then rename (meta last)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, feats, allow_pickle=False)
-    os.replace(tmp, path)
-    meta = {
-        "format": CACHE_FORMAT,
-        "key": key_text,
-        "n": int(feats.shape[0]),
-        "shape": list(feats.shape),
-        "crc32": _checksum(feats),
-        "failed": [int(i) for i in failed],
-        "created": time.time(),
-    }
-    tmp_meta = path.with_name(f".{path.stem}.json.{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, path.with_suffix(".json"))
+def _write_cache(
+    path: Path,
+    key_text: str,
+    feats: np.ndarray | featstore.FeatureWriter,
+    failed: np.ndarray,
+    store_dtype: str = "float32",
+) -> np.ndarray:
+    """Commit ``feats`` (the writer compute_features filled, or any (N, D) array, copied chunk by
+    chunk) as the entry at ``path`` (data renamed into place, meta last); returns the features as
+    a cache hit reads them (float16 rounding included), so a first run and a rerun agree."""
+    if isinstance(feats, featstore.FeatureWriter):
+        n = feats.n
+        feats.commit(key_text, failed)
+    else:
+        n = len(feats)
+        featstore.write_features(path, key_text, feats, failed, dtype=store_dtype)
+    hit = featstore.load_features(path, key_text, n, dtype=store_dtype)
+    if hit is None:  # e.g. another process replaced it meanwhile with something else
+        raise OSError(f"the feature cache entry {path} could not be read back after writing it")
+    return hit[0]
 
 
 @lru_cache(maxsize=2)
@@ -174,27 +170,31 @@ def compute_features(
     batch_size: int,
     num_workers: int,
     progress: Progress | None = None,
+    sink: featstore.ArraySink | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Forward every image of ``split`` -> (features (N, D) float32, failed (F,), images/s).
+    """Forward every image of ``split`` -> (features (N, D), failed (F,), images/s).
+
+    Each batch goes to ``sink.write(start, rows)`` as soon as it is computed (a
+    core.featstore.FeatureWriter writes it into the memory-mapped store file); the features
+    returned are ``sink.array``. Without a sink: float32, in RAM up to featstore.RAM_LIMIT bytes,
+    else an unlinked temporary file in the cache folder, so memory does not grow with N.
 
     ``num_workers`` producer threads build uint8 batches (decode/render + resize + shift) ahead
     of the model (decode overlaps compute); 0 builds each batch inline in this thread.
     """
     n = len(split)
-    out = np.zeros((n, model.dim), dtype=np.float32)
+    if sink is None:
+        sink = featstore.ArraySink(featstore.scratch(n, model.dim, folder=default_cache_dir()))
     failed = []
     starts = list(range(0, n, batch_size))
     cuda = device.type == "cuda"
     t0 = time.perf_counter()
     done = 0
 
-    def produce(start: int) -> tuple[int, np.ndarray, np.ndarray]:
-        idx = np.arange(start, min(start + batch_size, n))
-        imgs, ok = split.images(idx, image_size)
-        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2)
-        if cuda:
-            x = x.pin_memory()
-        return start, x, ok
+    def produce(start: int) -> tuple[int, StagedBatch, np.ndarray]:
+        # CUDA: decoded on the GPU (JPEG files) or pinned + copied on a side stream (core.decode)
+        staged = stage_batch(split, np.arange(start, min(start + batch_size, n)), image_size, device)
+        return start, staged, staged.ok
 
     workers = max(1, num_workers)
     # num_workers=0: produce each batch inline (no overlap, but no thread oversubscription either)
@@ -212,23 +212,24 @@ def compute_features(
             if next_start < len(starts):
                 queue.append(pool.submit(produce, starts[next_start]))
                 next_start += 1
-            x = x.to(device, non_blocking=True)
+            x = x.ready(device)  # waits (on the device) for its decode / asynchronous copy
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 f = model.features(x.float().div_(255))
-            out[start : start + len(ok)] = f.float().cpu().numpy()
+            rows = f.float().cpu().numpy()
             bad = np.flatnonzero(~ok)
             if bad.size:
-                out[start + bad] = 0.0
+                rows[bad] = 0.0
                 failed.extend((start + bad).tolist())
+            sink.write(start, rows)
             done += len(ok)
             if progress is not None:
                 elapsed = time.perf_counter() - t0
                 rate = done / elapsed if elapsed > 0 else 0.0
                 progress(done, n, rate, (n - done) / rate if rate > 0 else None)
     elapsed = time.perf_counter() - t0
-    return out, np.asarray(failed, dtype=np.int64), (n / elapsed if elapsed > 0 else 0.0)
+    return sink.array, np.asarray(failed, dtype=np.int64), (n / elapsed if elapsed > 0 else 0.0)
 
 
 def check_readable(
@@ -279,16 +280,20 @@ def extract_features_report(
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: Progress | None = None,
+    store_dtype: str = "float32",
 ) -> FeatureResult:
-    """Features of every image of ``split`` (disk-cached) plus a report; see the module docstring."""
+    """Features of every image of ``split`` (disk-cached) plus a report; see the module docstring.
+    ``store_dtype`` (float32 | float16) is the cache's dtype; the features come back as float32
+    in RAM, or as a read-only memmap of that dtype for a split over featstore.RAM_LIMIT bytes."""
     _check_args(split, image_size, batch_size, num_workers)
+    featstore.check_store_dtype(store_dtype)
     name = _backbone_name(backbone)
-    key = feature_cache_key(split, backbone=name, image_size=image_size)
-    key_text = f"{split.key}|backbone={name}|size={int(image_size)}|{TRANSFORM_VERSION}"
+    key = feature_cache_key(split, backbone=name, image_size=image_size, store_dtype=store_dtype)
+    key_text = _key_text(split, name, image_size, store_dtype)
     path = Path(cache_dir).expanduser() / f"{key}.npy" if cache_dir is not None else default_cache_dir() / f"{key}.npy"
     t0 = time.perf_counter()
     if use_cache:
-        hit = _read_cache(path, key_text, len(split))
+        hit = _read_cache(path, key_text, len(split), store_dtype)
         if hit is not None:
             _check_split_readable(split, hit[1])
             if progress is not None:
@@ -300,11 +305,21 @@ def extract_features_report(
     model = backbone.to(dev) if isinstance(backbone, Backbone) else _cached_backbone(name, str(dev))
     bs = int(batch_size) if batch_size else default_batch_size(dev, int(image_size))
     nw = default_workers(dev) if num_workers is None else int(num_workers)
-    feats, failed, rate = compute_features(
-        split, model, image_size=int(image_size), device=dev, batch_size=bs, num_workers=nw, progress=progress
-    )
+    # with the cache, each batch goes straight into the memory-mapped store file (no (N, D) array in RAM)
+    writer = featstore.open_writer(path, len(split), model.dim, store_dtype) if use_cache else None
+    try:
+        from core.distributed import compute_shared  # under torchrun: shared by the ranks; else compute_features
+
+        feats, failed, rate = compute_shared(
+            compute_features, split, model, image_size=int(image_size), device=dev, batch_size=bs,
+            num_workers=nw, progress=progress, sink=writer,
+        )  # fmt: skip
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     if use_cache:
-        _write_cache(path, key_text, feats, failed)
+        feats = _write_cache(path, key_text, writer, failed, store_dtype)
     _check_split_readable(split, failed)  # after caching: a rerun on the same files refuses at once
     return FeatureResult(feats, failed, False, time.perf_counter() - t0, rate)
 
@@ -319,8 +334,10 @@ def extract_features(
     num_workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    store_dtype: str = "float32",
 ) -> np.ndarray:
-    """Features (N, D) float32 of every image of ``split``; cached on disk; warns about unreadable images."""
+    """Features (N, D) of every image of ``split`` (float32, or a memmap for a large split; see
+    extract_features_report); cached on disk; warns about unreadable images."""
     result = extract_features_report(
         split,
         backbone=backbone,
@@ -330,6 +347,7 @@ def extract_features(
         num_workers=num_workers,
         cache_dir=cache_dir,
         progress=progress,
+        store_dtype=store_dtype,
     )
     if result.failed.size:
         shown = ", ".join(str(i) for i in result.failed[:10])

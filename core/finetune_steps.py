@@ -11,6 +11,11 @@ head, ``core.heads.load_model`` reads it back as a :class:`core.finetune.Finetun
     universal(ctx)       one network per selection method, soft targets from the mappings
     test_correctness_by_rule(ctx, keys), embedding(ctx, keys)   for the results step
 
+Under torchrun the steps run on rank 0 only, unchanged: :func:`core.finetune.finetune` and
+:func:`core.finetune.predict_images` are shared by every rank from inside (DistributedDataParallel
+training, sharded prediction passes gathered on rank 0), so only rank 0 reads and writes the run
+folder. Prediction passes use ``features.batch_size`` when set (the whole batches the ranks share).
+
 Imports torch (through core.finetune) when a step runs.
 """
 
@@ -83,7 +88,8 @@ def baselines(ctx) -> None:
             progress=_epoch_reporter(ctx, label, a, len(domains)),
             on_batch=_batch_reporter(ctx, label, a, len(domains)),
         )
-        logits, ok = predict_images(res.model, d.splits["test"], image_size=f.image_size, device=ctx.device)
+        logits, ok = predict_images(res.model, d.splits["test"], image_size=f.image_size, device=ctx.device,
+                                    batch_size=f.batch_size)  # fmt: skip
         y = d.splits["test"].labels
         test_acc = float((logits[ok].argmax(axis=1) == y[ok]).mean()) if ok.any() else float("nan")
         ctx.run.write_model(
@@ -123,7 +129,10 @@ def _test_logits(ctx, model, a: int, what: str = "logits") -> tuple[np.ndarray, 
     from core.finetune import predict_images
 
     split = ctx.all_domains()[a].splits["test"]
-    out, ok = predict_images(model, split, image_size=ctx.cfg.features.image_size, device=ctx.device, what=what)
+    f = ctx.cfg.features
+    out, ok = predict_images(
+        model, split, image_size=f.image_size, device=ctx.device, what=what, batch_size=f.batch_size
+    )
     item = np.flatnonzero(ok)
     return out[item], item
 
@@ -174,7 +183,7 @@ def universal(ctx) -> None:
     val = [d.splits["val"] for d in domains]
     for i, m in enumerate(methods):
         tax = _taxonomy(ctx, m.key)
-        mappings = [np.asarray(M) for M in tax.mappings]
+        mappings = tax.sparse_mappings
         objective = universal_objective(mappings, loss=u.loss, label_smoothing=u.label_smoothing,
                                         inference=u.inference, device=ctx.device)  # fmt: skip
         torch.manual_seed(cfg.seed)
@@ -243,7 +252,7 @@ def test_correctness_by_rule(ctx, keys: list[str]) -> dict[str, dict[str, list[n
                 f"universal model {key!r} of run {run.id!r} is a head on frozen features; this run fine-tunes "
                 "(features.mode finetune): its results need fine-tuned networks"
             )
-        mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
+        mappings = run.taxonomy(key).sparse_mappings
         logits = [_test_logits(ctx, model, a)[0] for a in range(n)]
         for rule in INFERENCE_RULES:
             out[rule][f"universal/{key}"] = [
@@ -266,7 +275,8 @@ def embedding(ctx, keys: list[str]) -> None:
     feats, logits, dom, y, items = [], [], [], [], []
     for a, d in enumerate(domains):
         split = d.splits["test"]
-        f, ok = predict_images(model, split, image_size=size, device=ctx.device, what="features")
+        f, ok = predict_images(model, split, image_size=size, device=ctx.device, what="features",
+                               batch_size=ctx.cfg.features.batch_size)  # fmt: skip
         with torch.no_grad():
             z = model.head.out(torch.from_numpy(f)).numpy()  # logits from the features: no second pass
         keep = np.flatnonzero(ok)

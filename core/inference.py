@@ -50,7 +50,7 @@ def _topk(scores: np.ndarray, names: list[str], k: int) -> list[tuple[str, float
 def predict_features(
     feature: np.ndarray,
     model,
-    mappings: list[np.ndarray],
+    mappings: list,  # (K_a, U) per domain, dense or scipy.sparse
     universal_names: list[str],
     class_names: list[list[str]],
     domain_names: list[str],
@@ -113,7 +113,7 @@ def predict_image(
     out = predict_features(
         feat,
         model,
-        [np.asarray(M) for M in tax.mappings],
+        tax.sparse_mappings,
         list(tax.names),
         [d["class_names"] for d in run.domains()],
         run.domain_names(),

@@ -10,7 +10,8 @@ graph separately. Then
 The adjacency is never built densely: every sum runs over the edges (sparse), so scoring 90
 pairs of 1000 x 1000 takes milliseconds. A dense W or truth costs one comparison pass to read its
 edges (and check it); one scored before, or made by ``select_relationships``, and unchanged since
-costs one pass to confirm that (core.selection.DENSE_EDGES).
+costs one pass to confirm that (core.selection.DENSE_EDGES). The passes over the matrices of
+one call run on the engine's worker threads (core._validation.WORKERS), several at a time.
 
 Choosing parameters (the thesis's selection tables): ``sweep`` scores every setting of a grid
 (``parameter_grid``: the thesis's or the fine one), ``best_parameters`` / ``best_per_run`` pick
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core._validation import as_class_counts, check_pair_dict, nonzero_entries
+from core._validation import as_class_counts, check_pair_dict, map_large, nonzero_entries
 from core.selection import DENSE_EDGES, METHODS, Edges, check_params, rank_rows, select_edges
 
 Pair = tuple[int, int]
@@ -47,10 +48,15 @@ def _dense_edges(w: object, name: str) -> Edges:
 
 def _as_edges(mats: Mapping[Pair, object], class_counts: list[int], *, name: str) -> dict[Pair, Edges]:
     check_pair_dict(mats, class_counts, name=name)
-    out = {}
-    for key, w in mats.items():
-        out[(int(key[0]), int(key[1]))] = w if isinstance(w, Edges) else _dense_edges(w, f"{name}[{key!r}]")
-    return out
+    items = list(mats.items())
+
+    def edges(item: tuple) -> Edges:
+        key, w = item
+        return w if isinstance(w, Edges) else _dense_edges(w, f"{name}[{key!r}]")
+
+    size = sum(int(getattr(w, "nbytes", 0)) for _, w in items if not isinstance(w, Edges))
+    found = map_large(edges, items, size)  # one pass over each dense matrix: several at a time
+    return {(int(key[0]), int(key[1])): e for (key, _), e in zip(items, found)}
 
 
 def _is_sorted(keys: np.ndarray) -> bool:

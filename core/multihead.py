@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from core.config import HeadConfig, TrainConfig
-from core.training import make_optimizer, make_scheduler, seed_everything
+from core.training import feature_rows, make_optimizer, make_scheduler, seed_everything
 
 __all__ = ["StackedHeads", "HeadScore", "train_heads"]
 
@@ -192,9 +192,10 @@ def train_heads(
         raise ValueError("mappings: need at least one taxonomy")
     device = torch.device(device)
     n_out = [int(np.asarray(maps[0]).shape[1]) for maps in mappings]
-    X, dom, y = (torch.as_tensor(np.asarray(v), device=device) for v in train)
-    Xv, domv, yv = (torch.as_tensor(np.asarray(v), device=device) for v in val)
-    X, Xv, dom, y, domv, yv = X.float(), Xv.float(), dom.long(), y.long(), domv.long(), yv.long()
+    # features stay where they are when memory-mapped (read per batch), else one float32 tensor
+    X, Xv = feature_rows(train[0], device), feature_rows(val[0], device)
+    dom, y = (torch.as_tensor(np.asarray(v), device=device).long() for v in train[1:])
+    domv, yv = (torch.as_tensor(np.asarray(v), device=device).long() for v in val[1:])
     if len(X) == 0:
         raise ValueError("train: no training samples")
     model = StackedHeads(X.shape[1], n_out, head, seed=seed).to(device)

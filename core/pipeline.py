@@ -15,6 +15,11 @@ A finished step is reused when the config sections it depends on are unchanged a
 still read back; ``from_step`` reruns that step and all later ones. The run folder is locked
 while the pipeline works in it. SIGTERM/SIGINT end the run with state "cancelled", an
 exception with "failed" + the error; finished steps are kept.
+
+Under torchrun (``$WORLD_SIZE`` > 1, :mod:`core.distributed`) every rank calls
+:func:`run_pipeline`: rank 0 runs the pipeline as above and alone writes the run folder; the
+other ranks share its backbone passes (the features step; under fine-tuning every network's
+training and prediction passes, until the last step) and return once released.
 """
 
 from __future__ import annotations
@@ -176,6 +181,9 @@ def _environment(cfg: RunConfig, device) -> dict:
         "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
+    dist = sys.modules.get("core.distributed")
+    if dist is not None and dist.world_size() > 1:
+        env["world_size"] = dist.world_size()  # torchrun ranks that shared the backbone passes
     try:
         import torch
 
@@ -211,11 +219,26 @@ def _prepare(run: Run, cfg: RunConfig, device, keep: list[str]) -> dict[str, str
     return stored
 
 
+# Under torchrun the other ranks take part in these steps only (the backbone passes of the features
+# step; they build the domains meanwhile); they are released before any other step. Fine-tuning
+# runs keep them to the end: every step's networks are trained and run by all ranks.
+_SHARED_STEPS = ("domains", "features")
+
+
+def _release_other_ranks() -> None:
+    """Under torchrun: tell the other ranks that no more backbone passes come (no-op otherwise)."""
+    dist = sys.modules.get("core.distributed")
+    if dist is not None:
+        dist.release()
+
+
 def _run_steps(ctx: RunContext, keep: list[str], todo: list[str], stored: dict[str, str]) -> list[str]:
     """Run ``todo`` in order, recording each finished step; return every step done."""
     run, pid = ctx.run, os.getpid()
     hashes, timings, done = step_dependencies(ctx.cfg), ctx.run.timings(), list(keep)
     for step in todo:
+        if step not in _SHARED_STEPS and not ctx.cfg.finetune:
+            _release_other_ranks()
         ctx.step = step
         run.write_status(
             state="running",
@@ -320,22 +343,95 @@ def run_pipeline(
     (:class:`core.runs.CorruptRunError`). Once started it never raises for a failing step: the
     status says "failed" with the error (or "cancelled"). When there is nothing to run, nothing
     is touched.
+
+    Under torchrun with more than one rank, rank 0 does all of the above (its log lines on
+    ``on_progress`` carry ``[rank 0/W]``); every other rank only shares the feature extraction and
+    returns ``{"state": "released", "rank": r, "world_size": W, "splits": k}`` (k = requests it
+    served: splits of the features step, and under ``features.mode: finetune`` the trainings,
+    networks and prediction parts) without touching ``run_dir``.
     """
     cfg = _resolve(config)
     _check_range(from_step, until_step)
+    from core import distributed
+
+    if distributed.launched():
+        return _run_ranks(cfg, run_dir, from_step, until_step, on_progress)
+    return _run_main(cfg, run_dir, from_step, until_step, on_progress)
+
+
+def _run_ranks(cfg: RunConfig, run_dir, from_step, until_step, on_progress) -> dict:
+    """run_pipeline under torchrun: join the group, rank 0 runs the pipeline while the others
+    serve its backbone passes (feature extraction; fine-tuning and its predictions); every rank
+    leaves the group at the end."""
+    from core import distributed as dist
+    from core.device import pick_device  # imports torch
+
+    device = dist.init(pick_device(None if cfg.device == "auto" else cfg.device))
+    try:
+        if not dist.is_main():
+            splits = dist.serve(cfg, device)
+            return {"state": "released", "rank": dist.rank(), "world_size": dist.world_size(), "splits": splits}
+
+        def tagged(step: str, fraction: float, eta_s: float | None, message: str) -> None:
+            on_progress(step, fraction, eta_s, dist.tag() + message if fraction < 0 else message)
+
+        with dist.sharding():
+            return _run_main(cfg, run_dir, from_step, until_step, tagged if on_progress else None, device=device)
+    finally:
+        dist.finish()
+
+
+def _settle(run: Run, exc: BaseException) -> dict | None:
+    """After ``exc`` escaped a started run (a second signal while the final status was written:
+    torchrun's agent stops every rank at once), record it as cancelled or failed if the status
+    still says this process is running; signals wait meanwhile. The status written, or None."""
+    import signal
+
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        status = read_status(run.path)
+        if status.get("state") != "running" or status.get("pid") != os.getpid():
+            return None
+        state = "cancelled" if isinstance(exc, (Cancelled, KeyboardInterrupt)) else "failed"
+        return run.write_status(
+            state=state,
+            message=f"{state} during {status.get('step') or 'start'}",
+            eta_s=None,
+            pid=None,
+            pid_identity=None,
+            error=None if state == "cancelled" else _error_text(exc),
+        )
+    except Exception:  # noqa: BLE001 - the original error is what the caller reports
+        return None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _run_main(cfg: RunConfig, run_dir, from_step, until_step, on_progress, *, device=None) -> dict:
+    """The pipeline in this process (rank 0 under torchrun); see run_pipeline."""
     _refuse_imported(run_dir)
     run = Run(init_run_dir(run_dir))
-    with RunLock(run.path, purpose="run"), cancel_on_signals():
-        try:  # planning and choosing the device (it loads torch) take seconds: a SIGTERM is a cancel
-            keep, todo, warnings = plan_steps(run.path, cfg, from_step, until_step)
-            if not todo:
-                run.log(f"nothing to run: {keep or 'no step'} done, range ends at {until_step}")
-                return read_status(run.path)
-            from core.device import pick_device
+    started = False
+    try:
+        with RunLock(run.path, purpose="run"), cancel_on_signals():
+            try:  # planning and choosing the device (it loads torch) take seconds: a SIGTERM is a cancel
+                keep, todo, warnings = plan_steps(run.path, cfg, from_step, until_step)
+                if not todo:
+                    run.log(f"nothing to run: {keep or 'no step'} done, range ends at {until_step}")
+                    return read_status(run.path)
+                from core.device import pick_device
 
-            device = pick_device(None if cfg.device == "auto" else cfg.device)
-        except Cancelled as exc:
-            run.log(f"cancelled before the first step: {exc}")
-            return run.write_status(state="cancelled", message="cancelled before the first step", pid=None,
-                                    pid_identity=None)  # fmt: skip
-        return _execute(RunContext(cfg=cfg, run=run, device=device, on_progress=on_progress), keep, todo, warnings)
+                if device is None:
+                    device = pick_device(None if cfg.device == "auto" else cfg.device)
+            except Cancelled as exc:
+                run.log(f"cancelled before the first step: {exc}")
+                return run.write_status(state="cancelled", message="cancelled before the first step", pid=None,
+                                        pid_identity=None)  # fmt: skip
+            started = True
+            ctx = RunContext(cfg=cfg, run=run, device=device, on_progress=on_progress)
+            return _execute(ctx, keep, todo, warnings)
+    except BaseException as exc:
+        settled = _settle(run, exc) if started else None
+        if settled is not None and isinstance(exc, Cancelled):
+            return settled
+        raise

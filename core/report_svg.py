@@ -335,7 +335,7 @@ def graph_svg(tax, *, max_nodes: int = MAX_GRAPH_NODES, label_chars: int = LABEL
     order, uni_y, member_y = _two_column_layout(tax, drawn, top=16 * (line + 1) + 22)
     height = int(max([*member_y.values(), *uni_y.values()]) + 16)
     xu, xc = 150, 400
-    mappings = tax.mappings
+    mappings = tax.sparse_mappings  # (K_a, U) CSR: never dense at tens of thousands of classes
     out = [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         'aria-label="universal classes joining two or more domains">',

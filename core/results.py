@@ -63,7 +63,7 @@ def test_correctness_by_rule(ctx, keys: list[str]) -> dict[str, dict[str, list[n
     out = {rule: {"baseline": baseline} for rule in INFERENCE_RULES}
     for key in keys:
         model, _ = run.load_model(run.universal_model_path(key))
-        mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
+        mappings = run.taxonomy(key).sparse_mappings
         logits = [predict_logits(model, X, device=ctx.device) for X, _, _ in tests]
         for rule in INFERENCE_RULES:
             out[rule][f"universal/{key}"] = [
@@ -176,7 +176,7 @@ def seed_accuracies(ctx, keys: list[str], seeds: int) -> dict[str, dict[str, lis
     for key in keys:
         first = run.universal_metrics(key)
         col = out[f"universal/{key}"] = {n: [first[n]] for n in names}
-        mappings = [np.asarray(M) for M in run.taxonomy(key).mappings]
+        mappings = run.taxonomy(key).sparse_mappings
         for k in range(1, seeds):
             res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed + 1000 * k)
             accs = evaluate_universal(res.model, *test, mappings, device=ctx.device, inference=cfg.universal.inference)
@@ -219,7 +219,7 @@ def embedding(ctx, keys: list[str]) -> None:
     emb = ctx.cfg.embedding
     idx = np.sort(np.random.default_rng(ctx.cfg.seed).choice(len(X), size=min(len(X), emb.max_points), replace=False))
     with torch.no_grad():
-        x = torch.from_numpy(X[idx])
+        x = torch.from_numpy(np.asarray(X[idx], dtype=np.float32))  # X may be a float16 map
         feats, upred = model.features(x).numpy(), model(x).argmax(dim=1).numpy()
     xy, how = embed_2d(feats, method=emb.method, tsne_max=emb.tsne_max, seed=ctx.cfg.seed)
     ctx.run.write_embedding(

@@ -23,13 +23,17 @@ off by value: every entry above the last selected value, and as many of the entr
 as the prefix holds, lowest columns first. Nothing loops over rows in Python.
 
 Work is reused where a matrix is passed again: a sparse P's non-zeros and sorted rows
-(``PREPARED``), and the edges of a W made here, for scoring it (``DENSE_EDGES``, read by
-core.metrics). Both are handed back only while the array is unchanged, checked by one comparison
-pass over it (core._validation.NonzeroMemo), so a matrix changed in place is simply selected
-afresh. ``rank_rows`` keeps the parameter-independent work of one matrix explicitly (a sweep, a
-slider: the top candidates of each row in CSR layout); ``select_edges`` accepts its result as
-well. ``select_edges`` returns sparse edges in row-major order; ``select_relationships`` the
-dense contract.
+(``PREPARED``; from its second call on, also each non-zero's rank in its row and the running
+sums, so that a prefix method only compares ranks), and the edges of a W made here, for scoring
+it (``DENSE_EDGES``, read by core.metrics). Both are handed back only while the array is
+unchanged, checked by one comparison pass over it (core._validation.NonzeroMemo), so a matrix
+changed in place is simply selected afresh. ``rank_rows`` keeps the parameter-independent work
+of one matrix explicitly (a sweep, a slider: the top candidates of each row in CSR layout);
+``select_edges`` accepts its result as well. ``select_edges`` returns sparse edges in
+row-major order; ``select_relationships`` the dense contract. On a large P
+(core._validation.PARALLEL_BYTES) the dense blocks are worked on by the engine's worker threads
+(core._validation.WORKERS; 1 turns them off) while the next block is validated; the results do
+not depend on it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core._validation import NonzeroMemo, as_probability_matrix, probability_blocks
+from core._validation import NonzeroMemo, as_probability_matrix, probability_blocks, worker_pool
 
 EPS = 1e-9  # float tolerance for "cumulative sum reaches p" and equal hypothesis costs
 N_CANDIDATES = 24  # top entries kept per dense row by rank_rows; enough for almost every row
@@ -256,6 +260,9 @@ class _Sparse:
     rows: np.ndarray
     vals: np.ndarray
     _split: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    rank: np.ndarray | None = None  # (N,) each non-zero's rank in its row, (value desc, column asc)
+    before: np.ndarray | None = None  # (S, W) split()'s pad: the mass of the values before each one
+    excess: np.ndarray | None = None  # (R,) sum_j max(x_j - 1/K_b, 0)
 
     def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``_split_rows`` of the non-zeros (kept: a matrix passed again reuses it)."""
@@ -263,9 +270,24 @@ class _Sparse:
             self._split = _split_rows(self.rows, self.vals, self.sums.size)
         return self._split
 
+    def prepare(self) -> _Sparse:
+        """Make every parameter-independent piece (``split()``, ``rank``, ``before``, ``excess``)
+        at once, for a matrix whose work is remembered: a later call only reads them off."""
+        _, pad, _ = self.split()
+        order = np.lexsort((-self.vals, self.rows))  # rows asc, then value desc; stable: column asc
+        counts = np.bincount(self.rows, minlength=self.sums.size)
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.rank = rank
+        # the running sums as the reference adds them, left to right from 0 (as _crossing does)
+        self.before = np.cumsum(np.concatenate([np.zeros((pad.shape[0], 1)), pad[:, :-1]], axis=1), axis=1)
+        self.excess = np.bincount(self.rows, weights=np.maximum(self.vals - 1.0 / self.k_b, 0.0), minlength=counts.size)
+        return self
+
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.sums, self.flat, self.rows, self.vals, *(self._split or ())))
+        extra = (a for a in (self.rank, self.before, self.excess) if a is not None)
+        return sum(a.nbytes for a in (self.sums, self.flat, self.rows, self.vals, *(self._split or ()), *extra))
 
 
 def _sparse_of(p: np.ndarray, sums: np.ndarray) -> _Sparse | None:
@@ -329,6 +351,10 @@ def _prefix_edges(p: np.ndarray, sp: _Sparse | None, n: np.ndarray, v: np.ndarra
     entries equal to it, lowest columns first, up to n[i] in all. Candidates come from the
     non-zeros ``sp`` when given, else from one comparison over p."""
     k_a, k_b = p.shape
+    if sp is not None and sp.rank is not None:  # each non-zero's rank is known: the first n of a row
+        keep = np.flatnonzero(sp.rank < n[sp.rows])
+        rows = sp.rows[keep]
+        return rows, sp.flat[keep] - rows * k_b, sp.vals[keep]
     if sp is None:
         flat = np.flatnonzero((p >= v[:, None]).reshape(-1))
         rows = flat // k_b
@@ -379,6 +405,10 @@ def _mcfp_dense(p: np.ndarray, sums: np.ndarray, _: None = None) -> _Sel:
 
 
 def _mcfp_sparse(p: np.ndarray, sp: _Sparse, _: None = None) -> _Sel:
+    if sp.rank is not None:  # the first of every row with a non-zero
+        keep = np.flatnonzero(sp.rank == 0)
+        rows = sp.rows[keep]
+        return rows, sp.flat[keep] - rows * sp.k_b, sp.vals[keep]
     sparse, pad, dense = sp.split()
     top = np.zeros(sp.sums.size)
     top[sparse] = pad[:, 0]
@@ -446,7 +476,10 @@ def _density_sparse(p: np.ndarray, sp: _Sparse, mass: float) -> _Sel:
     target = mass - EPS
     sparse, pad, dense = sp.split()
     n, v = np.zeros(sp.sums.size, dtype=np.int64), np.full(sp.sums.size, np.inf)
-    _, taken, _ = _crossing(pad, np.zeros(sparse.size), target)  # the 0 column always stops
+    if sp.before is None:
+        _, taken, _ = _crossing(pad, np.zeros(sparse.size), target)  # the 0 column always stops
+    else:  # the same comparisons on the running sums made once: the first value that stops a row
+        taken = ((sp.before >= target) | (pad <= 0)).argmax(axis=1)
     n[sparse], v[sparse] = _first_n(taken, pad[np.arange(sparse.size), np.maximum(taken - 1, 0)])
     if dense.size:
         n[dense], v[dense] = _density_rows(p, dense, target)
@@ -507,7 +540,9 @@ def _hypothesis_sparse(p: np.ndarray, sp: _Sparse, k_max: int) -> _Sel:
     top[sparse, : min(k_top, pad.shape[1])] = pad[:, :k_top]
     if dense.size:
         top[dense] = _top_values(p, dense, k_top)
-    excess = np.bincount(sp.rows, weights=np.maximum(sp.vals - 1.0 / sp.k_b, 0.0), minlength=k_a)
+    excess = sp.excess
+    if excess is None:
+        excess = np.bincount(sp.rows, weights=np.maximum(sp.vals - 1.0 / sp.k_b, 0.0), minlength=k_a)
     n = _hypothesis_n(p, sp.sums, top, excess)
     return _prefix_edges(p, sp, *_first_n(n, top[np.arange(k_a), np.maximum(n - 1, 0)]))
 
@@ -639,17 +674,28 @@ def _select(P: object, method: str, params: dict, stacklevel: int) -> Edges:
     spec, value = METHODS[method], next(iter(clean.values()), None)
     hit = PREPARED.get(P)  # P passed before and unchanged since: its non-zeros are known
     if hit is not None:
-        return Edges(*spec.sparse(P, hit[2], value), P.shape)
+        known = hit[2]
+        if known.rank is None:  # passed a second time: worth ranking its non-zeros once, for every later call
+            PREPARED.put(
+                P, known.flat, known.vals, known.prepare(), known.nbytes - known.flat.nbytes - known.vals.nbytes
+            )
+        return Edges(*spec.sparse(P, known, value), P.shape)
     shape, blocks = probability_blocks(P, stacklevel=stacklevel + 1)
-    parts, sparse, as_is = [], [], isinstance(P, np.ndarray)
+    pool = worker_pool(8 * shape[0] * shape[1])  # dense blocks: the next is validated while one is worked on
+    parts, sparse, as_is, pending = [], [], isinstance(P, np.ndarray), []
     for lo, block, sums in blocks:  # each block of rows is validated and worked on while in cache
         sp = _sparse_of(block, sums)
         as_is = as_is and np.may_share_memory(block, P)  # not normalised: P's own rows
-        if sp is None:
+        if sp is None and pool is not None:
+            pending.append((lo, pool.submit(spec.dense, block, sums, value)))
+        elif sp is None:
             rows, cols, weights = spec.dense(block, sums, value)
             parts.append((lo, rows + lo, cols, weights))
         else:
             sparse.append((lo, block, sp))
+    for lo, future in pending:
+        rows, cols, weights = future.result()
+        parts.append((lo, rows + lo, cols, weights))
     if sparse and not parts and as_is:  # all sparse, P itself: remember the work
         known = _merged([(lo, sp) for lo, _, sp in sparse], shape[1])
         known.split()  # made now, so the memo counts its bytes

@@ -171,15 +171,20 @@ def _add_pair(
     return counts
 
 
+CROSSDOMAIN_CHUNK = 4 * 4096  # test rows per streamed batch (a multiple of predict_logits' batch)
+
+
 def step_crossdomain(ctx: RunContext) -> None:
     """Every baseline on every other domain's test features. Reads the baselines; writes
     crossdomain/matrices.npz (hard, soft, count per ordered pair) and predictions.npz.
-    Fine-tuning: the networks on the test images (core.finetune_steps)."""
+    Streams: each chunk of CROSSDOMAIN_CHUNK test rows goes through every model and into the
+    pairs' accumulators (core.crossdomain.PairAccumulator), so no (N, K_b) probability matrix of
+    a whole domain is held. Fine-tuning: the networks on the test images (core.finetune_steps)."""
     if ctx.cfg.finetune:
         from core import finetune_steps
 
         return finetune_steps.crossdomain(ctx)
-    from core.crossdomain import empty_classes
+    from core.crossdomain import empty_classes, pair_matrices, stream_domain
     from core.training import predict_logits
 
     domains = ctx.all_domains()
@@ -187,12 +192,20 @@ def step_crossdomain(ctx: RunContext) -> None:
     models = [ctx.run.load_model(ctx.run.baseline_model_path(b))[0] for b in range(n)]
     mats: dict[str, dict] = {"hard": {}, "soft": {}, "count": {}}
     true, item, pred, conf = {}, {}, {}, {}
+
+    def probs_of(b: int, x: np.ndarray) -> np.ndarray:
+        return _softmax(predict_logits(models[b], x, device=ctx.device))
+
     for a in range(n):
         Xt, y, item[a] = split_data(ctx, a, "test")  # one backbone pass per image, shared by all models
         true[a] = y
-        for b in (b for b in range(n) if b != a):
-            probs = _softmax(predict_logits(models[b], Xt, device=ctx.device))
-            counts = _add_pair(mats, pred, conf, a, b, y, probs, K)
+        others = {b: K[b] for b in range(n) if b != a}
+        streamed = stream_domain(y, Xt, K[a], others, probs_of, chunk=CROSSDOMAIN_CHUNK)
+        for b, (acc, hard, top) in streamed.items():
+            pred[a, b], conf[a, b] = hard, top
+            for kind, m in pair_matrices(acc).items():
+                mats[kind][a, b] = m
+            counts = mats["count"][a, b]
         empty = empty_classes(counts)  # rows are a's true classes: the same for every model b
         if empty.size:
             ctx.log(f"warning: domain {domains[a].name}: classes {empty.tolist()} have no test images (all-zero rows)")
@@ -276,7 +289,7 @@ def step_universal(ctx: RunContext) -> None:
     names, methods = ctx.run.domain_names(), cfg.selection.methods
     for i, m in enumerate(methods):
         tax = _taxonomy(ctx, m.key)
-        mappings = [np.asarray(M) for M in tax.mappings]
+        mappings = tax.sparse_mappings  # CSR (K_a, U): never dense K_a x U
         res = train_universal_head(ctx, train, val, mappings, seed=cfg.seed,
                                    progress=_epoch_reporter(ctx, f"universal {m.key}", i, len(methods)))  # fmt: skip
         acc = evaluate_universal(res.model, *test, mappings, device=ctx.device, inference=cfg.universal.inference)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from core._validation import as_class_counts, as_matrix, check_pair_dict
 from core.selection import Edges
@@ -60,14 +61,25 @@ class UniversalTaxonomy:
         return len(self.classes)
 
     @cached_property
-    def mappings(self) -> list[np.ndarray]:
-        """M_a (K_a, U) for every domain: M_a[i, u] = weight of a:i in universal class u."""
-        out = [np.zeros((k, self.n_universal)) for k in self.class_counts]
+    def sparse_mappings(self) -> list[sparse.csr_array]:
+        """M_a as scipy.sparse CSR arrays (K_a, U), float64, one per domain: the form every
+        large-scale path uses (a class maps to a handful of universal classes, so M_a holds
+        about K_a entries; 1,000 x 75,000 dense would be 600 MB per domain)."""
         a, i, u = (self.links[:, c].astype(np.int64) for c in range(3))
-        for d, m in enumerate(out):
+        out = []
+        for d, k in enumerate(self.class_counts):
             sel = a == d
-            m[i[sel], u[sel]] = self.links[sel, 3]
+            m = sparse.csr_array((self.links[sel, 3], (i[sel], u[sel])), shape=(k, self.n_universal))
+            m.sum_duplicates()
+            m.sort_indices()
+            out.append(m)
         return out
+
+    @cached_property
+    def mappings(self) -> list[np.ndarray]:
+        """M_a (K_a, U) dense, for every domain: M_a[i, u] = weight of a:i in universal class u.
+        For small taxonomies (tables, reports, tests); large ones use :attr:`sparse_mappings`."""
+        return [m.toarray() for m in self.sparse_mappings]
 
     @property
     def graph(self):
@@ -109,16 +121,22 @@ class UniversalTaxonomy:
 
     def label_map(self) -> dict:
         """UniDet-style label map: per domain, each class's main universal class (highest
-        weight, ties: lowest index), plus every (universal index, weight) in ``label_map_multi``."""
-        mappings = self.mappings
-        return {
-            "unified_names": list(self.names),
-            "label_map": {self.domain_names[a]: [int(u) for u in np.argmax(m, axis=1)] for a, m in enumerate(mappings)},
-            "label_map_multi": {
-                self.domain_names[a]: [[[int(u), float(row[u])] for u in np.flatnonzero(row)] for row in m]
-                for a, m in enumerate(mappings)
-            },
-        }
+        weight, ties: lowest index), plus every (universal index, weight) in ``label_map_multi``.
+        Built from the links (never a dense K_a x U matrix)."""
+        main: dict[str, list[int]] = {}
+        multi: dict[str, list[list[list]]] = {}
+        for a, m in enumerate(self.sparse_mappings):
+            m = m.copy()
+            m.eliminate_zeros()
+            ptr, cols, vals = m.indptr.tolist(), m.indices.tolist(), m.data.tolist()  # columns sorted per row
+            rows_main, rows_multi = [], []
+            for lo, hi in zip(ptr[:-1], ptr[1:]):
+                row_c, row_v = cols[lo:hi], vals[lo:hi]
+                rows_main.append(row_c[row_v.index(max(row_v))] if row_c else 0)  # first maximum
+                rows_multi.append([[c, v] for c, v in zip(row_c, row_v)])
+            main[self.domain_names[a]] = rows_main
+            multi[self.domain_names[a]] = rows_multi
+        return {"unified_names": list(self.names), "label_map": main, "label_map_multi": multi}
 
     def to_json(self) -> str:
         """JSON text; ``from_json`` reads it back exactly."""

@@ -1,6 +1,11 @@
-"""Training loop for heads on in-memory features: seeded mini-batches, AdamW/SGD + schedule,
-validation every epoch, checkpoint on validation accuracy or loss (TrainConfig.checkpoint), early
-stopping, progress callback.
+"""Training loop for heads on features: seeded mini-batches, AdamW/SGD + schedule, validation
+every epoch, checkpoint on validation accuracy or loss (TrainConfig.checkpoint), early stopping,
+progress callback.
+
+Features X (N, D): a float array in RAM goes to the device as one float32 tensor (the fast path);
+a memory-mapped (core.featstore) or float16 array stays where it is and each mini-batch's rows
+are read and converted to float32 on their own (the same rows in the same order: a float32 map
+trains exactly the model its in-RAM copy trains), so memory does not grow with N.
 
 The loop is objective-agnostic: ``loss_fn(logits, *extras) -> scalar`` and
 ``correct_fn(logits, *extras) -> bool (B,)`` receive the batch's extra tensors (labels for a
@@ -28,6 +33,7 @@ __all__ = [
     "fit",
     "train_classifier",
     "predict_logits",
+    "feature_rows",
     "make_optimizer",
     "make_scheduler",
     "seed_everything",
@@ -114,10 +120,66 @@ def _as_tensor(x, device: torch.device, dtype=None) -> torch.Tensor:
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
 
 
-def _prepare(data: Sequence, device: torch.device, name: str) -> list[torch.Tensor]:
+class _Rows:
+    """Features X (N, D) left where they are (a map, or float16): indexing by a slice or by
+    indices (a tensor or array) reads just those rows and returns them as a float32 tensor on
+    ``device``, in the order asked. A map of a file is read with positional reads
+    (core.featstore.RowReader: nothing of the file stays in this process's memory); other maps
+    through the map, whose pages are dropped again after every batch (featstore.release)."""
+
+    def __init__(self, X: np.ndarray, device: torch.device) -> None:
+        from core.featstore import RowReader, is_mapped
+
+        self.X, self.device = X, device
+        self.shape = tuple(X.shape)
+        self.ndim = X.ndim
+        self._reader = RowReader.of(X)
+        self._mapped = self._reader is None and is_mapped(X)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if self._reader is not None and step == 1:
+                rows = self._reader.rows(start, stop)
+            else:
+                rows = np.array(self.X[key], dtype=np.float32)  # a copy: the map is read-only
+        else:
+            idx = key.cpu().numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+            if self._reader is not None:
+                rows = self._reader.take(idx)
+            else:
+                order = np.argsort(idx, kind="stable")
+                rows = np.empty((len(idx),) + self.shape[1:], dtype=self.X.dtype)
+                rows[order] = self.X[idx[order]]
+        if self._mapped:
+            from core.featstore import release
+
+            release(self.X)
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(self.device)
+
+
+def _lazy(x) -> bool:
+    """Read ``x`` batch by batch: a memory-mapped or float16 numpy array."""
+    from core.featstore import is_mapped
+
+    return isinstance(x, np.ndarray) and (x.dtype == np.float16 or is_mapped(x))
+
+
+def feature_rows(X, device: torch.device | str = "cpu"):
+    """X (N, D) ready for mini-batches on ``device``: a float32 tensor (X in RAM, as always), or,
+    for a memory-mapped or float16 array, an object that reads only the rows asked for
+    (``rows[idx]`` / ``rows[a:b]`` -> float32 (B, D) tensor; ``len``, ``shape``)."""
+    device = torch.device(device)
+    return _Rows(X, device) if _lazy(X) else _as_tensor(X, device, torch.float32)
+
+
+def _prepare(data: Sequence, device: torch.device, name: str) -> list:
     if not isinstance(data, (tuple, list)) or len(data) < 1:
         raise TypeError(f"{name} must be a tuple (X, *extras), got {type(data).__name__}")
-    tensors = [_as_tensor(data[0], device, torch.float32)] + [_as_tensor(d, device) for d in data[1:]]
+    tensors = [feature_rows(data[0], device)] + [_as_tensor(d, device) for d in data[1:]]
     n = tensors[0].shape[0]
     if tensors[0].ndim != 2:
         raise ValueError(f"{name}: X must be (N, D), got shape {tuple(tensors[0].shape)}")
@@ -358,6 +420,7 @@ def fit(
     threads: int | None = 1,
 ) -> TrainResult:
     """Train ``model`` on ``train = (X (N, D), *extras)``; validate on ``val`` each epoch.
+    X may be memory-mapped or float16 (read batch by batch; see the module docstring).
 
     Keeps the weights of the best epoch by ``config.checkpoint`` (highest validation accuracy or
     lowest validation loss, first one on ties) and stops after ``config.patience`` epochs without
@@ -400,7 +463,8 @@ def train_classifier(
     device: torch.device | str = "cpu",
     progress: Callable[[EpochProgress], None] | None = None,
 ) -> TrainResult:
-    """Plain classifier (a per-domain baseline): X (N, D) float, y (N,) int in [0, n_out)."""
+    """Plain classifier (a per-domain baseline): X (N, D) float (in RAM, or a memory-mapped /
+    float16 array read batch by batch), y (N,) int in [0, n_out)."""
     n_out = model.out.out_features if hasattr(model, "out") else None
     for name, y in (("y_train", y_train), ("y_val", y_val)):
         y = np.asarray(y)
@@ -423,15 +487,20 @@ def train_classifier(
 def predict_logits(
     model: nn.Module, X: np.ndarray, *, batch_size: int = 4096, device: torch.device | str = "cpu"
 ) -> np.ndarray:
-    """Logits (N, K) of ``model`` on features X (N, D), float32 numpy."""
+    """Logits (N, K) float32 of ``model`` on features X (N, D) (any float dtype, in RAM or a map:
+    read ``batch_size`` rows at a time)."""
     from core.device import autocast
 
     device = torch.device(device)
     model.to(device).eval()
     out = []
+    rows = _Rows(X, device) if _lazy(X) else None  # a map: its pages are let go as the pass goes on
     with cpu_threads(device, 1):
         for start in range(0, len(X), batch_size):
-            x = _as_tensor(X[start : start + batch_size], device, torch.float32)
+            if rows is not None:
+                x = rows[start : start + batch_size]
+            else:
+                x = _as_tensor(X[start : start + batch_size], device, torch.float32)
             with autocast(device):
                 out.append(model(x).float().cpu())
     if not out:

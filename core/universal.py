@@ -9,6 +9,11 @@ A sample is (features x, domain a, label i). With the taxonomy's mapping ``M_a``
               class argmax over K_a. The two rules can disagree: the logits rule adds scores that
               may be negative, so a class mapped to several universal classes is not favoured
               the way summed probabilities favour it.
+
+Mappings may be dense arrays or scipy.sparse matrices (``UniversalTaxonomy.sparse_mappings``);
+both go through the same sparse code, so they give bit-identical targets, scores and heads.
+Nothing here holds a dense (K_a, U) mapping or (N, U) targets for a whole set: targets are
+gathered per batch and evaluation streams the logits in chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy import sparse
 from torch import nn
 
 from core.config import HeadConfig, TrainConfig
@@ -37,40 +43,76 @@ __all__ = [
     "check_inference",
     "domain_scores",
     "rule_accuracies",
+    "as_sparse_mapping",
 ]
+
+EVAL_ELEMENTS = 1 << 24  # logits held at once while evaluating: chunks of EVAL_ELEMENTS // U rows
+
+
+def _eval_rows(n_universal: int) -> int:
+    """Rows per evaluation chunk: (rows, U) float64 scores stay near 128 MB whatever U is."""
+    return max(1, EVAL_ELEMENTS // max(1, int(n_universal)))
+
 
 INFERENCE_RULES = ("probs", "logits")  # the choices of config universal.inference
 
 
-def _check_mapping(M: np.ndarray, name: str = "M_a") -> np.ndarray:
-    M = np.asarray(M, dtype=np.float64)
-    if M.ndim != 2:
-        raise ValueError(f"{name} must be (K_a, U), got shape {M.shape}")
-    if not np.all(np.isfinite(M)) or (M < 0).any():
+def as_sparse_mapping(M: object, name: str = "M_a") -> sparse.csr_array:
+    """A checked mapping M_a (K_a, U), dense or scipy.sparse, as a float64 CSR array with sorted
+    indices and no explicit zeros. ValueError if it is not 2-D, has a negative or non-finite
+    entry, or a class row maps to no universal class."""
+    if sparse.issparse(M):
+        if M.ndim != 2:
+            raise ValueError(f"{name} must be (K_a, U), got shape {M.shape}")
+        out = sparse.csr_array(M, dtype=np.float64, copy=True)
+    else:
+        arr = np.asarray(M, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be (K_a, U), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)) or (arr < 0).any():
+            raise ValueError(f"{name} must be finite and non-negative")
+        out = sparse.csr_array(arr)
+    out.sum_duplicates()
+    if not np.all(np.isfinite(out.data)) or (out.data < 0).any():
         raise ValueError(f"{name} must be finite and non-negative")
-    empty = np.flatnonzero(M.sum(axis=1) <= 0)
+    out.eliminate_zeros()
+    out.sort_indices()
+    empty = np.flatnonzero(np.diff(out.indptr) == 0)
     if empty.size:
         raise ValueError(f"{name}: class row(s) {empty.tolist()} map to no universal class")
-    return M
+    return out
 
 
-def soft_targets(M_a: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Targets (N, U): row n = M_a[labels[n]] / sum(M_a[labels[n]]); every row sums to 1."""
-    M = _check_mapping(M_a)
-    labels = np.asarray(labels)
+def _normalised_rows(M: sparse.csr_array) -> sparse.csr_array:
+    """M with every row divided by its sum (rows summed in stored order)."""
+    sums = np.add.reduceat(M.data, M.indptr[:-1])  # no empty rows (as_sparse_mapping)
+    out = M.copy()
+    out.data = M.data / np.repeat(sums, np.diff(M.indptr))
+    return out
+
+
+def soft_targets(M_a: object, labels: np.ndarray) -> np.ndarray | sparse.csr_array:
+    """Targets (N, U): row n = M_a[labels[n]] / sum(M_a[labels[n]]); every row sums to 1.
+    Dense for a dense M_a, CSR for a sparse one (same values)."""
+    M = as_sparse_mapping(M_a)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= M.shape[0]):
         raise ValueError(f"labels must be in [0, {M.shape[0]}), got range [{labels.min()}, {labels.max()}]")
-    rows = M / M.sum(axis=1, keepdims=True)
-    return rows[labels]
+    rows = _normalised_rows(M)[labels]
+    return rows if sparse.issparse(M_a) else rows.toarray()
 
 
-def domain_predictions(p: np.ndarray, M_a: np.ndarray) -> np.ndarray:
-    """Domain-a class scores d (N, K_a) = (M_a p) per sample, from universal probs p (N, U)."""
+def domain_predictions(p: np.ndarray, M_a: object) -> np.ndarray:
+    """Domain-a class scores d (N, K_a) = (M_a p) per sample, from universal probs p (N, U);
+    M_a dense or scipy.sparse (K_a, U)."""
     p = np.asarray(p, dtype=np.float64)
-    M = np.asarray(M_a, dtype=np.float64)
-    if p.ndim != 2 or M.ndim != 2 or p.shape[1] != M.shape[1]:
-        raise ValueError(f"p (N, U) and M_a (K_a, U) disagree: shapes {p.shape} and {M.shape}")
-    return p @ M.T
+    shape = M_a.shape if sparse.issparse(M_a) else np.shape(M_a)
+    if p.ndim != 2 or len(shape) != 2 or p.shape[1] != shape[1]:
+        raise ValueError(f"p (N, U) and M_a (K_a, U) disagree: shapes {p.shape} and {tuple(shape)}")
+    M = sparse.csr_array(M_a, dtype=np.float64) if sparse.issparse(M_a) else sparse.csr_array(np.asarray(M_a, float))
+    M.sum_duplicates()
+    M.sort_indices()
+    return np.ascontiguousarray((M @ p.T).T)
 
 
 def check_inference(rule: object) -> str:
@@ -85,7 +127,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def domain_scores(logits: np.ndarray, M_a: np.ndarray, *, inference: str = "probs") -> np.ndarray:
+def domain_scores(logits: np.ndarray, M_a: object, *, inference: str = "probs") -> np.ndarray:
     """Domain-a class scores d (N, K_a) from universal logits z (N, U): ``softmax(z) M_a^T``
     (``inference="probs"``) or ``z M_a^T`` (``"logits"``)."""
     z = np.asarray(logits, dtype=np.float64)
@@ -111,16 +153,31 @@ def partial_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 LOSSES = {"soft": soft_loss, "partial": partial_loss}
 
 
+def _gather_rows(
+    crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, rows: torch.Tensor, width: int
+) -> torch.Tensor:
+    """Dense (B, width) rows ``rows`` (B,) of the CSR matrix (crow, col, val)."""
+    start, n = crow[rows], crow[rows + 1] - crow[rows]
+    total = int(n.sum())
+    which = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), n, output_size=total)
+    first = torch.cumsum(n, 0) - n
+    pos = torch.arange(total, device=rows.device) - first[which] + start[which]
+    out = torch.zeros((len(rows), width), dtype=val.dtype, device=val.device)
+    out[which, col[pos]] = val[pos]
+    return out
+
+
 class UniversalObjective:
     """Loss and correctness for batches (logits (B, U), domain (B,), label (B,)).
 
-    Stacks all domains' mappings into one (sum K_a, U) matrix so a mixed batch is handled
-    without Python loops over samples.
+    Stacks all domains' mappings (dense or scipy.sparse) into one sparse (sum K_a, U) matrix so
+    a mixed batch is handled without Python loops over samples; a batch's targets (B, U) are
+    gathered from it, and its scores (B, sum K_a) are one sparse product.
     """
 
     def __init__(
         self,
-        mappings: Sequence[np.ndarray],
+        mappings: Sequence[object],
         *,
         loss: str = "soft",
         label_smoothing: float = 0.0,
@@ -132,34 +189,48 @@ class UniversalObjective:
             raise ValueError(f"loss {loss!r} is not one of {sorted(LOSSES)}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        mats = [_check_mapping(M, f"mappings[{a}]") for a, M in enumerate(mappings)]
+        mats = [as_sparse_mapping(M, f"mappings[{a}]") for a, M in enumerate(mappings)]
         widths = {M.shape[1] for M in mats}
         if len(widths) != 1:
             raise ValueError(f"all mappings need the same number U of universal classes, got {sorted(widths)}")
         self.loss, self.label_smoothing = loss, label_smoothing
         self.n_universal = widths.pop()
         sizes = [M.shape[0] for M in mats]
+        self.sizes = sizes
         self.offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), device=device)
-        stacked = np.concatenate(mats)
-        self.M = torch.tensor(stacked, dtype=torch.float32, device=device)  # (sum K, U)
-        self.T = self.M / self.M.sum(dim=1, keepdim=True)  # normalised target rows
+        stacked = sparse.vstack(mats, format="csr")
+        stacked.sort_indices()
+        as_t = lambda a, dt: torch.tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
+        self.crow, self.col = as_t(stacked.indptr, torch.int64), as_t(stacked.indices, torch.int64)
+        self.values = as_t(stacked.data, torch.float32)  # M's stored entries
+        self.target_values = as_t(_normalised_rows(stacked).data, torch.float32)  # normalised target rows
+        row = torch.repeat_interleave(torch.arange(stacked.shape[0], device=device), torch.diff(self.crow))
+        self.M = torch.sparse_coo_tensor(
+            torch.stack([row, self.col]), self.values, stacked.shape, is_coalesced=True, check_invariants=False
+        )  # (sum K, U), sparse COO (stable, CPU and CUDA)
         owner = np.repeat(np.arange(len(mats)), sizes)
         self.owner = torch.tensor(owner, device=device)  # (sum K,) domain of each row
 
     def _rows(self, domain: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return self.offsets[domain.long()] + label.long()
 
+    def targets(self, rows: torch.Tensor) -> torch.Tensor:
+        """Soft targets (B, U) of the stacked class rows ``rows`` (B,)."""
+        return _gather_rows(self.crow, self.col, self.target_values, rows, self.n_universal)
+
     def loss_fn(self, logits: torch.Tensor, domain: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         rows = self._rows(domain, label)
         if self.loss == "soft":
-            return soft_loss(logits, self.T[rows], label_smoothing=self.label_smoothing)
-        return partial_loss(logits, self.M[rows])
+            return soft_loss(logits, self.targets(rows), label_smoothing=self.label_smoothing)
+        return partial_loss(logits, _gather_rows(self.crow, self.col, self.values, rows, self.n_universal))
 
     def domain_scores(self, logits: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
         """(B, sum K) scores d = M p (or M z with inference "logits"), -inf outside each sample's
         own domain."""
         z = logits.float()
-        d = (torch.softmax(z, dim=1) if self.inference == "probs" else z) @ self.M.T
+        s = torch.softmax(z, dim=1) if self.inference == "probs" else z
+        with torch.autocast(device_type=s.device.type, enabled=False):  # sparse kernels want float32
+            d = torch.sparse.mm(self.M, s.T.contiguous()).T  # (B, sum K)
         return d.masked_fill(self.owner[None, :] != domain.long()[:, None], float("-inf"))
 
     def correct_fn(self, logits: torch.Tensor, domain: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -173,7 +244,7 @@ def train_universal(
     X_val: np.ndarray,
     domain_val: np.ndarray,
     y_val: np.ndarray,
-    mappings: Sequence[np.ndarray],
+    mappings: Sequence[object],
     *,
     head: HeadConfig | None = None,
     train: TrainConfig | None = None,
@@ -185,6 +256,7 @@ def train_universal(
     progress: Callable[[EpochProgress], None] | None = None,
 ) -> TrainResult:
     """Train a universal head on the union of all domains (X (N, D), domain (N,), label (N,)).
+    ``mappings``: M_a (K_a, U) per domain, dense or scipy.sparse (identical results).
 
     Validation accuracy (used for the checkpoint) is the domain accuracy of ``d_a = M_a p``
     (``M_a z`` with ``inference="logits"``).
@@ -195,7 +267,7 @@ def train_universal(
         dom, y = np.asarray(dom), np.asarray(y)
         if dom.size and (dom.min() < 0 or dom.max() >= len(mappings)):
             raise ValueError(f"{name}: domain ids must be in [0, {len(mappings)}), got max {dom.max()}")
-        sizes = np.array([np.asarray(M).shape[0] for M in mappings])
+        sizes = np.array(obj.sizes)
         if y.size and ((y < 0).any() or (y >= sizes[dom]).any()):
             raise ValueError(f"{name}: a label is outside its domain's class range")
     torch.manual_seed(int(seed))
@@ -219,26 +291,44 @@ def universal_probs(model: nn.Module, X: np.ndarray, *, device: torch.device | s
     return torch.softmax(logits, dim=1).numpy()
 
 
+def _rule_hits(
+    logits: np.ndarray, domain: np.ndarray, y: np.ndarray, mats: Sequence[sparse.csr_array], inference: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(hits, totals) per domain of argmax_i d_a on one chunk of logits (n, U)."""
+    hits, totals = np.zeros(len(mats), np.int64), np.zeros(len(mats), np.int64)
+    for a, M in enumerate(mats):
+        sel = domain == a
+        if sel.any():
+            pred = domain_scores(logits[sel], M, inference=inference).argmax(axis=1)
+            hits[a], totals[a] = int((pred == y[sel]).sum()), int(sel.sum())
+    return hits, totals
+
+
+def _accuracies(hits: np.ndarray, totals: np.ndarray) -> dict[int, float]:
+    return {a: float(h / t) if t else float("nan") for a, (h, t) in enumerate(zip(hits, totals))}
+
+
 def rule_accuracies(
     logits: np.ndarray,
     domain: np.ndarray,
     y: np.ndarray,
-    mappings: Sequence[np.ndarray],
+    mappings: Sequence[object],
     *,
     inference: str = "probs",
 ) -> dict[int, float]:
     """Per-domain accuracy ``{a: acc}`` of argmax_i d_a (``domain_scores`` under ``inference``)
-    from universal logits (N, U), domain (N,) and labels (N,) (NaN for a domain without images)."""
+    from universal logits (N, U), domain (N,) and labels (N,) (NaN for a domain without images);
+    mappings dense or scipy.sparse."""
     domain, y = np.asarray(domain), np.asarray(y)
-    out = {}
-    for a, M in enumerate(mappings):
-        sel = domain == a
-        if not sel.any():
-            out[a] = float("nan")
-            continue
-        pred = domain_scores(logits[sel], M, inference=inference).argmax(axis=1)
-        out[a] = float((pred == y[sel]).mean())
-    return out
+    check_inference(inference)
+    mats = [as_sparse_mapping(M, f"mappings[{a}]") for a, M in enumerate(mappings)]
+    hits, totals = np.zeros(len(mats), np.int64), np.zeros(len(mats), np.int64)
+    step = _eval_rows(mats[0].shape[1] if mats else 1)
+    for start in range(0, len(y), step):
+        part = slice(start, start + step)
+        h, t = _rule_hits(np.asarray(logits[part]), domain[part], y[part], mats, inference)
+        hits, totals = hits + h, totals + t
+    return _accuracies(hits, totals)
 
 
 def evaluate_universal(
@@ -246,12 +336,23 @@ def evaluate_universal(
     X: np.ndarray,
     domain: np.ndarray,
     y: np.ndarray,
-    mappings: Sequence[np.ndarray],
+    mappings: Sequence[object],
     *,
     device: torch.device | str = "cpu",
     inference: str = "probs",
 ) -> dict[int, float]:
     """Per-domain accuracy ``{a: acc}`` of argmax_i (M_a p)_i (or (M_a z)_i with
-    ``inference="logits"``) against the labels (NaN if no images)."""
+    ``inference="logits"``) against the labels (NaN if no images). Streams: X (N, D) (an array
+    or a memory map) is read and scored EVAL_ELEMENTS // U rows at a time, never (N, U) logits
+    at once."""
     check_inference(inference)
-    return rule_accuracies(predict_logits(model, X, device=device), domain, y, mappings, inference=inference)
+    domain, y = np.asarray(domain), np.asarray(y)
+    mats = [as_sparse_mapping(M, f"mappings[{a}]") for a, M in enumerate(mappings)]
+    hits, totals = np.zeros(len(mats), np.int64), np.zeros(len(mats), np.int64)
+    step = _eval_rows(mats[0].shape[1] if mats else 1)
+    for start in range(0, len(y), step):
+        part = slice(start, start + step)
+        z = predict_logits(model, X[part], device=device)
+        h, t = _rule_hits(z, domain[part], y[part], mats, inference)
+        hits, totals = hits + h, totals + t
+    return _accuracies(hits, totals)

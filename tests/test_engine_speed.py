@@ -2,6 +2,9 @@
 and the one-pass scoring scan (core.metrics) give exactly what the references give, ties included."""
 
 import gc
+import os
+import signal
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,6 +49,13 @@ PATHS = {
     "dense kind, argmax picks": {"SPARSE_ROW": 0, "SAMPLE_ROWS": 1, "SMALL_TOP": 8, "BLOCK_BYTES": 8 * 5 * 40},
     "sparse kind, dense rows inside": {"SPARSE_ROW": 3, "SAMPLE_ROWS": 2, "PREFIX_STEPS": (2,), "SMALL_TOP": 2},
     "sparse kind only, one-row blocks": {"SPARSE_ROW": 10_000, "BLOCK_BYTES": 1},
+    "dense kind on two threads, tiny blocks": {
+        "SPARSE_ROW": 0,
+        "SAMPLE_ROWS": 1,
+        "BLOCK_BYTES": 8 * 2 * 40,
+        "WORKERS": 2,
+        "PARALLEL_BYTES": 0,
+    },
 }
 
 
@@ -60,7 +70,9 @@ def fresh_memos():
 
 def use_path(monkeypatch, name: str) -> None:
     for key, value in PATHS[name].items():
-        monkeypatch.setattr(validation if key == "BLOCK_BYTES" else selection, key, value)
+        monkeypatch.setattr(
+            validation if key in ("BLOCK_BYTES", "WORKERS", "PARALLEL_BYTES") else selection, key, value
+        )
 
 
 def tie_heavy(rng: np.random.Generator, kind: int) -> np.ndarray:
@@ -304,3 +316,71 @@ def test_threads_selecting_from_the_same_matrices_agree(rng):
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(run, range(16)))
+
+
+def test_a_matrix_passed_again_is_ranked_once_and_still_equals_the_reference(rng):
+    c = rng.integers(0, 4, size=(30, 40)) * (rng.random((30, 40)) < 0.3)
+    c[:, 5] += 1  # ties at the top of many rows
+    p = c / c.sum(axis=1, keepdims=True)
+    select_relationships(p, "threshold", t=0.1)
+    (item,) = PREPARED._items.values()
+    assert item.value.rank is None  # seen once: nothing ranked yet
+    for method, params in CASES:
+        np.testing.assert_array_equal(select_relationships(p, method, **params), select_loop(p, method, **params))
+    (again,) = PREPARED._items.values()
+    assert again.value.rank is not None and again.nbytes > item.nbytes  # ranked, and counted by the memo
+    ranked = again.value
+    order = np.lexsort((ranked.flat % 40, -ranked.vals, ranked.rows))  # rows, value desc, column asc
+    np.testing.assert_array_equal(ranked.rank[order], np.concatenate([np.arange(n) for n in np.bincount(ranked.rows)]))
+
+
+def test_map_large_keeps_the_order_and_the_first_error(monkeypatch):
+    monkeypatch.setattr(validation, "WORKERS", 2)
+    monkeypatch.setattr(validation, "PARALLEL_BYTES", 0)
+    assert validation.map_large(lambda x: x * x, list(range(50)), 1) == [x * x for x in range(50)]
+
+    def fails(x: int) -> int:
+        if x in (7, 30):
+            raise ValueError(f"bad {x}")
+        return x
+
+    with pytest.raises(ValueError, match="bad 7"):
+        validation.map_large(fails, list(range(50)), 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_scores_on_threads_equal_the_loop_and_name_the_first_bad_matrix(workers, monkeypatch, rng):
+    monkeypatch.setattr(validation, "WORKERS", workers)
+    monkeypatch.setattr(validation, "PARALLEL_BYTES", 0)
+    ks = [30, 25, 40]
+    pairs = [(a, b) for a in range(3) for b in range(3) if a != b]
+    pred = {(a, b): select_relationships(rng.dirichlet(np.ones(ks[b]), size=ks[a]), "density", p=0.5) for a, b in pairs}
+    true = {(a, b): (rng.random((ks[a], ks[b])) < 0.05) * 1.0 for a, b in pairs}
+    want = relationship_scores({k: Edges.from_dense(w) for k, w in pred.items()}, true, ks)
+    assert relationship_scores(pred, true, ks) == want
+    bad = {k: w.copy() for k, w in pred.items()}
+    bad[(1, 0)][2, 3], bad[(2, 1)][0, 0] = -1.0, np.nan
+    with pytest.raises(ValueError, match=r"pred\[\(1, 0\)\] has a negative entry at \(2, 3\): -1.0"):
+        relationship_scores(bad, true, ks)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_worker_threads(monkeypatch, rng):
+    monkeypatch.setattr(validation, "WORKERS", 2)
+    monkeypatch.setattr(validation, "PARALLEL_BYTES", 0)
+    p = rng.dirichlet(np.ones(30), size=40)
+    want = select_relationships(p, "density", p=0.5)  # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's threads are gone; a hang here fails the test by timeout
+        ok = np.array_equal(select_relationships(p, "density", p=0.5), want)
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the parent's worker pool")
