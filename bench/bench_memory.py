@@ -9,8 +9,9 @@ read back with ``np.load(mmap_mode="r")``. Steps, each in a fresh subprocess:
   generate     write the memory-mapped features (chunked)
   baselines    a nearest-class-mean linear head per domain (one streamed pass over the train map)
   crossdomain  every head on every other domain's test map, streamed (core.crossdomain.stream_domain),
-               all 90 pairs x (count, hard, soft) matrices held, as the pipeline step holds them
-  selection    core.selection.select_relationships over the 90 hard matrices (mcfp, density p=0.7)
+               all 90 pairs x (count, hard, soft) matrices held as the pipeline step holds them (count
+               and hard in CSR form when mostly zeros, soft dense)
+  selection    core.selection.select_edges over the 90 hard matrices (mcfp, density p=0.7), as the step
   taxonomy     core.taxonomy.build_universal_taxonomy per method, sparse mappings and label map
   universal    core.universal.train_universal for 1 epoch on the train map (sparse mappings), then
                evaluate_universal on the test map (streamed); above --universal-rows (20,000) rows
@@ -175,7 +176,8 @@ def step_baselines(d: Path, m: dict) -> None:
 def step_crossdomain(d: Path, m: dict) -> None:
     import torch
 
-    from core.crossdomain import pair_matrices, stream_domain
+    from core.crossdomain import compact, pair_matrices, stream_domain
+    from core.runs.run import pack_matrix
     from core.training import predict_logits
 
     heads = np.load(d / "heads.npz")
@@ -194,10 +196,13 @@ def step_crossdomain(d: Path, m: dict) -> None:
         streamed = stream_domain(np.asarray(y[rows]), X[rows], k, others, probs_of, chunk=4 * 4096)
         for b, (acc, hard, _conf) in streamed.items():
             pred[a, b] = hard
-            for kind, mat in pair_matrices(acc).items():
-                mats[kind][a, b] = mat
-    # the selection reads the hard matrices (the default); only those are kept on disk
-    np.savez(d / "hard.npz", **{f"{a}_{b}": mat for (a, b), mat in mats["hard"].items()})
+            for kind, mat in pair_matrices(acc).items():  # as the pipeline step holds them
+                mats[kind][a, b] = mat if kind == "soft" else compact(mat)
+    # the selection reads the hard matrices (the default); only those are kept on disk, as the run stores them
+    packed: dict = {}
+    for (a, b), mat in mats["hard"].items():
+        packed.update(pack_matrix(f"hard/{a}-{b}", mat))
+    np.savez(d / "hard.npz", **packed)
     perms = np.load(d / "perms.npy")
     hits = []
     for a, b in list(pred)[:3]:  # b's class with a's true concept
@@ -207,18 +212,19 @@ def step_crossdomain(d: Path, m: dict) -> None:
 
 
 def _pairs(d: Path) -> dict:
-    with np.load(d / "hard.npz") as z:
-        return {tuple(int(v) for v in key.split("_")): z[key] for key in z.files}
+    from core.runs.run import _npz_pairs  # the run folder's reader: CSR parts come back dense
+
+    return _npz_pairs(d / "hard.npz", "hard")
 
 
 def step_selection(d: Path, m: dict) -> None:
-    from core.selection import Edges, select_relationships
+    from core.selection import select_edges
 
     P = _pairs(d)
     for name, params in METHODS.items():
         out = {}
         for (a, b), p in P.items():
-            e = Edges.from_dense(select_relationships(p, name, **params))
+            e = select_edges(p, name, **params)  # as the pipeline's selection step: no dense W
             out[f"{a}_{b}_rows"], out[f"{a}_{b}_cols"], out[f"{a}_{b}_w"] = e.rows, e.cols, e.weights
         np.savez(d / f"edges_{name}.npz", **out)
 

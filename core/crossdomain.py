@@ -239,3 +239,16 @@ def pair_matrices(acc: PairAccumulator) -> dict[str, np.ndarray]:
     counts = acc.count
     soft = normalize_rows(acc.soft_sum) if acc.n else counts
     return {"count": counts, "hard": normalize_rows(counts), "soft": soft}
+
+
+def compact(m: np.ndarray) -> object:
+    """A matrix (K_a, K_b) in the form that takes less room: scipy.sparse CSR when under a third
+    of its entries are non-zero (count and hard matrices of many classes), else ``m`` itself."""
+    import scipy.sparse as sp
+
+    if sp.issparse(m):
+        return sp.csr_array(m)
+    m = np.asarray(m)
+    if m.ndim != 2 or m.size == 0 or np.count_nonzero(m) * 3 >= m.size:
+        return m
+    return sp.csr_array(m)

@@ -184,7 +184,7 @@ def step_crossdomain(ctx: RunContext) -> None:
         from core import finetune_steps
 
         return finetune_steps.crossdomain(ctx)
-    from core.crossdomain import empty_classes, pair_matrices, stream_domain
+    from core.crossdomain import compact, empty_classes, pair_matrices, stream_domain
     from core.training import predict_logits
 
     domains = ctx.all_domains()
@@ -203,9 +203,10 @@ def step_crossdomain(ctx: RunContext) -> None:
         streamed = stream_domain(y, Xt, K[a], others, probs_of, chunk=CROSSDOMAIN_CHUNK)
         for b, (acc, hard, top) in streamed.items():
             pred[a, b], conf[a, b] = hard, top
-            for kind, m in pair_matrices(acc).items():
-                mats[kind][a, b] = m
-            counts = mats["count"][a, b]
+            pair = pair_matrices(acc)
+            counts = pair["count"]
+            for kind, m in pair.items():  # count and hard held in CSR form when mostly zeros
+                mats[kind][a, b] = m if kind == "soft" else compact(m)
         empty = empty_classes(counts)  # rows are a's true classes: the same for every model b
         if empty.size:
             ctx.log(f"warning: domain {domains[a].name}: classes {empty.tolist()} have no test images (all-zero rows)")
@@ -218,8 +219,10 @@ def step_selection(ctx: RunContext) -> None:
     """Relationships W_ab per configured method from the cross-domain matrices (scored against
     the run's ground truth when it has one: Run.true_relationships). Writes taxonomy/<key>/relationships.npz
     and selection.json."""
+    from scipy.sparse import csr_array
+
     from core.metrics import relationship_scores
-    from core.selection import select_relationships
+    from core.selection import select_edges
 
     P = ctx.run.matrices(ctx.cfg.crossdomain.matrix)
     from core.fsio import CorruptFileError
@@ -232,9 +235,10 @@ def step_selection(ctx: RunContext) -> None:
     counts = ctx.run.class_counts()
     methods = ctx.cfg.selection.methods
     for i, m in enumerate(methods):
-        W = {ab: select_relationships(p, m.name, **m.params) for ab, p in P.items()}
-        scores = None if true is None else {k: float(v) for k, v in relationship_scores(W, true, counts).items()}
-        n_edges = int(sum((w > 0).sum() for w in W.values()))
+        edges = {ab: select_edges(p, m.name, **m.params) for ab, p in P.items()}  # sparse: no dense W_ab
+        scores = None if true is None else {k: float(v) for k, v in relationship_scores(edges, true, counts).items()}
+        n_edges = int(sum(e.rows.size for e in edges.values()))
+        W = {ab: csr_array((e.weights, (e.rows, e.cols)), shape=e.shape) for ab, e in edges.items()}
         ctx.run.write_selection(
             m.key,
             W,

@@ -258,3 +258,55 @@ def test_stream_domain_refuses_a_bad_chunk():
     acc, pred, conf = out[1]
     assert pred.tolist() == [0, 0, 0] and conf.dtype == np.float16 and acc.n == 3
     assert np.array_equal(acc.soft_sum, [[0.5, 0.5], [1.0, 1.0]])
+
+
+# ---------------------------------------------------------------------------- sparse storage in the run folder
+
+
+def _stored_run(tmp_path):
+    from core.runs import Run
+    from core.runs.folder import init_run_dir
+
+    return Run(init_run_dir(tmp_path / "run"))
+
+
+def test_mostly_zero_matrices_are_stored_sparse_and_read_back_dense(tmp_path):
+    from core.crossdomain import compact
+
+    rng = np.random.default_rng(0)
+    count = np.zeros((40, 30))
+    count[rng.integers(0, 40, 25), rng.integers(0, 30, 25)] = rng.integers(1, 9, 25)
+    soft = normalize_rows(rng.random((40, 30)))
+    assert sparse.issparse(compact(count)) and not sparse.issparse(compact(soft))
+    run = _stored_run(tmp_path)
+    mats = {"count": {(0, 1): compact(count)}, "hard": {(0, 1): normalize_rows(count)}, "soft": {(0, 1): soft}}
+    run.write_crossdomain(mats, {0: np.zeros(3, np.int64)}, {}, {}, {})
+    with np.load(run.path / "crossdomain" / "matrices.npz") as npz:
+        assert "count/0-1@csr/data" in npz.files and "soft/0-1" in npz.files
+    for kind, want in (("count", count), ("hard", normalize_rows(count)), ("soft", soft)):
+        got = run.matrices(kind)[(0, 1)]
+        assert isinstance(got, np.ndarray) and np.array_equal(got, want)
+
+
+def test_relationships_round_trip_through_csr(tmp_path):
+    w = np.zeros((50, 60))
+    w[[1, 7, 7, 49], [0, 3, 59, 2]] = [0.5, 0.25, 1.0, 0.75]
+    run = _stored_run(tmp_path)
+    run.write_selection("mcfp", {(0, 1): sparse.csr_array(w), (1, 0): w.T.copy()}, {"method": "mcfp"})
+    got = run.relationships("mcfp")
+    assert np.array_equal(got[(0, 1)], w) and np.array_equal(got[(1, 0)], w.T)
+
+
+def test_a_damaged_sparse_matrix_is_refused(tmp_path):
+    from core.fsio import CorruptFileError, write_npz
+    from core.runs.run import pack_matrix
+
+    w = np.zeros((20, 20))
+    w[3, 4] = 1.0
+    parts = pack_matrix("count/0-1", w)
+    parts["count/0-1@csr/indices"] = np.asarray([99], dtype=np.int32)  # a column outside the matrix
+    run = _stored_run(tmp_path)
+    (run.path / "crossdomain").mkdir(exist_ok=True)
+    write_npz(run.path / "crossdomain" / "matrices.npz", parts)
+    with pytest.raises(CorruptFileError, match="damaged sparse matrix"):
+        run.matrices("count")

@@ -8,6 +8,7 @@ imported only by the model readers and writers.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +278,14 @@ class Run(ResultsMixin):
         pred: Pairs,
         conf: Pairs,
     ) -> None:
-        """Write the matrices (``{kind: {(a, b): P_ab}}``) and the per-image predictions."""
-        write_npz(
-            self.path / F.MATRICES,
-            {f"{kind}/{pair_key(*ab)}": m for kind, pairs in matrices.items() for ab, m in pairs.items()},
-        )
+        """Write the matrices (``{kind: {(a, b): P_ab}}``, dense arrays or scipy.sparse) and the
+        per-image predictions. A matrix that is mostly zeros (count and hard matrices of many
+        classes) is stored in CSR form (:func:`pack_matrix`); :meth:`matrices` reads both forms."""
+        packed: dict[str, np.ndarray] = {}
+        for kind, pairs in matrices.items():
+            for ab, m in pairs.items():
+                packed.update(pack_matrix(f"{kind}/{pair_key(*ab)}", m))
+        write_npz(self.path / F.MATRICES, packed)
         arrays = {f"true/{a}": v for a, v in true.items()}
         arrays.update({f"item/{a}": v for a, v in item.items()})
         arrays.update({f"pred/{pair_key(*ab)}": v for ab, v in pred.items()})
@@ -310,9 +314,11 @@ class Run(ResultsMixin):
         return read_json(self.path / F.taxonomy(key, "selection.json"))
 
     def write_selection(self, key: str, relationships: Pairs, info: dict) -> None:
-        write_npz(
-            self.path / F.taxonomy(key, "relationships.npz"), {pair_key(*ab): w for ab, w in relationships.items()}
-        )
+        """W_ab per pair (dense or scipy.sparse; mostly-zero ones stored in CSR form) and the setting's info."""
+        packed: dict[str, np.ndarray] = {}
+        for ab, w in relationships.items():
+            packed.update(pack_matrix(pair_key(*ab), w))
+        write_npz(self.path / F.taxonomy(key, "relationships.npz"), packed)
         write_json(self.path / F.taxonomy(key, "selection.json"), info)
 
     def taxonomy(self, key: str):
@@ -441,19 +447,80 @@ class Run(ResultsMixin):
         return all((self.path / rel).is_file() for rel in files)
 
 
+CSR = "@csr"  # "<kind>/<a-b>@csr/<part>": the CSR parts of a mostly-zero matrix (pack_matrix)
+_CSR_PARTS = ("data", "indices", "indptr", "shape")
+
+
+def pack_matrix(key: str, m: Any) -> dict[str, np.ndarray]:
+    """``{key: m}`` for a dense matrix, or its CSR parts ``{key@csr/data|indices|indptr|shape}``
+    when ``m`` is scipy.sparse or a 2-D array with under a third of its entries non-zero (the CSR
+    form then takes less room: 12 bytes per non-zero against 8 per entry)."""
+    import scipy.sparse as sp
+
+    from core.crossdomain import compact
+
+    csr = compact(m)
+    if not sp.issparse(csr):
+        return {key: csr}
+    csr.sum_duplicates()
+    return {
+        f"{key}{CSR}/data": csr.data,
+        f"{key}{CSR}/indices": csr.indices.astype(np.int32, copy=False),
+        f"{key}{CSR}/indptr": csr.indptr.astype(np.int64, copy=False),
+        f"{key}{CSR}/shape": np.asarray(csr.shape, dtype=np.int64),
+    }
+
+
+def _unpack_matrix(parts: dict[str, np.ndarray], where: str) -> np.ndarray:
+    """The dense (K_a, K_b) array of :func:`pack_matrix`'s CSR parts; CorruptFileError if they do not fit."""
+    import scipy.sparse as sp
+
+    try:
+        shape = tuple(int(v) for v in parts["shape"])
+        if len(shape) != 2 or min(shape) < 0:
+            raise ValueError(f"shape {shape}")
+        m = sp.csr_array((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
+        m.check_format(full_check=True)
+        return m.toarray()
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise CorruptFileError(f"{where}: a damaged sparse matrix ({exc})") from None
+
+
+def _prefix_of(key: str) -> str:
+    """ "count" of "count/0-1" and of "count/0-1@csr/data"; "" of "0-1" and "0-1@csr/data"."""
+    head = key.rpartition("/")[0]
+    if head.endswith(CSR):
+        head = head[: -len(CSR)].rpartition("/")[0]
+    return head
+
+
 def _npz_pairs(path: Path, prefix: str) -> Pairs:
-    """Arrays keyed ``"<prefix>/a-b"`` (or plain ``"a-b"`` when prefix is "") as ``{(a, b): array}``."""
+    """Arrays keyed ``"<prefix>/a-b"`` (or plain ``"a-b"`` when prefix is "") as ``{(a, b): array}``;
+    matrices stored in CSR form (:func:`pack_matrix`) come back dense. Only that prefix is read."""
     if not path.exists():
         return {}
-    out = {}
-    for key, arr in read_npz(path).items():
-        head, _, pair = key.rpartition("/")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = {k: npz[k] for k in npz.files if _prefix_of(k) == prefix}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise CorruptFileError(f"{path} is unreadable ({exc or type(exc).__name__})") from None
+    out, sparse = {}, {}
+    for key, arr in found.items():
+        head, _, last = key.rpartition("/")
+        if head.endswith(CSR):
+            head, part = head[: -len(CSR)], last
+            if part in _CSR_PARTS:
+                sparse.setdefault(head, {})[part] = arr
+            continue
         if head == prefix:
-            try:
-                out[parse_pair_key(pair)] = arr
-            except ValueError as exc:
-                raise CorruptFileError(f"{path}: {exc}") from None
-    return dict(sorted(out.items()))
+            out[last] = arr
+    for head, parts in sparse.items():
+        out[head.rpartition("/")[2]] = _unpack_matrix(parts, f"{path} {head}")
+    try:
+        pairs = {parse_pair_key(pair): arr for pair, arr in out.items()}
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: {exc}") from None
+    return dict(sorted(pairs.items()))
 
 
 def _npz_items(path: Path, prefix: str) -> dict[int, np.ndarray]:
