@@ -147,7 +147,9 @@ def main() -> None:
     model = load_backbone(args.backbone, pretrained=not args.random_init).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    batch = args.batch or default_batch_size(device, args.size)
+    # every figure times the same batches: a batch larger than the images would time the forward
+    # pass on full batches against one partial batch end to end
+    batch = min(args.batch or default_batch_size(device, args.size), args.n)
     folder = Path(tempfile.mkdtemp(prefix="unitax-bench-decode-"))
     try:
         t = time.perf_counter()

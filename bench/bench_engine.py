@@ -10,7 +10,7 @@
    for threshold (t=0.2), mcfp, density (p=0.8) and hypothesis (k_max=4) on each of the 90
    pairs of 10 domains x ~1000 classes, then ``relationship_scores`` against the dense truth;
    on count matrices and on soft (mean-probability) ones, before (a frozen copy of the earlier
-   engine, below) and now, interleaved in this one run, with the ratio, the issue's targets
+   engine, below) and now, interleaved in this one run, with the ratio, the targets
    (count < 1.5 s, soft < 3 s) and a check that both give identical W and scores. "Now" is
    timed twice: on one thread, and with the engine's worker threads (core._validation.WORKERS,
    2 on a 2-core machine: the scores' passes over the dense W and truth matrices, and the dense
@@ -302,7 +302,7 @@ def old_relationship_scores(pred: dict, true: dict, class_counts: list[int]) -> 
 
 
 PUBLIC_PARAMS = {"threshold": {"t": 0.2}, "mcfp": {}, "density": {"p": 0.8}, "hypothesis": {"k_max": 4}}
-TARGETS = {"count": 1.5, "soft": 3.0}  # seconds for the four methods + scores over the 90 pairs (the issue)
+TARGETS = {"count": 1.5, "soft": 3.0}  # seconds for the four methods + scores over the 90 pairs
 
 
 def soft_matrices(counts: dict, seed: int) -> dict:
@@ -405,7 +405,7 @@ def main() -> None:
         bench_selection(n_domains, concepts, 2 if args.quick else 3)  # ~2000 concepts in classes of ~2: ~870 classes
     if args.only in (None, "taxonomy"):
         bench_taxonomy(n_domains, k_tax)
-    if args.only in (None, "public"):  # ~2300 concepts: classes 975..1023, as in the issue
+    if args.only in (None, "public"):  # ~2300 concepts: classes 975..1023
         bench_public_path(n_domains, 400 if args.quick else 2300, args.repeat, targets=not args.quick)
 
 

@@ -218,7 +218,8 @@ def run(args) -> None:
         if not args.skip_resnet:
             rate = finetune_rate(src.splits["train"], args.ft_size, device, "resnet50")
             print(f"fine-tuning resnet50 (random init) at {args.ft_size} px: {rate:.0f} training images/s")
-        print(f"gpu check passed in {time.perf_counter() - t_all:.1f}s")
+        what = "gpu check" if device.type == "cuda" else "dry run on the CPU (no GPU checked)"
+        print(f"{what} passed in {time.perf_counter() - t_all:.1f}s")
     finally:
         if args.keep:
             print(f"kept {work}")

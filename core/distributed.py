@@ -161,8 +161,8 @@ def _timeout() -> timedelta:
         seconds = DEFAULT_TIMEOUT_S if raw is None else float(raw)
     except ValueError:
         raise ValueError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
-    if not seconds > 0:
-        raise ValueError(f"${TIMEOUT_ENV} must be > 0 seconds, got {raw!r}")
+    if not 0 < seconds <= 10**8:  # inf, nan and absurd values would overflow torch's timeout
+        raise ValueError(f"${TIMEOUT_ENV} must be a number of seconds in (0, 1e8], got {raw!r}")
     return timedelta(seconds=seconds)
 
 
@@ -642,7 +642,10 @@ def serve(cfg, device) -> int:
             if split is None or len(split) != cmd["n"]:
                 raise ValueError(f"{tag()}rank 0 asked for images this rank does not have: {cmd['key']!r}")
             feats, failed, rate = _compute_part(compute_features, split, model(cmd["backbone"]), cmd["kwargs"])
-            log(f"features {split.name}: {len(feats)} of {len(split)} images ({rate:.0f} img/s)")
+            if len(feats):
+                log(f"features {split.name}: {len(feats)} of {len(split)} images ({rate:.0f} img/s)")
+            else:  # a split of fewer batches than ranks: the leading ranks forward it
+                log(f"features {split.name}: no part for this rank ({len(split)} images, fewer batches than ranks)")
             gather_rows(np.asarray(feats, dtype=np.float32))
             _gather_objects(np.asarray(failed, dtype=np.int64))
         elif op == "finetune":

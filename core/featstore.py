@@ -50,6 +50,7 @@ __all__ = [
     "FORMAT",
     "STORE_DTYPES",
     "RAM_LIMIT",
+    "default_ram_limit",
     "check_store_dtype",
     "FeatureWriter",
     "ArraySink",
@@ -70,8 +71,25 @@ READABLE_FORMATS = (1, 2)  # format 1: float32 only, no "dtype" in the meta
 STORE_DTYPES = ("float32", "float16")
 CHUNK_BYTES = 16 << 20  # checksum and copy chunks: 16 MiB
 # Entries up to this many bytes (as float32) are loaded into RAM; larger ones stay memory-mapped.
-# UNITAX_FEATURES_RAM_MB overrides it (0: always map).
-RAM_LIMIT = int(float(os.environ.get("UNITAX_FEATURES_RAM_MB", "1024")) * (1 << 20))
+# None: $UNITAX_FEATURES_RAM_MB megabytes (default 1024; 0: always map), read when used (default_ram_limit()).
+RAM_LIMIT: int | None = None
+RAM_ENV = "UNITAX_FEATURES_RAM_MB"
+
+
+def default_ram_limit() -> int:
+    """Bytes (as float32) up to which a split's features are loaded into RAM: :data:`RAM_LIMIT`
+    when set, else ``$UNITAX_FEATURES_RAM_MB`` megabytes (empty or unset: 1024)."""
+    if RAM_LIMIT is not None:
+        return int(RAM_LIMIT)
+    raw = os.environ.get(RAM_ENV, "").strip()
+    try:
+        mb = 1024.0 if raw == "" else float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not (np.isfinite(mb) and 0 <= mb <= 1 << 40):
+        raise ValueError(f"${RAM_ENV} must be a number of megabytes >= 0, got {raw!r}")
+    return int(mb * (1 << 20))
+
 
 _VERIFIED: dict[tuple, int] = {}  # (path, inode, size, mtime_ns) -> crc32 just committed here (used once)
 
@@ -211,7 +229,13 @@ class FeatureWriter(ArraySink):
 def open_writer(path: str | os.PathLike, n: int, dim: int, dtype: object = "float32") -> FeatureWriter:
     """A writer of an (n, dim) entry of ``dtype`` (float32 | float16) at ``path`` (``<key>.npy``):
     ``w.write(start, rows)`` any number of times, then ``w.commit(key_text, failed)`` or
-    ``w.abort()``; ``w.array`` is a read-only (n, dim) map of the rows written so far."""
+    ``w.abort()``; ``w.array`` is a read-only (n, dim) map of the rows written so far. A folder
+    (or anything but a file or a link) where the entry belongs is refused, named, before any work."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise ValueError(
+            f"the feature cache entry {str(p)!r} is not a file (a folder?): remove it or set $UNITAX_CACHE"
+        )
     return FeatureWriter(Path(path), _check_count("n", n, 0), _check_count("dim", dim, 1), check_store_dtype(dtype))
 
 
@@ -316,7 +340,7 @@ def load_features(
     if hit is None:
         return None
     feats, failed = hit
-    limit = RAM_LIMIT if ram_limit is None else ram_limit
+    limit = default_ram_limit() if ram_limit is None else ram_limit
     if feats.size * 4 <= limit:
         out = np.empty(feats.shape, dtype=np.float32)
         for start, batch in _chunks(feats):
@@ -364,7 +388,7 @@ def scratch(
     else a map of an unlinked temporary file in ``folder``."""
     dt = check_store_dtype(dtype)
     n, dim = _check_count("n", n, 0), _check_count("dim", dim, 0)
-    limit = RAM_LIMIT if ram_limit is None else ram_limit
+    limit = default_ram_limit() if ram_limit is None else ram_limit
     if n * dim * dt.itemsize <= limit:
         return np.zeros((n, dim), dtype=dt)
     return _temp_map((n, dim), dt, folder)
@@ -388,7 +412,7 @@ def gather_rows(
     dim = dims.pop()
     sizes = [len(X) if idx is None else len(idx) for X, idx in parts]
     total = sum(sizes)
-    limit = RAM_LIMIT if ram_limit is None else ram_limit
+    limit = default_ram_limit() if ram_limit is None else ram_limit
     step = _rows_per_chunk(dim, 4)
 
     def chunks() -> Iterator[tuple[int, np.ndarray]]:

@@ -225,6 +225,14 @@ def _prepare(run: Run, cfg: RunConfig, device, keep: list[str]) -> dict[str, str
 _SHARED_STEPS = ("domains", "features")
 
 
+def _launcher_hint() -> str:
+    """Under torchrun a SIGTERM may be the launcher stopping every rank because another one failed."""
+    dist = sys.modules.get("core.distributed")
+    if dist is None or dist.world_size() <= 1:
+        return ""
+    return " (under torchrun: a scancel/Ctrl-C, or the launcher stopping every rank after one failed; see its output)"
+
+
 def _release_other_ranks() -> None:
     """Under torchrun: tell the other ranks that no more backbone passes come (no-op otherwise)."""
     dist = sys.modules.get("core.distributed")
@@ -288,10 +296,10 @@ def _execute(ctx: RunContext, keep: list[str], todo: list[str], warnings: list[s
             )
             done = _run_steps(ctx, keep, todo, stored)
         except Cancelled as exc:
-            run.log(f"cancelled: {exc}")
+            run.log(f"cancelled: {exc}{_launcher_hint()}")
             return run.write_status(
                 state="cancelled",
-                message=f"cancelled during {ctx.step or 'start'}",
+                message=f"cancelled during {ctx.step or 'start'}{_launcher_hint()}",
                 eta_s=None,
                 pid=None,
                 pid_identity=None,

@@ -163,6 +163,8 @@ class UniversalTaxonomy:
                 raise ValueError(f"format is {d.get('format') if isinstance(d, dict) else type(d).__name__!r}")
             classes = [frozenset((int(a), int(i)) for a, i in c["members"]) for c in d["classes"]]
             links = np.array(d["links"], dtype=np.float64).reshape(-1, 4)
+            if len(np.unique(links[:, :3], axis=0)) != len(links):  # the writer never repeats one
+                raise ValueError("a link (domain, class, universal class) is listed twice")
             return cls(
                 classes,
                 [c["name"] for c in d["classes"]],

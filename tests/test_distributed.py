@@ -297,3 +297,10 @@ def test_an_error_escaping_a_started_run_never_leaves_it_running(monkeypatch, tm
     assert state == "cancelled" or status["error"] == "RuntimeError: gather broke"
     with RunLock(run, purpose="test", wait_s=0.5):
         pass
+
+
+@pytest.mark.parametrize("raw", ["inf", "1e30", "nan", "0", "-1", "junk"])
+def test_a_bad_timeout_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(dist.TIMEOUT_ENV, raw)
+    with pytest.raises(ValueError, match=r"\$UNITAX_DIST_TIMEOUT must be a number of seconds"):
+        dist._timeout()

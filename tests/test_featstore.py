@@ -369,3 +369,25 @@ def test_row_reader_reads_maps_by_position_and_refuses_a_replaced_file(tmp_path)
     np.testing.assert_array_equal(
         predict_logits(head, m, batch_size=8), predict_logits(head, X.astype(np.float16).astype(np.float32))
     )
+
+
+@pytest.mark.parametrize("raw", ["abc", "1e400", "-5", "nan", "inf"])
+def test_a_bad_ram_limit_names_the_variable(monkeypatch, raw):
+    monkeypatch.setattr(featstore, "RAM_LIMIT", None)
+    monkeypatch.setenv("UNITAX_FEATURES_RAM_MB", raw)
+    with pytest.raises(ValueError, match=r"\$UNITAX_FEATURES_RAM_MB must be a number of megabytes >= 0"):
+        featstore.default_ram_limit()
+
+
+def test_ram_limit_from_the_environment(monkeypatch):
+    monkeypatch.setattr(featstore, "RAM_LIMIT", None)
+    monkeypatch.setenv("UNITAX_FEATURES_RAM_MB", "")
+    assert featstore.default_ram_limit() == 1024 << 20
+    monkeypatch.setenv("UNITAX_FEATURES_RAM_MB", "0.5")
+    assert featstore.default_ram_limit() == 1 << 19
+
+
+def test_a_folder_where_the_entry_belongs_is_named(tmp_path):
+    (tmp_path / "k.npy").mkdir()
+    with pytest.raises(ValueError, match=r"feature cache entry .*k\.npy' is not a file"):
+        featstore.open_writer(tmp_path / "k.npy", 4, 3)

@@ -1,4 +1,4 @@
-"""Sparse mappings M_a (scipy.sparse) and streamed cross-domain prediction (issue 13, part 2)."""
+"""Sparse mappings M_a (scipy.sparse) and streamed cross-domain prediction."""
 
 import tracemalloc
 from types import SimpleNamespace

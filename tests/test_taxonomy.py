@@ -158,3 +158,14 @@ def test_bad_json():
         UniversalTaxonomy.from_json('{"format": "other"}')
     with pytest.raises(ValueError, match="not a taxonomy JSON"):
         UniversalTaxonomy.from_json("{not json")
+
+
+def test_json_with_a_repeated_link_is_refused():
+    import json
+
+    tax = build_universal_taxonomy({(0, 1): np.array([[0.0, 0.4], [0.0, 0.0]])}, [2, 2])
+    d = json.loads(tax.to_json())
+    assert UniversalTaxonomy.from_json(json.dumps(d)).links.shape == tax.links.shape
+    d["links"].append(d["links"][0])  # would double a weight in the sparse mappings
+    with pytest.raises(ValueError, match="not a taxonomy JSON: a link .* is listed twice"):
+        UniversalTaxonomy.from_json(json.dumps(d))
