@@ -30,7 +30,8 @@ def sweep_correlations(table: pd.DataFrame) -> dict:
         return {"n": 0, "f1": float("nan"), "f1_p": float("nan"), "neg_edr": float("nan"), "neg_edr_p": float("nan")}
     ok = table.dropna(subset=["f1", "edr", "val_acc_mean"])
     if "same_as" in ok:
-        ok = ok[ok["same_as"].fillna("").astype(str) == ""]
+        same = ok["same_as"]  # empty or missing: a setting trained on its own (not a copy of another)
+        ok = ok[same.isna() | (same.astype(str) == "")]
     out = {"n": int(len(ok))}
     for key, col in (("f1", ok["f1"]), ("neg_edr", -ok["edr"])):
         if len(ok) < 3 or col.nunique() < 2 or ok["val_acc_mean"].nunique() < 2:
