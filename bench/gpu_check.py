@@ -92,13 +92,6 @@ def config(folders: dict[str, Path], *, device: str, size: int, mode: str, epoch
     return cfg
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def decode_check(paths: list[str], size: int, device) -> str:
     """How far the device decoder is from the CPU path, over ``paths``."""
     from core.decode import decode_files
@@ -123,13 +116,13 @@ def throughput(split, size: int, device) -> tuple[float, float, float, int]:
     """(decode, forward, end-to-end) images/s at ``size`` px over ``split``; and the batch size."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import torch
-
+    from bench.bench_decode import _sync, forward_rate
     from core.decode import stage_batch
-    from core.device import autocast, default_batch_size, default_workers
+    from core.device import default_batch_size, default_workers
     from core.features import _cached_backbone, compute_features
 
-    n, batch, workers = len(split), default_batch_size(device, size), default_workers(device)
+    n, workers = len(split), default_workers(device)
+    batch = min(default_batch_size(device, size), n)  # every figure on the same batches
     starts = list(range(0, n, batch))
 
     def stage(s: int):
@@ -145,18 +138,7 @@ def throughput(split, size: int, device) -> tuple[float, float, float, int]:
     dec = n / (time.perf_counter() - t)
 
     model = _cached_backbone("efficientnet_lite0", str(device))
-    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    reps = max(3, -(-n // batch))
-    with torch.inference_mode():
-        for i in range(reps + 1):
-            if i == 1:
-                _sync(device)
-                t = time.perf_counter()
-            with autocast(device):
-                model.features(x.float().div_(255)).float().cpu()
-    fwd = reps * batch / (time.perf_counter() - t)
+    fwd = forward_rate(model, size, batch, max(n, 3 * batch), device)
     compute_features(split, model, image_size=size, device=device, batch_size=batch, num_workers=workers)
     _, _, e2e = compute_features(split, model, image_size=size, device=device, batch_size=batch, num_workers=workers)
     return dec, fwd, e2e, batch

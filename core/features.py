@@ -110,31 +110,13 @@ def feature_cache_key(
     return hashlib.sha1(text.encode()).hexdigest()[:24]
 
 
-def _read_cache(
-    path: Path, key_text: str, n: int, store_dtype: str = "float32"
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(features (n, D), failed (F,)) if the cache entry is complete, verified and matches; else None.
-    Features: float32 in RAM up to featstore.RAM_LIMIT bytes, else a read-only memmap (core.featstore)."""
-    return featstore.load_features(path, key_text, n, dtype=store_dtype)
-
-
-def _write_cache(
-    path: Path,
-    key_text: str,
-    feats: np.ndarray | featstore.FeatureWriter,
-    failed: np.ndarray,
-    store_dtype: str = "float32",
-) -> np.ndarray:
-    """Commit ``feats`` (the writer compute_features filled, or any (N, D) array, copied chunk by
-    chunk) as the entry at ``path`` (data renamed into place, meta last); returns the features as
-    a cache hit reads them (float16 rounding included), so a first run and a rerun agree."""
-    if isinstance(feats, featstore.FeatureWriter):
-        n = feats.n
-        feats.commit(key_text, failed)
-    else:
-        n = len(feats)
-        featstore.write_features(path, key_text, feats, failed, dtype=store_dtype)
-    hit = featstore.load_features(path, key_text, n, dtype=store_dtype)
+def _write_cache(path: Path, key_text: str, writer: featstore.FeatureWriter, failed: np.ndarray,
+                 store_dtype: str) -> np.ndarray:  # fmt: skip
+    """Commit the entry ``writer`` (filled by compute_features) at ``path`` (data renamed into
+    place, meta last); returns the features as a cache hit reads them (float16 rounding
+    included), so a first run and a rerun agree."""
+    writer.commit(key_text, failed)
+    hit = featstore.load_features(path, key_text, writer.n, dtype=store_dtype)
     if hit is None:  # e.g. another process replaced it meanwhile with something else
         raise OSError(f"the feature cache entry {path} could not be read back after writing it")
     return hit[0]
@@ -293,7 +275,7 @@ def extract_features_report(
     path = Path(cache_dir).expanduser() / f"{key}.npy" if cache_dir is not None else default_cache_dir() / f"{key}.npy"
     t0 = time.perf_counter()
     if use_cache:
-        hit = _read_cache(path, key_text, len(split), store_dtype)
+        hit = featstore.load_features(path, key_text, len(split), dtype=store_dtype)
         if hit is not None:
             _check_split_readable(split, hit[1])
             if progress is not None:

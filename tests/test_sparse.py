@@ -304,9 +304,11 @@ def test_a_damaged_sparse_matrix_is_refused(tmp_path):
     w = np.zeros((20, 20))
     w[3, 4] = 1.0
     parts = pack_matrix("count/0-1", w)
-    parts["count/0-1@csr/indices"] = np.asarray([99], dtype=np.int32)  # a column outside the matrix
     run = _stored_run(tmp_path)
     (run.path / "crossdomain").mkdir(exist_ok=True)
-    write_npz(run.path / "crossdomain" / "matrices.npz", parts)
-    with pytest.raises(CorruptFileError, match="damaged sparse matrix"):
-        run.matrices("count")
+    huge = dict(parts, **{"count/0-1@csr/shape": np.asarray([20, 10**12])})  # would allocate 160 TB dense
+    parts["count/0-1@csr/indices"] = np.asarray([99], dtype=np.int32)  # a column outside the matrix
+    for bad in (parts, huge):
+        write_npz(run.path / "crossdomain" / "matrices.npz", bad)
+        with pytest.raises(CorruptFileError, match="damaged sparse matrix"):
+            run.matrices("count")

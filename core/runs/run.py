@@ -449,6 +449,7 @@ class Run(ResultsMixin):
 
 CSR = "@csr"  # "<kind>/<a-b>@csr/<part>": the CSR parts of a mostly-zero matrix (pack_matrix)
 _CSR_PARTS = ("data", "indices", "indptr", "shape")
+_MAX_DENSE = 1 << 31  # entries of a matrix read back dense (16 GB as float64): a larger shape is damage
 
 
 def pack_matrix(key: str, m: Any) -> dict[str, np.ndarray]:
@@ -477,7 +478,7 @@ def _unpack_matrix(parts: dict[str, np.ndarray], where: str) -> np.ndarray:
 
     try:
         shape = tuple(int(v) for v in parts["shape"])
-        if len(shape) != 2 or min(shape) < 0:
+        if len(shape) != 2 or min(shape) < 0 or shape[0] * shape[1] > _MAX_DENSE:
             raise ValueError(f"shape {shape}")
         m = sp.csr_array((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
         m.check_format(full_check=True)
