@@ -26,7 +26,7 @@ Old entries (format 1: float32, same checksum rule) are read as they are.
 
 Small entries are loaded into RAM as float32 (what the engine always did, and bit-identical);
 an entry larger than :data:`RAM_LIMIT` bytes (as float32) stays a read-only ``np.memmap`` of
-the store's dtype, and the consumers read it in batches (:func:`iter_batches`,
+the store's dtype, and the consumers read it a batch at a time (:class:`RowReader`, through
 core.training). Never edit a cache file in place while a run reads it: the tool itself replaces
 entries by rename, so a reader keeps its (old) file.
 
@@ -57,8 +57,6 @@ __all__ = [
     "open_writer",
     "open_features",
     "load_features",
-    "write_features",
-    "iter_batches",
     "scratch",
     "gather_rows",
     "is_mapped",
@@ -239,24 +237,6 @@ def open_writer(path: str | os.PathLike, n: int, dim: int, dtype: object = "floa
     return FeatureWriter(Path(path), _check_count("n", n, 0), _check_count("dim", dim, 1), check_store_dtype(dtype))
 
 
-def write_features(
-    path: str | os.PathLike, key_text: str, X: np.ndarray, failed: Sequence[int] | np.ndarray = (), *, dtype="float32"
-) -> None:
-    """Write the whole (N, D) array ``X`` (in RAM or a map) as one entry, chunk by chunk."""
-    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    if X.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {X.shape}")
-    w = open_writer(path, X.shape[0], X.shape[1], dtype)
-    try:
-        step = _rows_per_chunk(X.shape[1], 4)
-        for start in range(0, X.shape[0], step):
-            w.write(start, X[start : start + step])
-    except BaseException:
-        w.abort()
-        raise
-    w.commit(key_text, failed)
-
-
 def _stream_crc(path: Path, offset: int, nbytes: int | None = None) -> int:
     """crc32 of ``nbytes`` bytes (default: to the end) of ``path`` from ``offset``, 16 MiB at a time."""
     crc, buf = 0, bytearray(CHUNK_BYTES)
@@ -353,14 +333,6 @@ def _chunks(X: np.ndarray, rows: int | None = None) -> Iterator[tuple[int, np.nd
     step = rows or _rows_per_chunk(X.shape[1] if X.ndim == 2 else 1, 4)
     for start in range(0, len(X), step):
         yield start, X[start : start + step]
-
-
-def iter_batches(X: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Consecutive row batches of ``X`` (N, D) (any float dtype, in RAM or a map) as float32
-    (B, D) arrays in RAM; the last one may be shorter."""
-    bs = _check_count("batch_size", batch_size, 1)
-    for start in range(0, len(X), bs):
-        yield np.ascontiguousarray(X[start : start + bs], dtype=np.float32)
 
 
 def _temp_map(shape: tuple[int, int], dtype: np.dtype, folder: str | os.PathLike | None) -> np.memmap:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core import featstore
-from core.featstore import gather_rows, is_mapped, iter_batches, load_features, open_features, open_writer
+from core.featstore import gather_rows, is_mapped, load_features, open_features, open_writer
 
 KEY = "images|backbone=x|size=32|v1"
 
@@ -173,8 +173,6 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"of shape \(1, 5\) do not fit"):
         w.write(0, np.zeros((1, 5)))
     w.abort()
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
-        list(iter_batches(np.zeros((3, 2)), 0))
     with pytest.raises(ValueError, match="one D"):
         gather_rows([(np.zeros((3, 2)), None), (np.zeros((3, 4)), None)])
     from core.config import ConfigError, FeaturesConfig
@@ -187,7 +185,7 @@ def test_bad_arguments_are_refused(tmp_path):
     assert "store_dtype" not in json.dumps(__import__("core.config_io").config_io._hash_form(FeaturesConfig()))
 
 
-def test_gather_rows_and_batches_bounded(tmp_path):
+def test_gather_rows_in_ram_and_mapped(tmp_path):
     X, Y = _rand(70, 5, 1), _rand(30, 5, 2)
     _write(tmp_path / "x.npy", X)
     mx = open_features(tmp_path / "x.npy", KEY, 70)[0]
@@ -200,9 +198,6 @@ def test_gather_rows_and_batches_bounded(tmp_path):
     assert is_mapped(mapped) and not mapped.flags.writeable
     np.testing.assert_array_equal(mapped, want)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.npy"]  # the temporary file is unlinked
-    batches = list(iter_batches(np.asarray(mx, dtype=np.float16), 32))
-    assert [len(b) for b in batches] == [32, 32, 6] and all(b.dtype == np.float32 for b in batches)
-    np.testing.assert_array_equal(np.concatenate(batches), X.astype(np.float16).astype(np.float32))
 
 
 def _tiny_backbone():
@@ -328,8 +323,9 @@ for s in range(0, n, 512):
 w.commit("m")
 X, failed = featstore.load_features(folder + "/m.npy", "m", n, ram_limit=0)
 total = 0.0
-for k, b in enumerate(featstore.iter_batches(X, 4096)):
-    total += float(b[:, 0].sum())
+reader = featstore.RowReader.of(X)  # how training reads a map: rows by position
+for k, start in enumerate(range(0, n, 4096)):
+    total += float(reader.rows(start, min(start + 4096, n))[:, 0].sum())
     if k % 16 == 15:
         featstore.release(X)
 print(hwm() - before)
