@@ -36,6 +36,8 @@ numpy only: importing this module does not import torch.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import os
 import tempfile
@@ -146,6 +148,8 @@ class FeatureWriter(ArraySink):
             self.offset = int(header.offset)
             del header
             self._fd = os.open(self.tmp, os.O_RDWR)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while writing: marks this temporary file as alive
+            _remove_stale(path, self.tmp)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
@@ -222,6 +226,25 @@ class FeatureWriter(ArraySink):
             os.close(self._fd)
             self._fd = -1
         self.tmp.unlink(missing_ok=True)
+
+
+def _remove_stale(path: Path, mine: Path) -> None:
+    """Delete this entry's temporary files left by writers that died (kill -9): those nobody holds
+    locked. A live writer (another process writing the same entry) holds its lock, so it is kept."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if tmp == mine or tmp.is_symlink() or not tmp.is_file():
+            continue
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+        except OSError:  # locked: a writer is alive
+            pass
+        finally:
+            os.close(fd)
 
 
 def open_writer(path: str | os.PathLike, n: int, dim: int, dtype: object = "float32") -> FeatureWriter:

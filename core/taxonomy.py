@@ -163,18 +163,31 @@ class UniversalTaxonomy:
                 raise ValueError(f"format is {d.get('format') if isinstance(d, dict) else type(d).__name__!r}")
             classes = [frozenset((int(a), int(i)) for a, i in c["members"]) for c in d["classes"]]
             links = np.array(d["links"], dtype=np.float64).reshape(-1, 4)
-            if len(np.unique(links[:, :3], axis=0)) != len(links):  # the writer never repeats one
-                raise ValueError("a link (domain, class, universal class) is listed twice")
-            return cls(
-                classes,
-                [c["name"] for c in d["classes"]],
-                links,
-                [int(k) for k in d["class_counts"]],
-                d["class_names"],
-                d["domain_names"],
-            )
+            counts = [int(k) for k in d["class_counts"]]
+            _check_links(links, counts, len(classes))
+            return cls(classes, [c["name"] for c in d["classes"]], links, counts, d["class_names"], d["domain_names"])
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise ValueError(f"not a taxonomy JSON: {exc}") from None
+
+
+MAX_CLASSES = 10_000_000  # per domain and universal: more is a damaged file, not a dataset
+
+
+def _check_links(links: np.ndarray, counts: list[int], n_universal: int) -> None:
+    """ValueError unless every link (a, i, u, w) (L, 4) names an existing domain class and universal
+    class by integer, with a finite weight > 0, at most once (the writer never repeats one)."""
+    if not counts or min(counts) < 1 or max(counts) > MAX_CLASSES or not 0 <= n_universal <= MAX_CLASSES:
+        raise ValueError(f"class counts {counts[:5]} / {n_universal} universal classes are out of range")
+    ids = links[:, :3]
+    if not np.isfinite(links).all() or (ids != np.round(ids)).any() or (links[:, 3] <= 0).any():
+        raise ValueError("a link has a non-integer id or a weight that is not finite and > 0")
+    a, i, u = (ids[:, c].astype(np.int64) for c in range(3))
+    bad = (a < 0) | (a >= len(counts)) | (u < 0) | (u >= n_universal) | (i < 0)
+    bad |= ~bad & (i >= np.asarray(counts, dtype=np.int64)[np.clip(a, 0, len(counts) - 1)])
+    if bad.any():
+        raise ValueError(f"link {links[np.argmax(bad)].tolist()} names a class the taxonomy does not have")
+    if len(np.unique(ids, axis=0)) != len(links):
+        raise ValueError("a link (domain, class, universal class) is listed twice")
 
 
 def _edge_arrays(relationships: Mapping[Pair, object], counts: list[int]):

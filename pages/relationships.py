@@ -24,7 +24,9 @@ rd, stamp, kind = str(run.path), data.matrices_stamp(str(run.path)), matrix_kind
 c1, c2, c3 = st.columns([1.2, 2, 1])
 setting = setting_picker(run_config(run), c1, c2)  # first visit: the session, else the URL decides
 method, value = setting.method, setting.value
-c3.caption(f"Matrix: **{kind}** · pairs: {len(data.load_matrices(rd, kind, stamp))}")
+with guard("Loading the cross-domain matrices", "Re-run the crossdomain step (🧪 Cross-domain shows the run)."):
+    n_pairs = len(data.load_matrices(rd, kind, stamp))
+c3.caption(f"Matrix: **{kind}** · pairs: {n_pairs}")
 write_url(setting.query())
 
 if problem := data.truth_problem(rd):

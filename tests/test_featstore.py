@@ -387,3 +387,17 @@ def test_a_folder_where_the_entry_belongs_is_named(tmp_path):
     (tmp_path / "k.npy").mkdir()
     with pytest.raises(ValueError, match=r"feature cache entry .*k\.npy' is not a file"):
         featstore.open_writer(tmp_path / "k.npy", 4, 3)
+
+
+def test_a_dead_writers_temporary_file_is_removed_a_live_ones_kept(tmp_path):
+    path = tmp_path / "k.npy"
+    stale = tmp_path / ".k.npy.dead1234.tmp"
+    stale.write_bytes(b"left by a kill -9")
+    live = open_writer(path, 4, 3)  # holds its own lock; removes the stale file
+    assert not stale.exists() and live.tmp.exists()
+    other = open_writer(path, 4, 3)  # a second writer of the same entry leaves the live one alone
+    assert live.tmp.exists()
+    other.abort()
+    live.write(0, np.ones((4, 3), np.float32))
+    live.commit(KEY, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.json", "k.npy"]

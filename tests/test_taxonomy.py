@@ -169,3 +169,23 @@ def test_json_with_a_repeated_link_is_refused():
     d["links"].append(d["links"][0])  # would double a weight in the sparse mappings
     with pytest.raises(ValueError, match="not a taxonomy JSON: a link .* is listed twice"):
         UniversalTaxonomy.from_json(json.dumps(d))
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda d: d["links"][0].__setitem__(2, 999), "names a class the taxonomy does not have"),
+        (lambda d: d["links"][0].__setitem__(1, 50), "names a class the taxonomy does not have"),
+        (lambda d: d["links"][0].__setitem__(0, 7), "names a class the taxonomy does not have"),
+        (lambda d: d["links"][0].__setitem__(3, -3), "weight that is not finite and > 0"),
+        (lambda d: d["links"][0].__setitem__(1, 0.5), "non-integer id"),
+        (lambda d: d.__setitem__("class_counts", [10**9, 2]), "out of range"),
+    ],
+)
+def test_json_with_a_damaged_link_is_refused(edit, match):
+    import json
+
+    d = json.loads(build_universal_taxonomy({(0, 1): np.array([[0.0, 0.4], [0.0, 0.0]])}, [2, 2]).to_json())
+    edit(d)
+    with pytest.raises(ValueError, match=f"not a taxonomy JSON: .*{match}"):
+        UniversalTaxonomy.from_json(json.dumps(d))

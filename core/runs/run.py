@@ -483,7 +483,7 @@ def _unpack_matrix(parts: dict[str, np.ndarray], where: str) -> np.ndarray:
         m = sp.csr_array((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
         m.check_format(full_check=True)
         return m.toarray()
-    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError, MemoryError) as exc:
         raise CorruptFileError(f"{where}: a damaged sparse matrix ({exc})") from None
 
 
